@@ -1,0 +1,280 @@
+//! Settings: command-line flags, then `QRLOGIN_*` environment variables, then
+//! an optional TOML file, then defaults that work on a laptop.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "qrlogin",
+    version,
+    about = "Sign in on a desktop browser by scanning a QR code with a signed-in phone.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for `serve`, which is also what runs with no subcommand.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:3000]
+    #[arg(long, env = "QRLOGIN_ADDR", value_name = "HOST:PORT")]
+    pub addr: Option<SocketAddr>,
+    /// Base URL that phones reach this server on; the QR code encodes
+    /// `{public_url}/q/{id}` [default: http://127.0.0.1:3000]
+    #[arg(long, env = "QRLOGIN_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// SQLite file for accounts and sessions [default: data/qrlogin.db]
+    #[arg(long, env = "QRLOGIN_DATABASE", value_name = "PATH")]
+    pub database: Option<PathBuf>,
+    /// Optional TOML file with any of these settings (keys as the long flags,
+    /// with `_` for `-`); flags and environment variables win over it.
+    #[arg(long, env = "QRLOGIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder with the built front-end (`pkg/`, favicon) [default: target/site]
+    #[arg(long, env = "QRLOGIN_SITE_ROOT", value_name = "DIR")]
+    pub site_root: Option<PathBuf>,
+    /// Log format [default: human]
+    #[arg(long, env = "QRLOGIN_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Seconds a new code stays valid before it is scanned [default: 60]
+    #[arg(long, env = "QRLOGIN_PENDING_TTL", value_name = "SECONDS")]
+    pub pending_ttl: Option<u64>,
+    /// Seconds the phone has to approve after scanning [default: 90]
+    #[arg(long, env = "QRLOGIN_SCANNED_TTL", value_name = "SECONDS")]
+    pub scanned_ttl: Option<u64>,
+    /// Seconds the desktop has to redeem an approval [default: 30]
+    #[arg(long, env = "QRLOGIN_APPROVED_TTL", value_name = "SECONDS")]
+    pub approved_ttl: Option<u64>,
+}
+
+/// The same settings as they may appear in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    addr: Option<SocketAddr>,
+    public_url: Option<String>,
+    database: Option<PathBuf>,
+    site_root: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    pending_ttl: Option<u64>,
+    scanned_ttl: Option<u64>,
+    approved_ttl: Option<u64>,
+}
+
+/// How long an attempt may stay in each waiting state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttls {
+    pub pending: Duration,
+    pub scanned: Duration,
+    pub approved: Duration,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Self {
+            pending: Duration::from_secs(60),
+            scanned: Duration::from_secs(90),
+            approved: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The resolved settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub public_url: PublicUrl,
+    pub database: PathBuf,
+    pub site_root: PathBuf,
+    pub log_format: LogFormat,
+    pub ttls: Ttls,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("public URL {0:?} is not valid: it must be an absolute http:// or https:// URL with no query or fragment")]
+    PublicUrl(String),
+    #[error("{0} must be between 1 and 86400 seconds")]
+    Ttl(&'static str),
+}
+
+impl Settings {
+    pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?
+            }
+            None => FileSettings::default(),
+        };
+        let defaults = Ttls::default();
+        let ttl = |flag: Option<u64>, file: Option<u64>, default: Duration, name| {
+            match flag.or(file) {
+                None => Ok(default),
+                Some(s @ 1..=86_400) => Ok(Duration::from_secs(s)),
+                Some(_) => Err(ConfigError::Ttl(name)),
+            }
+        };
+        let public_url = args
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .unwrap_or_else(|| "http://127.0.0.1:3000".to_owned());
+        Ok(Self {
+            addr: args
+                .addr
+                .or(file.addr)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 3000))),
+            public_url: PublicUrl::parse(&public_url)?,
+            database: args
+                .database
+                .clone()
+                .or(file.database)
+                .unwrap_or_else(|| PathBuf::from("data/qrlogin.db")),
+            site_root: args
+                .site_root
+                .clone()
+                .or(file.site_root)
+                // cargo-leptos tells the server where it put the site.
+                .or_else(|| std::env::var_os("LEPTOS_SITE_ROOT").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("target/site")),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
+            ttls: Ttls {
+                pending: ttl(args.pending_ttl, file.pending_ttl, defaults.pending, "pending_ttl")?,
+                scanned: ttl(args.scanned_ttl, file.scanned_ttl, defaults.scanned, "scanned_ttl")?,
+                approved: ttl(
+                    args.approved_ttl,
+                    file.approved_ttl,
+                    defaults.approved,
+                    "approved_ttl",
+                )?,
+            },
+        })
+    }
+}
+
+/// The externally reachable base URL, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let url = Url::parse(raw).map_err(|_| ConfigError::PublicUrl(raw.to_owned()))?;
+        let ok = matches!(url.scheme(), "http" | "https")
+            && url.host().is_some()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
+        if !ok {
+            return Err(ConfigError::PublicUrl(raw.to_owned()));
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_is_normalised_and_checked() {
+        let url = PublicUrl::parse("https://login.example.com/").unwrap();
+        assert_eq!(url.as_str(), "https://login.example.com");
+        assert!(url.is_https());
+        assert!(PublicUrl::parse("ftp://x").is_err());
+        assert!(PublicUrl::parse("http://x/?a=b").is_err());
+        assert!(PublicUrl::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qrlogin.toml");
+        std::fs::write(
+            &path,
+            "addr = \"0.0.0.0:4000\"\npublic_url = \"http://10.0.0.2:4000\"\npending_ttl = 5\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            public_url: Some("http://192.168.1.2:4000".into()),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(&args).unwrap();
+        assert_eq!(settings.addr.to_string(), "0.0.0.0:4000");
+        assert_eq!(settings.public_url.as_str(), "http://192.168.1.2:4000");
+        assert_eq!(settings.ttls.pending, Duration::from_secs(5));
+        assert_eq!(settings.ttls.scanned, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_ttls_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qrlogin.toml");
+        std::fs::write(&path, "adress = \"0.0.0.0:4000\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            Settings::resolve(&args),
+            Err(ConfigError::Parse { .. })
+        ));
+        let args = ServeArgs {
+            pending_ttl: Some(0),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(Settings::resolve(&args), Err(ConfigError::Ttl(_))));
+    }
+}
