@@ -147,13 +147,12 @@ impl Settings {
             None => FileSettings::default(),
         };
         let defaults = Ttls::default();
-        let ttl = |flag: Option<u64>, file: Option<u64>, default: Duration, name| {
-            match flag.or(file) {
+        let ttl =
+            |flag: Option<u64>, file: Option<u64>, default: Duration, name| match flag.or(file) {
                 None => Ok(default),
                 Some(s @ 1..=86_400) => Ok(Duration::from_secs(s)),
                 Some(_) => Err(ConfigError::Ttl(name)),
-            }
-        };
+            };
         let public_url = args
             .public_url
             .clone()
@@ -182,8 +181,18 @@ impl Settings {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
             ttls: Ttls {
-                pending: ttl(args.pending_ttl, file.pending_ttl, defaults.pending, "pending_ttl")?,
-                scanned: ttl(args.scanned_ttl, file.scanned_ttl, defaults.scanned, "scanned_ttl")?,
+                pending: ttl(
+                    args.pending_ttl,
+                    file.pending_ttl,
+                    defaults.pending,
+                    "pending_ttl",
+                )?,
+                scanned: ttl(
+                    args.scanned_ttl,
+                    file.scanned_ttl,
+                    defaults.scanned,
+                    "scanned_ttl",
+                )?,
                 approved: ttl(
                     args.approved_ttl,
                     file.approved_ttl,

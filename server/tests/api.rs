@@ -180,9 +180,7 @@ async fn other_browsers_get_exactly_the_unknown_id_answer() {
     let (created, _cookie) = app.create().await;
     let (_other, other_cookie) = app.create().await;
 
-    let unknown = app
-        .poll(&uuid::Uuid::new_v4().to_string(), None)
-        .await;
+    let unknown = app.poll(&uuid::Uuid::new_v4().to_string(), None).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let unknown_headers = unknown.headers().clone();
     let unknown_body = body_bytes(unknown).await;
@@ -259,8 +257,16 @@ async fn unknown_routes_and_wrong_methods_are_json_errors() {
         (Method::GET, "/api/v1/nothing-here", StatusCode::NOT_FOUND),
         (Method::POST, "/api/v2/logins", StatusCode::NOT_FOUND),
         (Method::GET, "/api", StatusCode::NOT_FOUND),
-        (Method::GET, "/api/v1/logins", StatusCode::METHOD_NOT_ALLOWED),
-        (Method::PUT, "/api/v1/logins", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::GET,
+            "/api/v1/logins",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::PUT,
+            "/api/v1/logins",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
         (
             Method::PATCH,
             "/api/v1/logins/0b8f6a52-2f6e-4b8e-9a4e-6f1d2c3b4a59",

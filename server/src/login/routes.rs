@@ -125,7 +125,11 @@ pub async fn load_bound(
     headers: &HeaderMap,
     now: UnixMillis,
 ) -> Result<Attempt, ApiError> {
-    let attempt = state.logins.get(id, now).await.map_err(ApiError::internal)?;
+    let attempt = state
+        .logins
+        .get(id, now)
+        .await
+        .map_err(ApiError::internal)?;
     let secrets = bind_secrets(headers, state.public_url.is_https());
     let stored = attempt
         .as_ref()

@@ -109,7 +109,13 @@ mod tests {
         let again = store.get(a.id, 5_000).await.unwrap().unwrap();
         assert_eq!(again.version, 2, "a terminal attempt never changes again");
 
-        assert_eq!(store.purge(1_000 + FINISHED_RETENTION_MS - 1).await.unwrap(), 0);
+        assert_eq!(
+            store
+                .purge(1_000 + FINISHED_RETENTION_MS - 1)
+                .await
+                .unwrap(),
+            0
+        );
         assert_eq!(store.purge(1_000 + FINISHED_RETENTION_MS).await.unwrap(), 1);
         assert!(store.get(a.id, 0).await.unwrap().is_none());
     }

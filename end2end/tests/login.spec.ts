@@ -1,0 +1,47 @@
+import { expect, test, type ConsoleMessage } from "@playwright/test";
+import { scanQr } from "./qr";
+
+test.describe("/login", () => {
+  test("shows a scannable QR for the attempt it created", async ({ page, baseURL }, testInfo) => {
+    const problems: string[] = [];
+    page.on("console", (msg: ConsoleMessage) => {
+      if (msg.type() === "error") problems.push(msg.text());
+    });
+    page.on("pageerror", (err) => problems.push(err.message));
+
+    const created = page.waitForResponse(
+      (r) => r.url().endsWith("/api/v1/logins") && r.request().method() === "POST",
+    );
+    await page.goto("/login");
+    const response = await created;
+    expect(response.status()).toBe(201);
+    const { id, qr_url } = await response.json();
+
+    const card = page.locator(".card.login");
+    await expect(card.getByText("Scan with your phone")).toBeVisible();
+    // The SVG is drawn by the WASM after hydration; the server never sends it.
+    const qr = page.locator(".qr");
+    await expect(qr.locator("svg")).toBeVisible();
+    await expect(qr).toHaveAttribute("data-login-id", id);
+    await expect(card).toHaveAttribute("data-state", "pending");
+    await expect(card.locator(".validity")).toHaveText(/Code valid for 0:[0-5]\d|Code valid for 1:00/);
+
+    const decoded = await scanQr(qr, testInfo);
+    expect(decoded).toBe(`${baseURL}/q/${id}`);
+    expect(decoded).toBe(qr_url);
+
+    const pageShot = testInfo.outputPath("login-page.png");
+    await page.screenshot({ path: pageShot, fullPage: true });
+    await testInfo.attach("login-page.png", { path: pageShot, contentType: "image/png" });
+
+    expect(problems).toEqual([]);
+  });
+
+  test("server HTML carries the card but not the QR", async ({ request }) => {
+    const response = await request.get("/login");
+    expect(response.status()).toBe(200);
+    const html = await response.text();
+    expect(html).toContain("Scan with your phone");
+    expect(html).not.toContain("<svg");
+  });
+});

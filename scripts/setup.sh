@@ -1,0 +1,73 @@
+# Installs what building and testing qrlogin needs, skipping what is there.
+# Sourced by scripts/run.sh and scripts/test.sh; safe to run again.
+#   ensure_build_tools   wasm32 target, cargo-leptos, wasm-bindgen-cli, npm packages (wasm-opt)
+#   ensure_browser       Debian's chromium for the Playwright tests
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# cargo-leptos 0.3.11 needs a newer rustc than this machine's stable.
+CARGO_LEPTOS_VERSION="0.3.10"
+export PATH="$REPO_ROOT/end2end/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+# Playwright must use Debian's Chromium; its own download cannot work here.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_wasm_target() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+ensure_cargo_leptos() {
+  if [ "$(cargo leptos --version 2>/dev/null || true)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
+    say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 15 minutes, once)"
+    # no_downloads: take wasm-bindgen and wasm-opt from PATH instead of GitHub.
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+  fi
+}
+
+ensure_wasm_bindgen() {
+  local want
+  want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$REPO_ROOT/Cargo.lock")"
+  if [ -z "$want" ]; then
+    echo "cannot find the wasm-bindgen version in Cargo.lock" >&2
+    return 1
+  fi
+  if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $want" ]; then
+    say "installing wasm-bindgen-cli $want (the version in Cargo.lock)"
+    # Not --locked: one of its locked dependencies is not in the index here.
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+ensure_npm_packages() {
+  local lock="$REPO_ROOT/end2end/package-lock.json"
+  local stamp="$REPO_ROOT/end2end/node_modules/.qrlogin-lock"
+  if [ ! -f "$stamp" ] || ! cmp -s "$lock" "$stamp"; then
+    say "installing end2end npm packages (Playwright, jsQR, binaryen's wasm-opt)"
+    (cd "$REPO_ROOT/end2end" && npm ci --no-audit --no-fund)
+    cp "$lock" "$stamp"
+  fi
+}
+
+ensure_build_tools() {
+  ensure_wasm_target
+  ensure_npm_packages
+  ensure_wasm_bindgen
+  ensure_cargo_leptos
+}
+
+ensure_browser() {
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian's chromium"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium
+  fi
+}

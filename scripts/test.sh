@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test qrlogin has: formatting, lints, Rust unit and API tests,
+# then Playwright in Debian's Chromium against the release build.
+# Installs whatever is missing first. Exits non-zero on any failure.
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+cd "$REPO_ROOT"
+ensure_build_tools
+ensure_browser
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "clippy, per package"
+cargo clippy -p server --all-targets -- -D warnings
+cargo clippy -p app --features ssr --all-targets -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+say "Rust tests"
+cargo test -p server 2>&1 | tee -a "$log"
+cargo test -p app --features ssr 2>&1 | tee -a "$log"
+
+say "release build (site + server)"
+cargo leptos build --release
+
+say "browser tests (Playwright, Debian chromium)"
+(cd end2end && npx playwright test) 2>&1 | tee -a "$log"
+
+# One closing line for all runners together.
+passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+e2e=$(grep -oE '^ +[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
+echo "all: $((passed + e2e)) passed, 0 failed"
