@@ -54,7 +54,7 @@ pub struct LoginStatus {
     pub scanner: Option<String>,
     /// The two digits the phone must pick, once scanned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub match_code: Option<String>,
+    pub match_code: Option<u8>,
 }
 
 /// Every error answer: a stable machine code and a sentence for people.
@@ -62,4 +62,89 @@ pub struct LoginStatus {
 pub struct ApiErrorBody {
     pub error: String,
     pub message: String,
+}
+
+/// An account as others may see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    pub display_name: String,
+}
+
+/// `POST /api/v1/session` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// `200` answer to `POST /api/v1/session`. `token` works as
+/// `Authorization: Bearer <token>` for native apps and scripts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub user: User,
+    pub token: String,
+}
+
+/// One signed-in device, as its account sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    /// `password` or `qr`.
+    pub method: String,
+    pub browser: String,
+    pub os: String,
+    pub ip: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub last_seen_at: String,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// `200` answer to `GET /api/v1/me`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Me {
+    pub user: User,
+    pub session: SessionInfo,
+}
+
+/// The desktop that asked to sign in, as the phone is shown it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    pub browser: String,
+    pub os: String,
+    pub ip: String,
+    /// Seconds since the desktop created the request.
+    pub age_s: u64,
+    /// Whether the desktop seems to be on the phone's network.
+    pub same_network: bool,
+}
+
+/// `200` answer to `POST /api/v1/logins/{id}/scan`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scanned {
+    pub requester: Requester,
+    pub match_choices: [u8; 3],
+    pub state: LoginState,
+}
+
+/// `POST /api/v1/logins/{id}/approve` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    pub match_code: u8,
+}
+
+/// `200` answer to approve, deny and cancel-like calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChanged {
+    pub state: LoginState,
+}
+
+/// `200` answer to `POST /api/v1/logins/{id}/redeem`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Redeemed {
+    pub user: User,
 }

@@ -1,17 +1,24 @@
 //! qrlogin's pages and the types the server and the browser share.
 
 pub mod api;
+#[cfg(feature = "ssr")]
+pub mod backend;
 mod login;
+mod phone;
 pub mod qr;
+pub mod server_fns;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes, A},
-    path,
+    components::{Redirect, Route, Router, Routes, A},
+    path, SsrMode,
 };
 
+use crate::server_fns::{current_user, SignOut};
+
 pub use login::LoginPage;
+pub use phone::{PhoneHomePage, PhoneLoginPage};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -43,8 +50,10 @@ pub fn App() -> impl IntoView {
         <Router>
             <main class="page">
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=HomePage/>
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage/>
+                    <Route path=path!("/q/:id") view=PhoneLoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/m") view=PhoneHomePage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
@@ -53,7 +62,7 @@ pub fn App() -> impl IntoView {
 
 /// The brand line at the top of every card.
 #[component]
-fn Brand() -> impl IntoView {
+pub(crate) fn Brand() -> impl IntoView {
     view! {
         <header class="brand">
             <span class="brand-mark" aria-hidden="true"></span>
@@ -62,16 +71,72 @@ fn Brand() -> impl IntoView {
     }
 }
 
+/// `/`: the signed-in desktop's page; sends others to `/login`.
 #[component]
 fn HomePage() -> impl IntoView {
+    let sign_out = ServerAction::<SignOut>::new();
+    let user = Resource::new(|| (), |_| current_user());
+
+    #[cfg(feature = "hydrate")]
+    session_watch::start();
+
+    let body = move || {
+        Suspend::new(async move {
+            match user.await {
+                Ok(Some(user)) => view! {
+                    <h1 class="signed-in">"Signed in as " {user.display_name.clone()}</h1>
+                    <p class="lead">"Account " <strong>{user.username}</strong> " approved this browser from a phone."</p>
+                    <ActionForm action=sign_out>
+                        <input type="hidden" name="next" value="/login"/>
+                        <button class="button secondary" type="submit">"Sign out"</button>
+                    </ActionForm>
+                }
+                .into_any(),
+                _ => view! { <Redirect path="/login"/> }.into_any(),
+            }
+        })
+    };
     view! {
         <Title text="qrlogin"/>
         <section class="card">
             <Brand/>
-            <h1>"Welcome"</h1>
-            <p class="lead">"You are not signed in on this browser."</p>
-            <A href="/login" attr:class="button">"Sign in with your phone"</A>
+            <Suspense fallback=|| view! { <p class="lead">"Loading…"</p> }>{body}</Suspense>
         </section>
+    }
+}
+
+/// Notices when this browser's session is revoked elsewhere (e.g. from the
+/// phone) and goes back to `/login`.
+#[cfg(feature = "hydrate")]
+mod session_watch {
+    use std::sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    };
+
+    use gloo_timers::future::TimeoutFuture;
+    use leptos::{prelude::on_cleanup, task::spawn_local};
+
+    const EVERY_MS: u32 = 3_000;
+
+    pub fn start() {
+        let alive = Arc::new(AtomicBool::new(true));
+        let on_leave = alive.clone();
+        on_cleanup(move || on_leave.store(false, Ordering::Relaxed));
+        spawn_local(async move {
+            while alive.load(Ordering::Relaxed) {
+                TimeoutFuture::new(EVERY_MS).await;
+                let Ok(response) = gloo_net::http::Request::get("/api/v1/me").send().await else {
+                    continue; // offline for a moment; try again
+                };
+                if response.status() == 401 && alive.load(Ordering::Relaxed) {
+                    if let Some(window) = web_sys::window() {
+                        let _ = window.location().assign("/login");
+                    }
+                    return;
+                }
+            }
+        });
     }
 }
 

@@ -26,6 +26,36 @@ pub struct Cli {
 pub enum Command {
     /// Run the web server (the default).
     Serve(ServeArgs),
+    /// Manage accounts in the database.
+    User(UserArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// SQLite file for accounts and sessions [default: data/qrlogin.db]
+    #[arg(long, env = "QRLOGIN_DATABASE", value_name = "PATH", global = true)]
+    pub database: Option<PathBuf>,
+    /// Optional TOML settings file (only `database` is used here).
+    #[arg(long, env = "QRLOGIN_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: UserAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create an account. The password is read from standard input when it
+    /// is not a terminal, and asked for (twice) when it is.
+    Add {
+        username: String,
+        /// Name shown to others [default: the username]
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Remove an account and sign out all its sessions.
+    Remove { username: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -56,6 +86,10 @@ pub struct ServeArgs {
     /// Folder with the built front-end (`pkg/`, favicon) [default: target/site]
     #[arg(long, env = "QRLOGIN_SITE_ROOT", value_name = "DIR")]
     pub site_root: Option<PathBuf>,
+    /// Ensure a `demo` account exists with a fresh random password, and print
+    /// both at start-up (for trying qrlogin out; off by default)
+    #[arg(long, env = "QRLOGIN_DEMO")]
+    pub demo: bool,
     /// Log format [default: human]
     #[arg(long, env = "QRLOGIN_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

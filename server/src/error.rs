@@ -2,6 +2,8 @@
 //! machine code; internal causes are logged, never sent.
 
 use app::api::ApiErrorBody;
+
+use crate::login::TransitionError;
 use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -18,6 +20,14 @@ pub enum ApiError {
     InvalidLoginId,
     #[error("{0}")]
     BadRequest(String),
+    #[error("Sign in first.")]
+    NotSignedIn,
+    #[error("Wrong username or password.")]
+    InvalidCredentials,
+    #[error("No such session on this account.")]
+    SessionNotFound,
+    #[error("{0}")]
+    Transition(#[from] TransitionError),
     #[error("There is nothing at this address.")]
     RouteNotFound,
     #[error("This address does not accept that method.")]
@@ -27,6 +37,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(Box::new(err))
     }
@@ -36,6 +54,17 @@ impl ApiError {
             Self::LoginNotFound => (StatusCode::NOT_FOUND, "login_not_found"),
             Self::InvalidLoginId => (StatusCode::BAD_REQUEST, "invalid_login_id"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::NotSignedIn => (StatusCode::UNAUTHORIZED, "not_signed_in"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
+            Self::Transition(e) => match e {
+                TransitionError::ScannedByOther => (StatusCode::CONFLICT, "already_scanned"),
+                TransitionError::NotScanned => (StatusCode::CONFLICT, "not_scanned"),
+                TransitionError::NotApproved => (StatusCode::CONFLICT, "not_approved"),
+                TransitionError::AlreadyApproved => (StatusCode::CONFLICT, "already_approved"),
+                TransitionError::WrongMatchCode => (StatusCode::CONFLICT, "wrong_match_code"),
+                TransitionError::Finished(_) => (StatusCode::GONE, "login_finished"),
+            },
             Self::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -1,23 +1,30 @@
 //! The qrlogin server: API v1, the Leptos pages, and the stores behind them.
 
+pub mod account;
+pub mod client;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod login;
+pub mod pages;
+pub mod secret;
+pub mod session;
 
 use std::{sync::Arc, time::Duration};
 
-use app::{shell, App};
+use app::{backend::Backend, shell, App};
 use axum::{
     extract::FromRef,
     http::{header, HeaderValue},
-    routing::{any, get, post},
+    routing::{any, delete, get, post},
     Json, Router,
 };
-use leptos::prelude::LeptosOptions;
+use leptos::prelude::{provide_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
 use crate::{
+    account::store::{AccountStore, AccountStoreError, SqliteAccountStore},
     config::{PublicUrl, Settings, Ttls},
     login::store::{LoginStore, MemoryLoginStore},
 };
@@ -27,13 +34,28 @@ use crate::{
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub logins: Arc<dyn LoginStore>,
+    pub accounts: Arc<dyn AccountStore>,
     pub public_url: Arc<PublicUrl>,
     pub ttls: Ttls,
 }
 
 impl AppState {
-    /// State with the default in-memory stores.
-    pub fn new(settings: &Settings) -> Self {
+    /// State with the default stores: attempts in memory, accounts and
+    /// sessions in the SQLite file of the settings.
+    pub async fn open(settings: &Settings) -> Result<Self, AccountStoreError> {
+        let accounts = SqliteAccountStore::open(&settings.database).await?;
+        Ok(Self::with_stores(
+            settings,
+            Arc::new(MemoryLoginStore::default()),
+            Arc::new(accounts),
+        ))
+    }
+
+    pub fn with_stores(
+        settings: &Settings,
+        logins: Arc<dyn LoginStore>,
+        accounts: Arc<dyn AccountStore>,
+    ) -> Self {
         let leptos_options = LeptosOptions::builder()
             .output_name("qrlogin")
             .site_root(settings.site_root.to_string_lossy().into_owned())
@@ -48,7 +70,8 @@ impl AppState {
             .build();
         Self {
             leptos_options,
-            logins: Arc::new(MemoryLoginStore::default()),
+            logins,
+            accounts,
             public_url: Arc::new(settings.public_url.clone()),
             ttls: settings.ttls,
         }
@@ -61,10 +84,22 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// The JSON API, under `/api`. Its own fallbacks keep every answer JSON.
 fn api_routes() -> Router<AppState> {
-    use login::routes::{create_login, get_login};
+    use account::routes::{list_sessions, me, revoke_session, sign_in, sign_out};
+    use login::routes::{
+        approve_login, cancel_login, create_login, deny_login, get_login, redeem_login, scan_login,
+    };
+    let login = |tail: &str| format!("{}/{{id}}{tail}", app::api::LOGINS_PATH);
     Router::new()
         .route(app::api::LOGINS_PATH, post(create_login))
-        .route(&format!("{}/{{id}}", app::api::LOGINS_PATH), get(get_login))
+        .route(&login(""), get(get_login).delete(cancel_login))
+        .route(&login("/redeem"), post(redeem_login))
+        .route(&login("/scan"), post(scan_login))
+        .route(&login("/approve"), post(approve_login))
+        .route(&login("/deny"), post(deny_login))
+        .route("/api/v1/session", post(sign_in).delete(sign_out))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/sessions", get(list_sessions))
+        .route("/api/v1/sessions/{id}", delete(revoke_session))
         .route("/api", any(error::route_not_found))
         .route("/api/{*rest}", any(error::route_not_found))
         .layer(SetResponseHeaderLayer::overriding(
@@ -77,11 +112,19 @@ fn api_routes() -> Router<AppState> {
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
+    // The pages' server functions reach the stores through this port.
+    let backend: Arc<dyn Backend> = Arc::new(state.clone());
+    let provide_backend = move || provide_context(backend.clone());
     Router::new()
         .merge(api_routes())
         .route("/healthz", get(healthz))
-        .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .leptos_routes_with_context(&state, routes, provide_backend.clone(), move || {
+            shell(leptos_options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(provide_backend, shell))
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(TraceLayer::new_for_http())
         .with_state(state)

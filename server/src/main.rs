@@ -1,16 +1,29 @@
-use std::{process::ExitCode, time::Duration};
+use std::{
+    io::{IsTerminal, Read},
+    process::ExitCode,
+    time::Duration,
+};
 
 use clap::Parser;
 use server::{
+    account::{
+        store::{AccountStore, AccountStoreError, SqliteAccountStore},
+        DisplayName, Password, Username,
+    },
     app,
-    config::{Cli, Command, LogFormat, ServeArgs, Settings},
-    purge_finished_logins, AppState,
+    config::{Cli, Command, LogFormat, ServeArgs, Settings, UserAction, UserArgs},
+    login::now_millis,
+    purge_finished_logins,
+    secret::Secret,
+    AppState,
 };
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
+type BoxError = Box<dyn std::error::Error>;
+
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("QRLOGIN_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Human => registry.with(fmt::layer()).init(),
@@ -21,11 +34,12 @@ fn init_tracing(format: LogFormat) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
+    let result = match cli.command {
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::User(args)) => manage_users(args).await,
+        None => serve(cli.serve).await,
     };
-    match serve(args).await {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("qrlogin: {err}");
@@ -34,11 +48,22 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let settings = Settings::resolve(&args)?;
     init_tracing(settings.log_format);
 
-    let state = AppState::new(&settings);
+    let state = AppState::open(&settings).await?;
+    if args.demo {
+        let password = ensure_demo_account(state.accounts.as_ref()).await?;
+        println!();
+        println!("  Demo account  username: demo   password: {password}");
+        println!("  Sign in on a phone at {}/m", settings.public_url.as_str());
+        println!(
+            "  and scan the code at  {}/login",
+            settings.public_url.as_str()
+        );
+        println!();
+    }
     tokio::spawn(purge_finished_logins(
         state.logins.clone(),
         Duration::from_secs(30),
@@ -49,14 +74,93 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(
         addr = %settings.addr,
         public_url = settings.public_url.as_str(),
+        database = %settings.database.display(),
         "qrlogin listening; open {}/login",
         settings.public_url.as_str()
     );
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("qrlogin stopped");
     Ok(())
+}
+
+/// Creates the `demo` account, or gives it a new password; returns the password.
+async fn ensure_demo_account(accounts: &dyn AccountStore) -> Result<String, BoxError> {
+    // 20 characters of the random token: ~120 bits, easy to copy.
+    let password: String = Secret::new_random().encode().chars().take(20).collect();
+    let hash = Password::parse(&password)?.hash().await?;
+    let username = Username::parse("demo")?;
+    if !accounts.set_password(&username, &hash).await? {
+        let display_name = DisplayName::parse("Demo User")?;
+        accounts
+            .create_account(&username, &display_name, &hash, now_millis())
+            .await?;
+    }
+    Ok(password)
+}
+
+async fn manage_users(args: UserArgs) -> Result<(), BoxError> {
+    let settings = Settings::resolve(&ServeArgs {
+        database: args.database,
+        config: args.config,
+        ..ServeArgs::default()
+    })?;
+    let accounts = SqliteAccountStore::open(&settings.database).await?;
+    match args.action {
+        UserAction::Add {
+            username,
+            display_name,
+        } => {
+            let username = Username::parse(&username)?;
+            let display_name =
+                DisplayName::parse(display_name.as_deref().unwrap_or(username.as_str()))?;
+            let password = Password::parse(&read_new_password()?)?;
+            let hash = password.hash().await?;
+            match accounts
+                .create_account(&username, &display_name, &hash, now_millis())
+                .await
+            {
+                Ok(account) => println!("added {} ({})", account.username, account.display_name),
+                Err(AccountStoreError::UsernameTaken) => {
+                    return Err(format!("an account named {username} already exists").into())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        UserAction::List => {
+            for account in accounts.list_accounts().await? {
+                println!("{}\t{}", account.username, account.display_name);
+            }
+        }
+        UserAction::Remove { username } => {
+            let username = Username::parse(&username)?;
+            if !accounts.remove_account(&username).await? {
+                return Err(format!("no account named {username}").into());
+            }
+            println!("removed {username}");
+        }
+    }
+    Ok(())
+}
+
+/// The new password: prompted twice on a terminal, else the first line of stdin.
+fn read_new_password() -> Result<String, BoxError> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Again: ")?;
+        if first != second {
+            return Err("the passwords differ".into());
+        }
+        Ok(first)
+    } else {
+        let mut input = String::new();
+        std::io::stdin().take(4096).read_to_string(&mut input)?;
+        Ok(input.lines().next().unwrap_or_default().to_owned())
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish.

@@ -1,5 +1,6 @@
-//! Where pending login attempts live. Handlers see only [`LoginStore`], so
-//! other back-ends (Redis) can follow without touching them.
+//! Where pending login attempts live, and how waiters hear of changes.
+//! Handlers see only [`LoginStore`], so other back-ends (Redis) can follow
+//! without touching them.
 
 use std::{
     collections::HashMap,
@@ -7,8 +8,10 @@ use std::{
 };
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 
-use super::{Attempt, LoginId, UnixMillis};
+use super::{Attempt, LoginId, Transition, TransitionError, UnixMillis};
+use crate::config::Ttls;
 
 /// How long a finished attempt is kept, so that its browser learns how it
 /// ended (e.g. "expired") instead of a bare 404.
@@ -29,19 +32,46 @@ pub trait LoginStore: Send + Sync + 'static {
     /// The attempt as of `now`: one whose time ran out comes back expired.
     async fn get(&self, id: LoginId, now: UnixMillis) -> Result<Option<Attempt>, StoreError>;
 
+    /// Applies `transition` atomically: of two racing calls, one sees the
+    /// other's result. Returns the attempt as it now is, with the outcome.
+    /// `None` when there is no such attempt.
+    async fn apply(
+        &self,
+        id: LoginId,
+        transition: &Transition,
+        now: UnixMillis,
+        ttls: &Ttls,
+    ) -> Result<Option<(Attempt, Result<(), TransitionError>)>, StoreError>;
+
+    /// A receiver of the attempt's version, which changes with every change
+    /// of the attempt; `None` when there is no such attempt.
+    async fn subscribe(&self, id: LoginId) -> Result<Option<watch::Receiver<u64>>, StoreError>;
+
     /// Forgets attempts that ended more than [`FINISHED_RETENTION_MS`] ago;
     /// returns how many.
     async fn purge(&self, now: UnixMillis) -> Result<usize, StoreError>;
 }
 
+struct Entry {
+    attempt: Attempt,
+    /// Waiting long polls hold receivers; no task or timer per waiter.
+    version: watch::Sender<u64>,
+}
+
+impl Entry {
+    fn publish(&self) {
+        self.version.send_replace(self.attempt.version);
+    }
+}
+
 /// The default store: a map in this process's memory.
 #[derive(Default)]
 pub struct MemoryLoginStore {
-    attempts: Mutex<HashMap<LoginId, Attempt>>,
+    attempts: Mutex<HashMap<LoginId, Entry>>,
 }
 
 impl MemoryLoginStore {
-    fn attempts(&self) -> MutexGuard<'_, HashMap<LoginId, Attempt>> {
+    fn attempts(&self) -> MutexGuard<'_, HashMap<LoginId, Entry>> {
         // No code panics while holding the lock, so a poisoned map is intact.
         self.attempts.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -54,22 +84,50 @@ impl LoginStore for MemoryLoginStore {
         if attempts.contains_key(&attempt.id) {
             return Err(StoreError::Duplicate);
         }
-        attempts.insert(attempt.id, attempt);
+        let (version, _) = watch::channel(attempt.version);
+        attempts.insert(attempt.id, Entry { attempt, version });
         Ok(())
     }
 
     async fn get(&self, id: LoginId, now: UnixMillis) -> Result<Option<Attempt>, StoreError> {
         let mut attempts = self.attempts();
-        Ok(attempts.get_mut(&id).map(|attempt| {
-            attempt.expire_if_due(now);
-            attempt.clone()
+        Ok(attempts.get_mut(&id).map(|entry| {
+            if entry.attempt.expire_if_due(now) {
+                entry.publish();
+            }
+            entry.attempt.clone()
         }))
+    }
+
+    async fn apply(
+        &self,
+        id: LoginId,
+        transition: &Transition,
+        now: UnixMillis,
+        ttls: &Ttls,
+    ) -> Result<Option<(Attempt, Result<(), TransitionError>)>, StoreError> {
+        let mut attempts = self.attempts();
+        Ok(attempts.get_mut(&id).map(|entry| {
+            let before = entry.attempt.version;
+            let outcome = entry.attempt.apply(transition, now, ttls);
+            if entry.attempt.version != before {
+                entry.publish();
+            }
+            (entry.attempt.clone(), outcome)
+        }))
+    }
+
+    async fn subscribe(&self, id: LoginId) -> Result<Option<watch::Receiver<u64>>, StoreError> {
+        Ok(self
+            .attempts()
+            .get(&id)
+            .map(|entry| entry.version.subscribe()))
     }
 
     async fn purge(&self, now: UnixMillis) -> Result<usize, StoreError> {
         let mut attempts = self.attempts();
         let before = attempts.len();
-        attempts.retain(|_, a| now < a.expires_at.saturating_add(FINISHED_RETENTION_MS));
+        attempts.retain(|_, e| now < e.attempt.expires_at.saturating_add(FINISHED_RETENTION_MS));
         Ok(before - attempts.len())
     }
 }
@@ -79,44 +137,80 @@ mod tests {
     use app::api::LoginState;
 
     use super::*;
-    use crate::login::BindSecret;
+    use crate::{
+        login::{Requester, Scanner},
+        secret::Secret,
+    };
 
-    fn attempt(expires_at: UnixMillis) -> Attempt {
-        Attempt {
-            id: LoginId::new_random(),
-            bind_hash: BindSecret::new_random().hash(),
-            state: LoginState::Pending,
-            version: 1,
-            created_at: 0,
-            expires_at,
-        }
+    fn attempt(now: UnixMillis) -> Attempt {
+        Attempt::new(
+            LoginId::new_random(),
+            Secret::new_random().hash(),
+            Requester {
+                ip: None,
+                user_agent: String::new(),
+            },
+            now,
+            &Ttls::default(),
+        )
     }
 
     #[tokio::test]
     async fn expires_on_read_once_and_is_purged_after_retention() {
         let store = MemoryLoginStore::default();
-        let a = attempt(1_000);
+        let a = attempt(0);
         store.insert(a.clone()).await.unwrap();
         assert!(matches!(
             store.insert(a.clone()).await,
             Err(StoreError::Duplicate)
         ));
 
-        let live = store.get(a.id, 999).await.unwrap().unwrap();
+        let live = store.get(a.id, 59_999).await.unwrap().unwrap();
         assert_eq!((live.state, live.version), (LoginState::Pending, 1));
-        let gone = store.get(a.id, 1_000).await.unwrap().unwrap();
+        let gone = store.get(a.id, 60_000).await.unwrap().unwrap();
         assert_eq!((gone.state, gone.version), (LoginState::Expired, 2));
-        let again = store.get(a.id, 5_000).await.unwrap().unwrap();
+        let again = store.get(a.id, 90_000).await.unwrap().unwrap();
         assert_eq!(again.version, 2, "a terminal attempt never changes again");
 
-        assert_eq!(
-            store
-                .purge(1_000 + FINISHED_RETENTION_MS - 1)
-                .await
-                .unwrap(),
-            0
-        );
-        assert_eq!(store.purge(1_000 + FINISHED_RETENTION_MS).await.unwrap(), 1);
+        let end = 60_000 + FINISHED_RETENTION_MS;
+        assert_eq!(store.purge(end - 1).await.unwrap(), 0);
+        assert_eq!(store.purge(end).await.unwrap(), 1);
         assert!(store.get(a.id, 0).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_every_change_and_refusals_change_nothing() {
+        let store = MemoryLoginStore::default();
+        let a = attempt(0);
+        store.insert(a.clone()).await.unwrap();
+        let mut rx = store.subscribe(a.id).await.unwrap().unwrap();
+        assert_eq!(*rx.borrow_and_update(), 1);
+
+        let (_, outcome) = store
+            .apply(a.id, &Transition::Redeem, 1, &Ttls::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome, Err(TransitionError::NotApproved));
+        assert!(!rx.has_changed().unwrap());
+
+        let scan = Transition::scan(Scanner {
+            account_id: 7,
+            display_name: "Alice".into(),
+        });
+        let (now, outcome) = store
+            .apply(a.id, &scan, 1, &Ttls::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome, Ok(()));
+        assert_eq!(now.state, LoginState::Scanned);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), 2);
+        assert!(store
+            .subscribe(LoginId::new_random())
+            .await
+            .unwrap()
+            .is_none());
     }
 }

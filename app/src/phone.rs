@@ -1,0 +1,227 @@
+//! The phone's pages: `/q/{id}` (what the QR opens) and `/m` (home).
+//! Both render fully on the server and use plain forms, so they work with
+//! JavaScript off.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::{
+    api::{LoginState, SessionInfo},
+    server_fns::{
+        my_account, phone_login, ApproveLogin, DenyLogin, PhoneLoginView, RevokeSession, SignIn,
+        SignOut,
+    },
+    Brand,
+};
+
+/// Username and password; returns to `next` afterwards.
+#[component]
+fn SignInForm(next: String) -> impl IntoView {
+    let sign_in = ServerAction::<SignIn>::new();
+    let query = use_query_map();
+    let failed = move || query.read().get("signin").as_deref() == Some("failed");
+    view! {
+        <ActionForm action=sign_in attr:class="form">
+            <p class="lead">"Sign in on this phone to continue."</p>
+            <Show when=failed>
+                <p class="error" role="alert">"Wrong username or password."</p>
+            </Show>
+            <input type="hidden" name="next" value=next/>
+            <label>
+                "Username"
+                <input name="username" autocomplete="username" autocapitalize="none" required maxlength="32"/>
+            </label>
+            <label>
+                "Password"
+                <input name="password" type="password" autocomplete="current-password" required maxlength="128"/>
+            </label>
+            <button class="button" type="submit">"Sign in"</button>
+        </ActionForm>
+    }
+}
+
+fn finished_text(state: LoginState) -> (&'static str, &'static str) {
+    match state {
+        LoginState::Redeemed => ("Signed in", "Your computer is now signed in. You can close this page."),
+        LoginState::Denied => ("Sign-in declined", "Nobody was signed in. If you did not pick a number, someone else may have been trying."),
+        LoginState::Expired => ("Code expired", "This code is no longer valid. Scan the new code on the computer."),
+        LoginState::Cancelled => ("Request cancelled", "The computer closed the sign-in page."),
+        _ => ("Finished", "This sign-in request has ended."),
+    }
+}
+
+/// `/q/{id}`: who is asking, pick the number, approve or deny.
+#[component]
+pub fn PhoneLoginPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let approve = ServerAction::<ApproveLogin>::new();
+    let deny = ServerAction::<DenyLogin>::new();
+    let page = Resource::new(
+        move || (id(), approve.version().get(), deny.version().get()),
+        |(id, _, _)| phone_login(id),
+    );
+
+    let body = move || {
+        Suspend::new(async move {
+            let login = page.await;
+            let id = id();
+            match login {
+                Err(_) => view! {
+                    <h1>"Something went wrong"</h1>
+                    <p class="lead">"Please scan the code again."</p>
+                }
+                .into_any(),
+                Ok(PhoneLoginView::SignInNeeded) => view! {
+                    <h1>"Sign in to approve"</h1>
+                    <SignInForm next=format!("/q/{id}")/>
+                }
+                .into_any(),
+                Ok(PhoneLoginView::Unknown) => view! {
+                    <h1>"Unknown code"</h1>
+                    <p class="lead">"This sign-in code does not exist or has expired. Scan the code on the computer again."</p>
+                }
+                .into_any(),
+                Ok(PhoneLoginView::TakenByOther) => view! {
+                    <h1>"Already being approved"</h1>
+                    <p class="lead">"Another account scanned this code first. Only that phone can approve it."</p>
+                }
+                .into_any(),
+                Ok(PhoneLoginView::Approved) => view! {
+                    <h1 class="ok">"Approved"</h1>
+                    <p class="lead">"Your computer is signing in now."</p>
+                }
+                .into_any(),
+                Ok(PhoneLoginView::Finished { state }) => {
+                    let (title, text) = finished_text(state);
+                    view! {
+                        <h1>{title}</h1>
+                        <p class="lead">{text}</p>
+                    }
+                    .into_any()
+                }
+                Ok(PhoneLoginView::Confirm { me, scanned }) => {
+                    let requester = scanned.requester;
+                    let age = if requester.age_s < 60 {
+                        format!("{} s ago", requester.age_s)
+                    } else {
+                        format!("{} min ago", requester.age_s / 60)
+                    };
+                    let deny_id = id.clone();
+                    view! {
+                        <h1>"Sign in on a computer?"</h1>
+                        <p class="lead">"As " <strong>{me.display_name}</strong> " (" {me.username} ")"</p>
+                        <dl class="requester">
+                            <dt>"Browser"</dt><dd class="requester-browser">{requester.browser}</dd>
+                            <dt>"System"</dt><dd>{requester.os}</dd>
+                            <dt>"Address"</dt><dd>{requester.ip}</dd>
+                            <dt>"Requested"</dt><dd>{age}</dd>
+                        </dl>
+                        {if requester.same_network {
+                            view! { <p class="hint">"The computer is on the same network as this phone."</p> }.into_any()
+                        } else {
+                            view! {
+                                <p class="warning" role="alert">
+                                    "This computer is not on your network. If someone sent you this code, deny."
+                                </p>
+                            }.into_any()
+                        }}
+                        <ActionForm action=approve attr:class="form">
+                            <input type="hidden" name="id" value=id/>
+                            <p class="choose">"Pick the number shown on the computer:"</p>
+                            <div class="choices">
+                                {scanned.match_choices.into_iter().map(|n| view! {
+                                    <label class="choice">
+                                        <input type="radio" name="match_code" value=n.to_string() required/>
+                                        <span>{format!("{n:02}")}</span>
+                                    </label>
+                                }).collect_view()}
+                            </div>
+                            <button class="button" type="submit">"Approve"</button>
+                        </ActionForm>
+                        <ActionForm action=deny attr:class="form">
+                            <input type="hidden" name="id" value=deny_id/>
+                            <button class="button secondary" type="submit">"Deny"</button>
+                        </ActionForm>
+                    }
+                    .into_any()
+                }
+            }
+        })
+    };
+
+    view! {
+        <Title text="Approve sign-in · qrlogin"/>
+        <section class="card phone">
+            <Brand/>
+            <Suspense fallback=|| view! { <p class="lead">"Loading…"</p> }>{body}</Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn SessionRow(session: SessionInfo, revoke: ServerAction<RevokeSession>) -> impl IntoView {
+    let kind = if session.method == "qr" {
+        "QR sign-in"
+    } else {
+        "Password"
+    };
+    let id = session.id.clone();
+    view! {
+        <li class="session" data-session-id=id>
+            <div>
+                <strong>{session.browser} " on " {session.os}</strong>
+                {session.current.then(|| view! { <span class="badge">"This phone"</span> })}
+                <div class="meta">{kind} " · " {session.ip} " · signed in " {session.created_at} " · last seen " {session.last_seen_at}</div>
+            </div>
+            <ActionForm action=revoke>
+                <input type="hidden" name="id" value=session.id/>
+                <button class="button small secondary" type="submit">"Revoke"</button>
+            </ActionForm>
+        </li>
+    }
+}
+
+/// `/m`: the signed-in phone's home.
+#[component]
+pub fn PhoneHomePage() -> impl IntoView {
+    let revoke = ServerAction::<RevokeSession>::new();
+    let sign_out = ServerAction::<SignOut>::new();
+    let account = Resource::new(
+        move || (revoke.version().get(), sign_out.version().get()),
+        |_| my_account(),
+    );
+    let body = move || {
+        Suspend::new(async move {
+            match account.await {
+                Ok(Some(account)) => view! {
+                    <h1>"Signed in as " {account.user.display_name}</h1>
+                    <p class="lead">"To sign in on a computer, open its qrlogin page and scan the code with this phone's camera."</p>
+                    <h2>"Signed-in devices"</h2>
+                    <ul class="sessions">
+                        {account.sessions.into_iter().map(|s| view! { <SessionRow session=s revoke=revoke/> }).collect_view()}
+                    </ul>
+                    <ActionForm action=sign_out>
+                        <input type="hidden" name="next" value="/m"/>
+                        <button class="button secondary" type="submit">"Sign out"</button>
+                    </ActionForm>
+                }
+                .into_any(),
+                Ok(None) => view! {
+                    <h1>"qrlogin on your phone"</h1>
+                    <SignInForm next="/m".to_owned()/>
+                }
+                .into_any(),
+                Err(_) => view! { <p class="error">"Cannot load your account. Try again."</p> }.into_any(),
+            }
+        })
+    };
+    view! {
+        <Title text="qrlogin"/>
+        <section class="card phone">
+            <Brand/>
+            <Suspense fallback=|| view! { <p class="lead">"Loading…"</p> }>{body}</Suspense>
+        </section>
+    }
+}

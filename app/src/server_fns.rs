@@ -1,0 +1,167 @@
+//! Server functions behind the pages. On the server each one calls the
+//! [`Backend`](crate::backend::Backend) the server crate provides; in the
+//! browser they are HTTP calls. Every state change answers with a redirect
+//! back to a page, so plain HTML forms work with JavaScript off.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{LoginState, Scanned, SessionInfo, User};
+
+/// What the phone page `/q/{id}` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PhoneLoginView {
+    /// Not signed in on this phone: show the sign-in form first.
+    SignInNeeded,
+    /// No such code (mistyped, or long gone).
+    Unknown,
+    /// Another account scanned it first.
+    TakenByOther,
+    /// Scanned by this account: show who asks, the three numbers, approve/deny.
+    Confirm { me: User, scanned: Scanned },
+    /// Approved by this account; the computer is signing in.
+    Approved,
+    /// Ended: redeemed, denied, expired or cancelled.
+    Finished { state: LoginState },
+}
+
+/// What `/m` shows to a signed-in phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub user: User,
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// Only paths of this site may be redirect targets.
+#[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+fn local_path(next: &str) -> &str {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.len() <= 200
+        && next
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_?=&".contains(&b));
+    if ok {
+        next
+    } else {
+        "/m"
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn backend() -> Result<
+    (
+        std::sync::Arc<dyn crate::backend::Backend>,
+        http::request::Parts,
+    ),
+    ServerFnError,
+> {
+    let backend = use_context::<std::sync::Arc<dyn crate::backend::Backend>>()
+        .ok_or_else(|| ServerFnError::new("no backend"))?;
+    let parts =
+        use_context::<http::request::Parts>().ok_or_else(|| ServerFnError::new("no request"))?;
+    Ok((backend, parts))
+}
+
+#[cfg(feature = "ssr")]
+fn set_cookie(value: String) {
+    if let (Some(response), Ok(value)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::HeaderValue::from_str(&value),
+    ) {
+        response.append_header(http::header::SET_COOKIE, value);
+    }
+}
+
+/// The signed-in account of this browser, if any.
+#[server(prefix = "/fn")]
+pub async fn current_user() -> Result<Option<User>, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.current_user(&parts).await
+}
+
+/// Loads `/q/{id}` for this phone; for a signed-in phone this is the scan.
+#[server(prefix = "/fn")]
+pub async fn phone_login(id: String) -> Result<PhoneLoginView, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.phone_login(&parts, &id).await
+}
+
+#[server(prefix = "/fn")]
+pub async fn approve_login(id: String, match_code: u8) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    // Whatever happened (approved, or denied by a wrong pick), the page shows it.
+    backend.approve(&parts, &id, match_code).await?;
+    leptos_axum::redirect(local_path(&format!("/q/{id}")));
+    Ok(())
+}
+
+#[server(prefix = "/fn")]
+pub async fn deny_login(id: String) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.deny(&parts, &id).await?;
+    leptos_axum::redirect(local_path(&format!("/q/{id}")));
+    Ok(())
+}
+
+/// Username and password sign-in (phones); back to `next` either way, with
+/// `?signin=failed` when it failed.
+#[server(prefix = "/fn")]
+pub async fn sign_in(
+    username: String,
+    password: String,
+    next: String,
+) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    let next = local_path(&next)
+        .split('?')
+        .next()
+        .unwrap_or("/m")
+        .to_owned();
+    match backend.sign_in(&parts, &username, &password).await? {
+        Some(cookie) => {
+            set_cookie(cookie);
+            leptos_axum::redirect(&next);
+        }
+        None => leptos_axum::redirect(&format!("{next}?signin=failed")),
+    }
+    Ok(())
+}
+
+#[server(prefix = "/fn")]
+pub async fn sign_out(next: String) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    set_cookie(backend.sign_out(&parts).await?);
+    leptos_axum::redirect(local_path(&next));
+    Ok(())
+}
+
+#[server(prefix = "/fn")]
+pub async fn my_account() -> Result<Option<AccountView>, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.account(&parts).await
+}
+
+#[server(prefix = "/fn")]
+pub async fn revoke_session(id: String) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.revoke(&parts, &id).await?;
+    leptos_axum::redirect("/m");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        assert_eq!(
+            local_path("/q/0b8f6a52-2f6e-4b8e-9a4e-6f1d2c3b4a59"),
+            "/q/0b8f6a52-2f6e-4b8e-9a4e-6f1d2c3b4a59"
+        );
+        assert_eq!(local_path("//evil.example"), "/m");
+        assert_eq!(local_path("https://evil.example"), "/m");
+        assert_eq!(local_path("/x\r\nSet-Cookie: a=b"), "/m");
+    }
+}
