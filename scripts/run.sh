@@ -7,4 +7,4 @@ cd "$REPO_ROOT"
 ensure_build_tools
 say "building the release site and server"
 cargo leptos build --release
-exec target/release/qrlogin serve "$@"
+exec target/release/qrlogin serve --demo "$@"

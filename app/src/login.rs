@@ -1,21 +1,29 @@
-//! The desktop's `/login` page: the QR code and the wait loop behind it.
+//! The desktop's `/login` page: the QR code and the wait loop behind it,
+//! which moves "Scan with your phone" → "Confirm on your phone" →
+//! "Signed in as …" without a reload.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::Brand;
 
-/// What the QR area shows. (The server only ever renders `Preparing`.)
+/// What the page shows. (The server only ever renders `Preparing`.)
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
-    /// Asking the server for a code (also what the server renders).
+    /// Asking the server for a code.
     Preparing,
     /// A code is on screen, waiting for a phone to scan it.
     Showing { login_id: String, svg: String },
+    /// A phone scanned it; its owner must pick `match_code` and approve.
+    Confirm { scanner: String, match_code: u8 },
+    /// Approved and redeemed; on the way to `/`.
+    SignedIn { name: String },
+    /// The phone declined (or picked the wrong number).
+    Denied,
     /// The page replaced expired codes as often as it may; a click restarts.
     Expired,
-    /// The server could not be reached; the loop keeps retrying.
+    /// No code can be had right now; the loop keeps retrying.
     Trouble(String),
 }
 
@@ -24,34 +32,64 @@ impl Phase {
         match self {
             Self::Preparing => "preparing",
             Self::Showing { .. } => "pending",
+            Self::Confirm { .. } => "scanned",
+            Self::SignedIn { .. } => "signed-in",
+            Self::Denied => "denied",
             Self::Expired => "expired",
             Self::Trouble(_) => "trouble",
         }
     }
+
+    fn status(&self) -> String {
+        match self {
+            Self::Preparing | Self::Showing { .. } | Self::Trouble(_) => {
+                "Scan with your phone".into()
+            }
+            Self::Confirm { .. } => "Confirm on your phone".into(),
+            Self::SignedIn { name } => format!("Signed in as {name}"),
+            Self::Denied => "Sign-in was declined".into(),
+            Self::Expired => "Code expired — refresh".into(),
+        }
+    }
+}
+
+/// The page's signals, shared with the wait loop.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Clone, Copy)]
+struct LoginSignals {
+    phase: RwSignal<Phase>,
+    /// When the current state runs out, on this browser's clock (ms).
+    deadline: RwSignal<Option<f64>>,
+    /// Whole seconds until `deadline`, ticking.
+    seconds_left: RwSignal<Option<u64>>,
+    /// A passing problem shown under the code, e.g. a lost connection.
+    notice: RwSignal<Option<String>>,
 }
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let phase = RwSignal::new(Phase::Preparing);
-    // Whole seconds the current code stays valid, once there is one.
-    let seconds_left = RwSignal::new(None::<u64>);
+    let signals = LoginSignals {
+        phase: RwSignal::new(Phase::Preparing),
+        deadline: RwSignal::new(None),
+        seconds_left: RwSignal::new(None),
+        notice: RwSignal::new(None),
+    };
+    let LoginSignals {
+        phase,
+        seconds_left,
+        notice,
+        ..
+    } = signals;
 
     #[cfg(feature = "hydrate")]
-    {
-        let alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let on_leave = alive.clone();
-        on_cleanup(move || on_leave.store(false, std::sync::atomic::Ordering::Relaxed));
-        Effect::new(move |_| wait_loop::start(phase, seconds_left, alive.clone()));
-    }
-
-    let restart = move |_| {
-        #[cfg(feature = "hydrate")]
-        wait_loop::start(
-            phase,
-            seconds_left,
-            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
-        );
+    let restart = {
+        // Stored, so the handlers below are `Copy`.
+        let run = StoredValue::new(wait_loop::WaitLoop::mount(signals));
+        Effect::new(move |_| run.with_value(|run| run.start()));
+        move |_| run.with_value(|run| run.start())
     };
+    #[cfg(not(feature = "hydrate"))]
+    let restart = |_| ();
 
     let qr_area = move || match phase.get() {
         Phase::Preparing => view! {
@@ -71,9 +109,34 @@ pub fn LoginPage() -> impl IntoView {
             ></div>
         }
         .into_any(),
+        Phase::Confirm {
+            scanner,
+            match_code,
+        } => view! {
+            <div class="confirm">
+                <p>"Requested by " <strong class="scanner">{scanner}</strong></p>
+                <p class="pick">"Pick this number on your phone:"</p>
+                <p class="match-code" aria-label="number to pick">{format!("{match_code:02}")}</p>
+            </div>
+        }
+        .into_any(),
+        Phase::SignedIn { name } => view! {
+            <div class="qr-placeholder done">
+                <span class="check" aria-hidden="true">"✓"</span>
+                <span>{format!("Welcome, {name}")}</span>
+            </div>
+        }
+        .into_any(),
+        Phase::Denied => view! {
+            <div class="qr-placeholder">
+                <strong>"Nobody was signed in."</strong>
+                <button class="button" on:click=restart>"Try again"</button>
+            </div>
+        }
+        .into_any(),
         Phase::Expired => view! {
             <div class="qr-placeholder">
-                <strong>"Code expired — refresh"</strong>
+                <strong>"This code is no longer valid."</strong>
                 <button class="button" on:click=restart>"Refresh code"</button>
             </div>
         }
@@ -87,9 +150,14 @@ pub fn LoginPage() -> impl IntoView {
         .into_any(),
     };
 
-    let validity = move || match seconds_left.get() {
-        Some(s) => format!("Code valid for {}:{:02}", s / 60, s % 60),
-        None => String::new(),
+    let validity = move || {
+        let left = seconds_left.get()?;
+        let time = format!("{}:{:02}", left / 60, left % 60);
+        match phase.with(Phase::name) {
+            "pending" => Some(format!("Code valid for {time}")),
+            "scanned" => Some(format!("Waiting for approval · {time}")),
+            _ => None,
+        }
     };
 
     view! {
@@ -98,12 +166,13 @@ pub fn LoginPage() -> impl IntoView {
             <Brand/>
             <h1>"Sign in with your phone"</h1>
             <div class="qr-frame" aria-live="polite">{qr_area}</div>
-            <p class="status">"Scan with your phone"</p>
+            <p class="status" aria-live="polite">{move || phase.with(Phase::status)}</p>
             <p class="validity">{validity}</p>
+            <p class="notice" role="status">{move || notice.get()}</p>
             <ol class="steps">
                 <li>"Open the camera on a phone where you are signed in to qrlogin."</li>
                 <li>"Point it at the code and open the link."</li>
-                <li>"Check the request and confirm on your phone."</li>
+                <li>"Check the request, pick the number shown here and approve."</li>
             </ol>
             <noscript>
                 <p class="notice">"This page needs JavaScript to show your sign-in code."</p>
@@ -112,27 +181,42 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
-/// The browser side: create a code, show it, replace it when it runs out.
+/// The browser side: create a code, show it, long-poll its state, redeem.
 #[cfg(feature = "hydrate")]
 mod wait_loop {
     use std::sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     };
 
-    use gloo_net::http::Request;
+    use gloo_net::http::{Request, Response};
     use gloo_timers::future::TimeoutFuture;
-    use leptos::{prelude::*, task::spawn_local};
+    use leptos::{ev, prelude::*, task::spawn_local};
+    use leptos_router::{hooks::use_navigate, NavigateOptions};
 
-    use super::Phase;
+    use super::{LoginSignals, Phase};
     use crate::{
-        api::{ApiErrorBody, LoginCreated, LOGINS_PATH},
+        api::{ApiErrorBody, LoginCreated, LoginState, LoginStatus, Redeemed, LOGINS_PATH},
         qr::qr_svg,
     };
 
     /// SPEC: an expired code is replaced by itself up to 5 times.
     const AUTOMATIC_REPLACEMENTS: u32 = 5;
+    const FIRST_BACKOFF_MS: u32 = 1_000;
     const MAX_BACKOFF_MS: u32 = 30_000;
+    /// Long-poll length; below the server's 30 s cap and common proxy limits.
+    const WAIT_S: u32 = 25;
+
+    fn now() -> f64 {
+        js_sys::Date::now()
+    }
+
+    async fn error_message(response: Response) -> String {
+        match response.json::<ApiErrorBody>().await {
+            Ok(body) => body.message,
+            Err(_) => format!("the server answered {}", response.status()),
+        }
+    }
 
     async fn create_login() -> Result<LoginCreated, String> {
         let response = Request::post(LOGINS_PATH)
@@ -140,72 +224,269 @@ mod wait_loop {
             .send()
             .await
             .map_err(|_| "cannot reach the server".to_owned())?;
-        if response.status() == 201 {
-            return response
-                .json::<LoginCreated>()
-                .await
-                .map_err(|_| "unexpected answer from the server".to_owned());
+        if response.status() != 201 {
+            return Err(error_message(response).await);
         }
-        Err(match response.json::<ApiErrorBody>().await {
-            Ok(body) => body.message,
-            Err(_) => format!("the server answered {}", response.status()),
-        })
+        response
+            .json()
+            .await
+            .map_err(|_| "unexpected answer from the server".to_owned())
     }
 
-    pub fn start(
-        phase: RwSignal<Phase>,
-        seconds_left: RwSignal<Option<u64>>,
-        alive: Arc<AtomicBool>,
-    ) {
-        spawn_local(async move {
-            let is_alive = || alive.load(Ordering::Relaxed);
-            let mut codes_shown = 0;
-            let mut backoff_ms = 1_000;
-            while is_alive() {
+    enum Polled {
+        Status(LoginStatus),
+        /// The server forgot the attempt (restart, or long gone).
+        Gone,
+    }
+
+    async fn poll(id: &str, since: u64) -> Result<Polled, String> {
+        let url = format!("{LOGINS_PATH}/{id}?since={since}&wait={WAIT_S}");
+        let response = Request::get(&url)
+            .send()
+            .await
+            .map_err(|_| "connection lost".to_owned())?;
+        match response.status() {
+            200 => response
+                .json()
+                .await
+                .map(Polled::Status)
+                .map_err(|_| "unexpected answer from the server".to_owned()),
+            404 => Ok(Polled::Gone),
+            _ => Err(error_message(response).await),
+        }
+    }
+
+    async fn redeem(id: &str) -> Result<Redeemed, String> {
+        let response = Request::post(&format!("{LOGINS_PATH}/{id}/redeem"))
+            .send()
+            .await
+            .map_err(|_| "connection lost".to_owned())?;
+        if response.status() != 200 {
+            return Err(error_message(response).await);
+        }
+        response
+            .json()
+            .await
+            .map_err(|_| "unexpected answer from the server".to_owned())
+    }
+
+    /// Tells the server the page was left, even while it unloads.
+    fn cancel(id: &str) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let init = web_sys::RequestInit::new();
+        init.set_method("DELETE");
+        // `keepalive` lets the request outlive the page; web-sys has no setter.
+        let _ = js_sys::Reflect::set(
+            &init,
+            &wasm_bindgen::JsValue::from_str("keepalive"),
+            &wasm_bindgen::JsValue::TRUE,
+        );
+        let _ = window.fetch_with_str_and_init(&format!("{LOGINS_PATH}/{id}"), &init);
+    }
+
+    /// One page's wait loop. `start` (again) abandons any earlier run.
+    #[derive(Clone)]
+    pub struct WaitLoop {
+        signals: LoginSignals,
+        /// Which run is current; older runs stop at their next step.
+        run: Arc<AtomicU64>,
+        mounted: Arc<AtomicBool>,
+        /// The attempt to cancel if the page is left before it ends.
+        open_attempt: StoredValue<Option<String>>,
+        navigate: Arc<dyn Fn(&str) + Send + Sync>,
+    }
+
+    impl WaitLoop {
+        pub fn mount(signals: LoginSignals) -> Self {
+            let navigate = use_navigate();
+            let this = Self {
+                signals,
+                run: Arc::new(AtomicU64::new(0)),
+                mounted: Arc::new(AtomicBool::new(true)),
+                open_attempt: StoredValue::new(None),
+                navigate: Arc::new(move |path: &str| navigate(path, NavigateOptions::default())),
+            };
+            let on_leave = this.clone();
+            on_cleanup(move || {
+                on_leave.mounted.store(false, Ordering::Relaxed);
+                on_leave.cancel_open();
+            });
+            let on_hide = this.clone();
+            let handle = window_event_listener(ev::pagehide, move |_| on_hide.cancel_open());
+            on_cleanup(move || handle.remove());
+            this.tick();
+            this
+        }
+
+        fn cancel_open(&self) {
+            if let Some(Some(id)) = self.open_attempt.try_get_value() {
+                cancel(&id);
+                self.open_attempt.try_set_value(None);
+            }
+        }
+
+        /// Keeps `seconds_left` in step with `deadline`, once a second.
+        fn tick(&self) {
+            let this = self.clone();
+            spawn_local(async move {
+                while this.mounted.load(Ordering::Relaxed) {
+                    let left = this
+                        .signals
+                        .deadline
+                        .try_get_untracked()
+                        .flatten()
+                        .map(|d| ((d - now()).max(0.0) / 1000.0).ceil() as u64);
+                    this.signals.seconds_left.try_set(left);
+                    TimeoutFuture::new(1_000).await;
+                }
+            });
+        }
+
+        pub fn start(&self) {
+            let run = self.run.fetch_add(1, Ordering::Relaxed) + 1;
+            let this = self.clone();
+            spawn_local(async move { this.codes(run).await });
+        }
+
+        fn current(&self, run: u64) -> bool {
+            self.mounted.load(Ordering::Relaxed) && self.run.load(Ordering::Relaxed) == run
+        }
+
+        fn show(&self, phase: Phase) {
+            self.signals.phase.try_set(phase);
+        }
+
+        /// Shows codes until one is approved, denied, or replaced too often.
+        async fn codes(&self, run: u64) {
+            self.cancel_open();
+            let mut shown = 0;
+            let mut backoff = FIRST_BACKOFF_MS;
+            while self.current(run) {
                 let created = match create_login().await {
                     Ok(created) => created,
                     Err(reason) => {
-                        let wait_s = backoff_ms / 1000;
-                        phase.try_set(Phase::Trouble(format!(
-                            "Trouble connecting: {reason}. Retrying in {wait_s} s…"
+                        self.show(Phase::Trouble(format!(
+                            "Trouble connecting: {reason}. Retrying in {} s…",
+                            backoff / 1000
                         )));
-                        seconds_left.try_set(None);
-                        TimeoutFuture::new(backoff_ms).await;
-                        backoff_ms = (backoff_ms * 2).min(MAX_BACKOFF_MS);
+                        self.signals.deadline.try_set(None);
+                        TimeoutFuture::new(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF_MS);
                         continue;
                     }
                 };
-                backoff_ms = 1_000;
-                codes_shown += 1;
-                let svg = match qr_svg(&created.qr_url) {
-                    Ok(svg) => svg,
-                    Err(_) => {
-                        phase.try_set(Phase::Trouble("Cannot draw the code.".into()));
-                        return;
-                    }
+                backoff = FIRST_BACKOFF_MS;
+                shown += 1;
+                let Ok(svg) = qr_svg(&created.qr_url) else {
+                    self.show(Phase::Trouble("Cannot draw the code.".into()));
+                    return;
                 };
-                phase.try_set(Phase::Showing {
+                self.open_attempt.try_set_value(Some(created.id.clone()));
+                self.signals
+                    .deadline
+                    .try_set(Some(now() + created.expires_in as f64 * 1000.0));
+                self.show(Phase::Showing {
                     login_id: created.id.clone(),
                     svg,
                 });
-                // Count down on our own clock from the server's `expires_in`,
-                // so a wrong desktop clock cannot shorten or stretch it.
-                let deadline = js_sys::Date::now() + created.expires_in as f64 * 1000.0;
-                loop {
-                    let left_ms = deadline - js_sys::Date::now();
-                    if left_ms <= 0.0 || !is_alive() {
-                        break;
+                match self.wait(run, &created).await {
+                    Ended::Replace => {}
+                    Ended::Expired if shown <= AUTOMATIC_REPLACEMENTS => {}
+                    Ended::Expired => {
+                        self.show(Phase::Expired);
+                        self.signals.deadline.try_set(None);
+                        return;
                     }
-                    seconds_left.try_set(Some((left_ms / 1000.0).ceil() as u64));
-                    let tick = left_ms % 1000.0;
-                    TimeoutFuture::new(if tick < 1.0 { 1000 } else { tick as u32 }).await;
-                }
-                seconds_left.try_set(None);
-                if codes_shown > AUTOMATIC_REPLACEMENTS {
-                    phase.try_set(Phase::Expired);
-                    return;
+                    Ended::Done => return,
                 }
             }
-        });
+        }
+
+        /// Long-polls one attempt until it ends.
+        async fn wait(&self, run: u64, created: &LoginCreated) -> Ended {
+            let id = created.id.as_str();
+            let mut version = created.version;
+            let mut backoff = FIRST_BACKOFF_MS;
+            while self.current(run) {
+                let status = match poll(id, version).await {
+                    Ok(Polled::Status(status)) => status,
+                    Ok(Polled::Gone) => return Ended::Replace,
+                    Err(reason) => {
+                        self.signals.notice.try_set(Some(format!(
+                            "Trouble connecting: {reason}. Retrying in {} s…",
+                            backoff / 1000
+                        )));
+                        TimeoutFuture::new(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+                        continue;
+                    }
+                };
+                self.signals.notice.try_set(None);
+                backoff = FIRST_BACKOFF_MS;
+                if !self.current(run) {
+                    break;
+                }
+                version = status.version;
+                self.signals
+                    .deadline
+                    .try_set(Some(now() + status.expires_in as f64 * 1000.0));
+                match status.state {
+                    LoginState::Pending => {}
+                    LoginState::Scanned => self.show(Phase::Confirm {
+                        scanner: status.scanner.unwrap_or_default(),
+                        match_code: status.match_code.unwrap_or_default(),
+                    }),
+                    LoginState::Approved => {
+                        self.open_attempt.try_set_value(None);
+                        return self.finish(id).await;
+                    }
+                    LoginState::Denied => {
+                        self.open_attempt.try_set_value(None);
+                        self.signals.deadline.try_set(None);
+                        self.show(Phase::Denied);
+                        return Ended::Done;
+                    }
+                    LoginState::Expired => {
+                        self.open_attempt.try_set_value(None);
+                        return Ended::Expired;
+                    }
+                    LoginState::Redeemed | LoginState::Cancelled => {
+                        self.open_attempt.try_set_value(None);
+                        return Ended::Replace;
+                    }
+                }
+            }
+            Ended::Done
+        }
+
+        async fn finish(&self, id: &str) -> Ended {
+            self.signals.deadline.try_set(None);
+            match redeem(id).await {
+                Ok(redeemed) => {
+                    self.show(Phase::SignedIn {
+                        name: redeemed.user.display_name,
+                    });
+                    (self.navigate)("/");
+                    Ended::Done
+                }
+                Err(reason) => {
+                    self.signals
+                        .notice
+                        .try_set(Some(format!("Could not finish signing in: {reason}.")));
+                    Ended::Replace
+                }
+            }
+        }
+    }
+
+    enum Ended {
+        /// Show a new code at once (not counted as an expiry).
+        Replace,
+        /// The code ran out.
+        Expired,
+        /// Nothing more to do.
+        Done,
     }
 }

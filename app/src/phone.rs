@@ -15,14 +15,16 @@ use crate::{
     Brand,
 };
 
-/// Username and password; returns to `next` afterwards.
+/// Username and password; returns to `next` afterwards. A plain form post
+/// (with or without JavaScript): signing in loads the next page afresh.
 #[component]
 fn SignInForm(next: String) -> impl IntoView {
-    let sign_in = ServerAction::<SignIn>::new();
+    use leptos::server_fn::ServerFn;
+    let action = <SignIn as ServerFn>::url();
     let query = use_query_map();
     let failed = move || query.read().get("signin").as_deref() == Some("failed");
     view! {
-        <ActionForm action=sign_in attr:class="form">
+        <form method="post" action=action class="form">
             <p class="lead">"Sign in on this phone to continue."</p>
             <Show when=failed>
                 <p class="error" role="alert">"Wrong username or password."</p>
@@ -37,7 +39,7 @@ fn SignInForm(next: String) -> impl IntoView {
                 <input name="password" type="password" autocomplete="current-password" required maxlength="128"/>
             </label>
             <button class="button" type="submit">"Sign in"</button>
-        </ActionForm>
+        </form>
     }
 }
 
@@ -160,6 +162,14 @@ pub fn PhoneLoginPage() -> impl IntoView {
     }
 }
 
+/// "2026-11-22T19:02:12.72Z" → "2026-11-22 19:02 UTC".
+fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..16)) {
+        (Some(date), Some(time)) => format!("{date} {time} UTC"),
+        _ => rfc3339.to_owned(),
+    }
+}
+
 #[component]
 fn SessionRow(session: SessionInfo, revoke: ServerAction<RevokeSession>) -> impl IntoView {
     let kind = if session.method == "qr" {
@@ -173,7 +183,7 @@ fn SessionRow(session: SessionInfo, revoke: ServerAction<RevokeSession>) -> impl
             <div>
                 <strong>{session.browser} " on " {session.os}</strong>
                 {session.current.then(|| view! { <span class="badge">"This phone"</span> })}
-                <div class="meta">{kind} " · " {session.ip} " · signed in " {session.created_at} " · last seen " {session.last_seen_at}</div>
+                <div class="meta">{kind} " · " {session.ip} " · signed in " {short_time(&session.created_at)} " · last seen " {short_time(&session.last_seen_at)}</div>
             </div>
             <ActionForm action=revoke>
                 <input type="hidden" name="id" value=session.id/>
@@ -223,5 +233,17 @@ pub fn PhoneHomePage() -> impl IntoView {
             <Brand/>
             <Suspense fallback=|| view! { <p class="lead">"Loading…"</p> }>{body}</Suspense>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_shortened_for_people() {
+        assert_eq!(
+            super::short_time("2026-11-22T19:02:12.72Z"),
+            "2026-11-22 19:02 UTC"
+        );
+        assert_eq!(super::short_time("garbage"), "garbage");
     }
 }

@@ -1,0 +1,209 @@
+import { devices, expect, test, type Browser, type Page, type TestInfo } from "@playwright/test";
+import { PASSWORD, USERS } from "./accounts";
+import { scanQr } from "./qr";
+
+// Each test drives two browsers: a desktop and a phone, as a person would.
+const shortBaseURL = `http://127.0.0.1:${process.env.QRLOGIN_E2E_SHORT_PORT}`;
+
+async function newDesktop(browser: Browser, baseURL: string): Promise<Page> {
+  const { defaultBrowserType: _, ...desktop } = devices["Desktop Chrome"];
+  const context = await browser.newContext({ ...desktop, baseURL });
+  return context.newPage();
+}
+
+async function newPhone(
+  browser: Browser,
+  baseURL: string,
+  options: { javaScriptEnabled?: boolean } = {},
+): Promise<Page> {
+  const { defaultBrowserType: _, ...pixel } = devices["Pixel 7"];
+  const context = await browser.newContext({ ...pixel, baseURL, ...options });
+  return context.newPage();
+}
+
+async function signIn(page: Page, user: string) {
+  await page.getByLabel("Username").fill(user);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+/** A phone signed in on its home page `/m`. */
+async function signedInPhone(browser: Browser, baseURL: string, user: string): Promise<Page> {
+  const phone = await newPhone(browser, baseURL);
+  await phone.goto("/m");
+  await signIn(phone, user);
+  await expect(phone.getByRole("heading", { name: `Signed in as ${USERS[user]}` })).toBeVisible();
+  return phone;
+}
+
+/** Opens /login on the desktop and reads the QR off the screen. */
+async function showCode(desktop: Page, testInfo: TestInfo): Promise<string> {
+  await desktop.goto("/login");
+  const qr = desktop.locator(".qr");
+  await expect(qr.locator("svg")).toBeVisible();
+  await expect(desktop.locator(".status")).toHaveText("Scan with your phone");
+  const url = await scanQr(qr, testInfo, "desktop-qr.png");
+  expect(url).toMatch(/\/q\/[0-9a-f-]{36}$/);
+  // Marks this document: a reload would lose it.
+  await desktop.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+  return url;
+}
+
+async function matchCode(desktop: Page): Promise<string> {
+  await expect(desktop.locator(".status")).toHaveText("Confirm on your phone");
+  return (await desktop.locator(".match-code").textContent())!.trim();
+}
+
+async function expectNoReload(desktop: Page) {
+  expect(await desktop.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
+}
+
+test("approve: the desktop signs in as the phone's account, without a reload", async ({ browser, baseURL }, testInfo) => {
+  const phone = await signedInPhone(browser, baseURL!, "alice");
+  const desktop = await newDesktop(browser, baseURL!);
+  const url = await showCode(desktop, testInfo);
+
+  await phone.goto(url);
+  await expect(phone.getByRole("heading", { name: "Sign in on a computer?" })).toBeVisible();
+  await expect(phone.locator(".requester-browser")).toHaveText("Chrome");
+  await expect(phone.locator(".requester")).toContainText("127.0.0.1");
+  await expect(phone.getByText("same network")).toBeVisible();
+
+  const code = await matchCode(desktop);
+  await expect(desktop.locator(".scanner")).toHaveText("Alice Liddell");
+  await expect(desktop.locator(".qr svg")).toHaveCount(0);
+  await phone.screenshot({ path: testInfo.outputPath("phone-confirm.png") });
+  await desktop.screenshot({ path: testInfo.outputPath("desktop-confirm.png") });
+
+  await phone.locator(".choice", { hasText: code }).click();
+  await phone.getByRole("button", { name: "Approve" }).click();
+  await expect(phone.getByRole("heading", { name: /Approved|Signed in/ })).toBeVisible();
+
+  await expect(desktop).toHaveURL(`${baseURL}/`);
+  await expect(desktop.getByRole("heading", { name: "Signed in as Alice Liddell" })).toBeVisible();
+  await expectNoReload(desktop);
+  await desktop.screenshot({ path: testInfo.outputPath("desktop-signed-in.png") });
+
+  // A reload keeps the session (the cookie is real), and sign-out works.
+  await desktop.reload();
+  await expect(desktop.getByRole("heading", { name: "Signed in as Alice Liddell" })).toBeVisible();
+  await desktop.getByRole("button", { name: "Sign out" }).click();
+  await expect(desktop).toHaveURL(`${baseURL}/login`);
+});
+
+test("deny: the desktop says the sign-in was declined", async ({ browser, baseURL }, testInfo) => {
+  const phone = await signedInPhone(browser, baseURL!, "alice");
+  const desktop = await newDesktop(browser, baseURL!);
+  await phone.goto(await showCode(desktop, testInfo));
+  await matchCode(desktop);
+  await phone.getByRole("button", { name: "Deny" }).click();
+  await expect(phone.getByRole("heading", { name: "Sign-in declined" })).toBeVisible();
+  await expect(desktop.locator(".status")).toHaveText("Sign-in was declined");
+  await expect(desktop).toHaveURL(`${baseURL}/login`);
+  // "Try again" brings a fresh code.
+  await desktop.getByRole("button", { name: "Try again" }).click();
+  await expect(desktop.locator(".qr svg")).toBeVisible();
+});
+
+test("a wrong number declines the sign-in", async ({ browser, baseURL }, testInfo) => {
+  const phone = await signedInPhone(browser, baseURL!, "bob");
+  const desktop = await newDesktop(browser, baseURL!);
+  await phone.goto(await showCode(desktop, testInfo));
+  const code = await matchCode(desktop);
+  await phone.locator(".choice").filter({ hasNotText: code }).first().click();
+  await phone.getByRole("button", { name: "Approve" }).click();
+  await expect(phone.getByRole("heading", { name: "Sign-in declined" })).toBeVisible();
+  await expect(desktop.locator(".status")).toHaveText("Sign-in was declined");
+  expect(await desktop.context().cookies()).not.toContainEqual(
+    expect.objectContaining({ name: "qrlogin_session" }),
+  );
+});
+
+test("a second phone is told the code is already being approved", async ({ browser, baseURL }, testInfo) => {
+  const alice = await signedInPhone(browser, baseURL!, "alice");
+  const bob = await signedInPhone(browser, baseURL!, "bob");
+  const desktop = await newDesktop(browser, baseURL!);
+  const url = await showCode(desktop, testInfo);
+  await alice.goto(url);
+  await expect(alice.getByRole("heading", { name: "Sign in on a computer?" })).toBeVisible();
+  await bob.goto(url);
+  await expect(bob.getByRole("heading", { name: "Already being approved" })).toBeVisible();
+  await expect(bob.getByRole("button", { name: "Approve" })).toHaveCount(0);
+  await expect(desktop.locator(".scanner")).toHaveText("Alice Liddell");
+});
+
+test("revoking the desktop's session from /m signs the desktop out", async ({ browser, baseURL }, testInfo) => {
+  const phone = await signedInPhone(browser, baseURL!, "carol");
+  const desktop = await newDesktop(browser, baseURL!);
+  await phone.goto(await showCode(desktop, testInfo));
+  const code = await matchCode(desktop);
+  await phone.locator(".choice", { hasText: code }).click();
+  await phone.getByRole("button", { name: "Approve" }).click();
+  await expect(desktop.getByRole("heading", { name: "Signed in as Carol Danvers" })).toBeVisible();
+
+  await phone.goto("/m");
+  const qrSession = phone.locator(".session", { hasText: "QR sign-in" });
+  await expect(qrSession).toHaveCount(1);
+  await expect(phone.locator(".session", { hasText: "This phone" })).toHaveCount(1);
+  await phone.screenshot({ path: testInfo.outputPath("phone-home.png"), fullPage: true });
+  await qrSession.getByRole("button", { name: "Revoke" }).click();
+  await expect(phone.locator(".session", { hasText: "QR sign-in" })).toHaveCount(0);
+
+  // The desktop notices by itself and goes back to /login.
+  await expect(desktop).toHaveURL(`${baseURL}/login`, { timeout: 15_000 });
+  await expect(desktop.locator(".qr svg")).toBeVisible();
+});
+
+test("the phone page works with JavaScript off", async ({ browser, baseURL }, testInfo) => {
+  const phone = await newPhone(browser, baseURL!, { javaScriptEnabled: false });
+  const desktop = await newDesktop(browser, baseURL!);
+  const url = await showCode(desktop, testInfo);
+
+  // Not signed in yet: the sign-in form returns to the same request.
+  await phone.goto(url);
+  await expect(phone.getByRole("heading", { name: "Sign in to approve" })).toBeVisible();
+  await phone.getByLabel("Username").fill("alice");
+  await phone.getByLabel("Password").fill("not the password");
+  await phone.getByRole("button", { name: "Sign in" }).click();
+  await expect(phone.getByText("Wrong username or password.")).toBeVisible();
+  await signIn(phone, "alice");
+  await expect(phone).toHaveURL(url);
+  await expect(phone.getByRole("heading", { name: "Sign in on a computer?" })).toBeVisible();
+
+  const code = await matchCode(desktop);
+  await phone.locator(".choice", { hasText: code }).click();
+  await phone.getByRole("button", { name: "Approve" }).click();
+  await expect(phone.getByRole("heading", { name: /Approved|Signed in/ })).toBeVisible();
+  await expect(desktop.getByRole("heading", { name: "Signed in as Alice Liddell" })).toBeVisible();
+  await expectNoReload(desktop);
+});
+
+test("an unknown code is explained plainly", async ({ browser, baseURL }) => {
+  const phone = await signedInPhone(browser, baseURL!, "bob");
+  await phone.goto("/q/0b8f6a52-2f6e-4b8e-9a4e-6f1d2c3b4a59");
+  await expect(phone.getByRole("heading", { name: "Unknown code" })).toBeVisible();
+  await phone.goto("/q/not-an-id");
+  await expect(phone.getByRole("heading", { name: "Unknown code" })).toBeVisible();
+});
+
+test.describe("with codes that expire after a second", () => {
+  test.use({ baseURL: shortBaseURL });
+
+  test("expired codes are replaced five times, then wait for a click", async ({ page }) => {
+    await page.goto("/login");
+    const qr = page.locator(".qr");
+    const seen = new Set<string>();
+    await expect(async () => {
+      const id = await qr.getAttribute("data-login-id", { timeout: 500 }).catch(() => null);
+      if (id) seen.add(id);
+      await expect(page.locator(".status")).toHaveText("Code expired — refresh", { timeout: 200 });
+    }).toPass({ timeout: 30_000, intervals: [100] });
+    expect(seen.size).toBeGreaterThanOrEqual(5);
+    expect(seen.size).toBeLessThanOrEqual(6);
+    await expect(page.locator(".qr svg")).toHaveCount(0);
+    await page.getByRole("button", { name: "Refresh code" }).click();
+    await expect(page.locator(".qr svg")).toBeVisible();
+    const fresh = await qr.getAttribute("data-login-id");
+    expect(seen.has(fresh!)).toBe(false);
+  });
+});
