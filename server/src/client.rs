@@ -5,8 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
-    http::{header, request::Parts},
+    http::{header, request::Parts, HeaderMap, HeaderName},
 };
+
+use crate::AppState;
 
 /// Longest User-Agent kept; the rest is dropped.
 const MAX_USER_AGENT: usize = 512;
@@ -19,11 +21,13 @@ pub struct ClientContext {
 }
 
 impl ClientContext {
-    pub fn from_parts(parts: &Parts) -> Self {
-        let ip = parts
+    /// The caller as seen through `trusted_proxies` (empty: the peer itself).
+    pub fn from_parts(parts: &Parts, trusted_proxies: &[IpAddr]) -> Self {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_canonical());
+        let ip = peer.map(|peer| client_ip(peer, &parts.headers, trusted_proxies));
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -38,12 +42,82 @@ impl ClientContext {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientContext {
+impl FromRequestParts<AppState> for ClientContext {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_parts(parts))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_parts(parts, &state.trusted_proxies))
     }
+}
+
+/// The hops a request passed, nearest last: from `Forwarded` if present,
+/// else `X-Forwarded-For`. Unparseable entries end the list.
+fn forwarded_chain(headers: &HeaderMap) -> Vec<IpAddr> {
+    let joined = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let forwarded = joined(header::FORWARDED);
+    let entries: Vec<String> = if !forwarded.is_empty() {
+        forwarded
+            .split(',')
+            .filter_map(|hop| {
+                hop.split(';').find_map(|pair| {
+                    let (key, value) = pair.trim().split_once('=')?;
+                    key.eq_ignore_ascii_case("for")
+                        .then(|| value.trim_matches('"').to_owned())
+                })
+            })
+            .collect()
+    } else {
+        joined(HeaderName::from_static("x-forwarded-for"))
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    entries
+        .iter()
+        .map(|entry| parse_hop(entry))
+        .take_while(Option::is_some)
+        .flatten()
+        .collect()
+}
+
+/// `1.2.3.4`, `1.2.3.4:80`, `[2001:db8::1]:4711` or `2001:db8::1`.
+fn parse_hop(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(addr) = entry.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    entry
+        .strip_prefix('[')
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|ip| ip.parse().ok())
+}
+
+/// The first address, walking back from the peer, that is not a trusted proxy.
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_chain(headers).into_iter().rev() {
+        client = hop.to_canonical();
+        if !trusted.contains(&client) {
+            break;
+        }
+    }
+    client
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -97,6 +171,27 @@ mod tests {
         assert!(!same_network(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1")));
         assert!(!same_network(ip("10.0.0.1"), ip("::1")));
         assert!(!same_network(None, None));
+    }
+
+    #[test]
+    fn proxy_headers_count_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let proxy = ip("10.0.0.1");
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9".parse().unwrap());
+        // Not trusted: the header is the client's own word, ignored.
+        assert_eq!(client_ip(proxy, &headers, &[]), proxy);
+        // Trusted: the nearest untrusted hop; a forged left part is skipped.
+        assert_eq!(client_ip(proxy, &headers, &[proxy]), ip("203.0.113.9"));
+        headers.insert(
+            header::FORWARDED,
+            "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(client_ip(proxy, &headers, &[proxy]), ip("2001:db8::1"));
+        headers.insert(header::FORWARDED, "for=unknown".parse().unwrap());
+        assert_eq!(client_ip(proxy, &headers, &[proxy]), proxy);
     }
 
     #[test]

@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 use url::Url;
 
+use crate::limits::LimitSettings;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "qrlogin",
@@ -93,6 +95,30 @@ pub struct ServeArgs {
     /// Log format [default: human]
     #[arg(long, env = "QRLOGIN_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Sign-ins per minute per client address and per username; 0 = off [default: 10]
+    #[arg(long, env = "QRLOGIN_LIMIT_SIGN_IN", value_name = "N")]
+    pub limit_sign_in: Option<u32>,
+    /// New login attempts per minute per client address; 0 = off [default: 60]
+    #[arg(long, env = "QRLOGIN_LIMIT_CREATE", value_name = "N")]
+    pub limit_create: Option<u32>,
+    /// Status reads and long polls per minute per client address; 0 = off [default: 600]
+    #[arg(long, env = "QRLOGIN_LIMIT_POLL", value_name = "N")]
+    pub limit_poll: Option<u32>,
+    /// Scans per minute per client address and per account; 0 = off [default: 30]
+    #[arg(long, env = "QRLOGIN_LIMIT_SCAN", value_name = "N")]
+    pub limit_scan: Option<u32>,
+    /// Approvals and denials per minute per client address and per account; 0 = off [default: 30]
+    #[arg(long, env = "QRLOGIN_LIMIT_DECIDE", value_name = "N")]
+    pub limit_decide: Option<u32>,
+    /// Addresses of reverse proxies whose X-Forwarded-For / Forwarded headers
+    /// name the real client (comma-separated); none are trusted by default
+    #[arg(
+        long,
+        env = "QRLOGIN_TRUSTED_PROXIES",
+        value_name = "IP,...",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
     /// Seconds a new code stays valid before it is scanned [default: 60]
     #[arg(long, env = "QRLOGIN_PENDING_TTL", value_name = "SECONDS")]
     pub pending_ttl: Option<u64>,
@@ -116,6 +142,12 @@ struct FileSettings {
     pending_ttl: Option<u64>,
     scanned_ttl: Option<u64>,
     approved_ttl: Option<u64>,
+    limit_sign_in: Option<u32>,
+    limit_create: Option<u32>,
+    limit_poll: Option<u32>,
+    limit_scan: Option<u32>,
+    limit_decide: Option<u32>,
+    trusted_proxies: Option<Vec<std::net::IpAddr>>,
 }
 
 /// How long an attempt may stay in each waiting state.
@@ -145,6 +177,8 @@ pub struct Settings {
     pub site_root: PathBuf,
     pub log_format: LogFormat,
     pub ttls: Ttls,
+    pub limits: LimitSettings,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +248,24 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
+            limits: {
+                let d = LimitSettings::default();
+                LimitSettings {
+                    sign_in: args
+                        .limit_sign_in
+                        .or(file.limit_sign_in)
+                        .unwrap_or(d.sign_in),
+                    create: args.limit_create.or(file.limit_create).unwrap_or(d.create),
+                    poll: args.limit_poll.or(file.limit_poll).unwrap_or(d.poll),
+                    scan: args.limit_scan.or(file.limit_scan).unwrap_or(d.scan),
+                    decide: args.limit_decide.or(file.limit_decide).unwrap_or(d.decide),
+                }
+            },
+            trusted_proxies: args
+                .trusted_proxies
+                .clone()
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
             ttls: Ttls {
                 pending: ttl(
                     args.pending_ttl,
@@ -257,6 +309,18 @@ impl PublicUrl {
         Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
     }
 
+    /// `scheme://host[:port]`, as browsers send it in `Origin`.
+    pub fn origin(&self) -> &str {
+        match self
+            .0
+            .find("://")
+            .and_then(|i| self.0[i + 3..].find('/').map(|j| i + 3 + j))
+        {
+            Some(end) => &self.0[..end],
+            None => &self.0,
+        }
+    }
+
     pub fn is_https(&self) -> bool {
         self.0.starts_with("https://")
     }
@@ -275,6 +339,10 @@ mod tests {
         let url = PublicUrl::parse("https://login.example.com/").unwrap();
         assert_eq!(url.as_str(), "https://login.example.com");
         assert!(url.is_https());
+        assert_eq!(url.origin(), "https://login.example.com");
+        let url = PublicUrl::parse("http://10.0.0.2:3000/qr/").unwrap();
+        assert_eq!(url.as_str(), "http://10.0.0.2:3000/qr");
+        assert_eq!(url.origin(), "http://10.0.0.2:3000");
         assert!(PublicUrl::parse("ftp://x").is_err());
         assert!(PublicUrl::parse("http://x/?a=b").is_err());
         assert!(PublicUrl::parse("not a url").is_err());

@@ -5,7 +5,7 @@ use app::api::ApiErrorBody;
 
 use crate::login::TransitionError;
 use axum::{
-    http::StatusCode,
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -24,6 +24,14 @@ pub enum ApiError {
     NotSignedIn,
     #[error("Wrong username or password.")]
     InvalidCredentials,
+    #[error("Too many requests; try again in a moment.")]
+    RateLimited { retry_after: std::time::Duration },
+    #[error("This request came from another site and was refused.")]
+    CrossSite,
+    #[error("The request body is too large.")]
+    PayloadTooLarge,
+    #[error("The request headers are too large.")]
+    HeadersTooLarge,
     #[error("No such session on this account.")]
     SessionNotFound,
     #[error("{0}")]
@@ -57,6 +65,13 @@ impl ApiError {
             Self::NotSignedIn => (StatusCode::UNAUTHORIZED, "not_signed_in"),
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             Self::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::CrossSite => (StatusCode::FORBIDDEN, "cross_site_request"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             Self::Transition(e) => match e {
                 TransitionError::ScannedByOther => (StatusCode::CONFLICT, "already_scanned"),
                 TransitionError::NotScanned => (StatusCode::CONFLICT, "not_scanned"),
@@ -82,7 +97,14 @@ impl IntoResponse for ApiError {
             error: code.to_owned(),
             message: self.to_string(),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Self::RateLimited { retry_after } = &self {
+            let seconds = retry_after.as_secs_f64().ceil() as u64;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 

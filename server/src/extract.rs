@@ -3,7 +3,7 @@
 
 use axum::{
     extract::{FromRequest, FromRequestParts, Query, Request},
-    http::request::Parts,
+    http::{request::Parts, StatusCode},
     Json,
 };
 use serde::de::DeserializeOwned;
@@ -18,6 +18,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge)
+            }
             Err(rejection) => Err(ApiError::BadRequest(format!(
                 "The request body must be JSON of the documented shape: {}",
                 rejection.body_text()

@@ -5,14 +5,17 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod login;
 pub mod pages;
 pub mod secret;
 pub mod session;
+pub mod web_security;
 
 use std::{sync::Arc, time::Duration};
 
 use app::{backend::Backend, shell, App};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::{
     extract::FromRef,
     http::{header, HeaderValue},
@@ -21,11 +24,14 @@ use axum::{
 };
 use leptos::prelude::{provide_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
+use tower_http::{
+    limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
+};
 
 use crate::{
     account::store::{AccountStore, AccountStoreError, SqliteAccountStore},
     config::{PublicUrl, Settings, Ttls},
+    limits::RateLimits,
     login::store::{LoginStore, MemoryLoginStore},
 };
 
@@ -37,6 +43,9 @@ pub struct AppState {
     pub accounts: Arc<dyn AccountStore>,
     pub public_url: Arc<PublicUrl>,
     pub ttls: Ttls,
+    pub limits: Arc<RateLimits>,
+    /// Proxies whose forwarding headers name the real client.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 impl AppState {
@@ -74,6 +83,8 @@ impl AppState {
             accounts,
             public_url: Arc::new(settings.public_url.clone()),
             ttls: settings.ttls,
+            limits: RateLimits::new(settings.limits),
+            trusted_proxies: settings.trusted_proxies.clone().into(),
         }
     }
 }
@@ -114,7 +125,11 @@ pub fn app(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     // The pages' server functions reach the stores through this port.
     let backend: Arc<dyn Backend> = Arc::new(state.clone());
-    let provide_backend = move || provide_context(backend.clone());
+    let provide_backend = move || {
+        provide_context(backend.clone());
+        // A fresh CSP nonce per page; the shell puts it in the header.
+        leptos::nonce::provide_nonce();
+    };
     Router::new()
         .merge(api_routes())
         .route("/healthz", get(healthz))
@@ -126,15 +141,30 @@ pub fn app(state: AppState) -> Router {
             _,
         >(provide_backend, shell))
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            web_security::MAX_BODY_BYTES,
+        ))
+        .layer(RequestBodyLimitLayer::new(web_security::MAX_BODY_BYTES))
+        .layer(from_fn_with_state(state.clone(), web_security::csrf_guard))
+        .layer(from_fn(web_security::size_guard))
+        .layer(from_fn_with_state(
+            state.clone(),
+            web_security::security_headers,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Runs forever: drops attempts that ended long ago.
-pub async fn purge_finished_logins(logins: Arc<dyn LoginStore>, every: Duration) {
+/// Runs forever: drops attempts that ended long ago, and idle rate-limit keys.
+pub async fn purge_finished_logins(
+    logins: Arc<dyn LoginStore>,
+    limits: Arc<RateLimits>,
+    every: Duration,
+) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
+        limits.forget_idle();
         match logins.purge(login::now_millis()).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "purged finished login attempts"),

@@ -66,6 +66,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     }
     tokio::spawn(purge_finished_logins(
         state.logins.clone(),
+        state.limits.clone(),
         Duration::from_secs(30),
     ));
     let listener = tokio::net::TcpListener::bind(settings.addr)

@@ -71,13 +71,14 @@ impl Backend for AppState {
         let Ok(id) = id.parse::<LoginId>() else {
             return Ok(PhoneLoginView::Unknown);
         };
-        match scan(self, id, &current).await {
+        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        match scan(self, id, &current, &client).await {
             Ok(attempt) => Ok(match attempt.state {
                 LoginState::Scanned => PhoneLoginView::Confirm {
                     me: current.account.to_api(),
                     scanned: scanned_view(
                         &attempt,
-                        &ClientContext::from_parts(request),
+                        &ClientContext::from_parts(request, &self.trusted_proxies),
                         now_millis(),
                     ),
                 },
@@ -105,7 +106,12 @@ impl Backend for AppState {
         else {
             return Ok(());
         };
-        shown_by_page(approve(self, id, &current, match_code).await.map(drop))
+        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        shown_by_page(
+            approve(self, id, &current, &client, match_code)
+                .await
+                .map(drop),
+        )
     }
 
     async fn deny(&self, request: &Parts, id: &str) -> Result<(), ServerFnError> {
@@ -113,7 +119,8 @@ impl Backend for AppState {
         else {
             return Ok(());
         };
-        shown_by_page(deny(self, id, &current).await.map(drop))
+        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        shown_by_page(deny(self, id, &current, &client).await.map(drop))
     }
 
     async fn sign_in(
@@ -122,12 +129,13 @@ impl Backend for AppState {
         username: &str,
         password: &str,
     ) -> Result<Option<String>, ServerFnError> {
-        let account = match authenticate(self, username, password).await {
+        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        let account = match authenticate(self, username, password, &client).await {
             Ok(account) => account,
-            Err(ApiError::InvalidCredentials) => return Ok(None),
+            // A refused or throttled sign-in shows the same message.
+            Err(ApiError::InvalidCredentials | ApiError::RateLimited { .. }) => return Ok(None),
             Err(e) => return Err(page_error(e)),
         };
-        let client = ClientContext::from_parts(request);
         let (token, _) = start_session(self, &account, SignInMethod::Password, &client)
             .await
             .map_err(page_error)?;

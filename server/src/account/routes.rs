@@ -16,6 +16,7 @@ use crate::{
     client::ClientContext,
     error::ApiError,
     extract::{ApiJson, ApiPath},
+    limits::ip_key,
     session::{clear_session_cookie, session_cookie, session_info, start_session, CurrentSession},
     AppState,
 };
@@ -29,7 +30,16 @@ pub async fn authenticate(
     state: &AppState,
     username: &str,
     password: &str,
+    client: &ClientContext,
 ) -> Result<Account, ApiError> {
+    // Before any hashing, so a flood cannot burn the CPU either. Keyed by
+    // the name as typed, existing or not: the answer tells nothing.
+    state.limits.sign_in_ip.check(&ip_key(client.ip))?;
+    let folded = username.trim().to_ascii_lowercase();
+    state
+        .limits
+        .sign_in_username
+        .check(&folded.chars().take(64).collect())?;
     let (Ok(username), Ok(password)) = (Username::parse(username), Password::parse(password))
     else {
         return Err(ApiError::InvalidCredentials);
@@ -70,7 +80,7 @@ pub async fn sign_in(
     client: ClientContext,
     ApiJson(body): ApiJson<SignInRequest>,
 ) -> Result<Response, ApiError> {
-    let account = authenticate(&state, &body.username, &body.password).await?;
+    let account = authenticate(&state, &body.username, &body.password, &client).await?;
     let (token, _) = start_session(&state, &account, SignInMethod::Password, &client).await?;
     let cookie = session_cookie(&token, state.public_url.is_https());
     let body = SignedIn {

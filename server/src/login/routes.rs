@@ -22,6 +22,7 @@ use crate::{
     client::{describe_user_agent, same_network, ClientContext},
     error::ApiError,
     extract::{ApiJson, ApiQuery},
+    limits::ip_key,
     secret::{Secret, SecretHash},
     session::{cookie_values, rfc3339, session_cookie, start_session, CurrentSession},
     AppState,
@@ -67,6 +68,7 @@ pub async fn create_login(
     State(state): State<AppState>,
     client: ClientContext,
 ) -> Result<Response, ApiError> {
+    state.limits.create.check(&ip_key(client.ip))?;
     let now = now_millis();
     let secret = Secret::new_random();
     let requester = Requester {
@@ -191,8 +193,10 @@ pub async fn get_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
     ApiQuery(params): ApiQuery<PollParams>,
+    client: ClientContext,
     headers: HeaderMap,
 ) -> Result<Json<LoginStatus>, ApiError> {
+    state.limits.poll.check(&ip_key(client.ip))?;
     let wait = params.wait.unwrap_or(0);
     if wait > MAX_WAIT_S {
         return Err(ApiError::BadRequest(format!(
@@ -260,6 +264,7 @@ pub async fn redeem_login(
     client: ClientContext,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    state.limits.poll.check(&ip_key(client.ip))?;
     load_bound(&state, id, &headers, now_millis()).await?;
     let attempt = transition(&state, id, &Transition::Redeem).await?;
     let approver = attempt
@@ -291,8 +296,10 @@ pub async fn redeem_login(
 pub async fn cancel_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
+    client: ClientContext,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    state.limits.poll.check(&ip_key(client.ip))?;
     let attempt = load_bound(&state, id, &headers, now_millis()).await?;
     if attempt.state == LoginState::Cancelled {
         return Ok(StatusCode::NO_CONTENT);
@@ -326,7 +333,10 @@ pub async fn scan(
     state: &AppState,
     id: LoginId,
     current: &CurrentSession,
+    client: &ClientContext,
 ) -> Result<Attempt, ApiError> {
+    state.limits.scan_ip.check(&ip_key(client.ip))?;
+    state.limits.scan_account.check(&current.account.id)?;
     let scanner = Scanner {
         account_id: current.account.id,
         display_name: current.account.display_name.clone(),
@@ -340,8 +350,10 @@ pub async fn approve(
     state: &AppState,
     id: LoginId,
     current: &CurrentSession,
+    client: &ClientContext,
     match_code: u8,
 ) -> Result<Attempt, ApiError> {
+    check_decide_limits(state, current, client)?;
     let approve = Transition::Approve {
         account_id: current.account.id,
         match_code,
@@ -351,11 +363,22 @@ pub async fn approve(
     result
 }
 
+fn check_decide_limits(
+    state: &AppState,
+    current: &CurrentSession,
+    client: &ClientContext,
+) -> Result<(), ApiError> {
+    state.limits.decide_ip.check(&ip_key(client.ip))?;
+    state.limits.decide_account.check(&current.account.id)
+}
+
 pub async fn deny(
     state: &AppState,
     id: LoginId,
     current: &CurrentSession,
+    client: &ClientContext,
 ) -> Result<Attempt, ApiError> {
+    check_decide_limits(state, current, client)?;
     let deny = Transition::Deny {
         account_id: current.account.id,
     };
@@ -371,7 +394,7 @@ pub async fn scan_login(
     current: CurrentSession,
     client: ClientContext,
 ) -> Result<Json<Scanned>, ApiError> {
-    let attempt = scan(&state, id, &current).await?;
+    let attempt = scan(&state, id, &current, &client).await?;
     Ok(Json(scanned_view(&attempt, &client, now_millis())))
 }
 
@@ -381,9 +404,10 @@ pub async fn approve_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
     current: CurrentSession,
+    client: ClientContext,
     ApiJson(body): ApiJson<ApproveRequest>,
 ) -> Result<Json<StateChanged>, ApiError> {
-    let attempt = approve(&state, id, &current, body.match_code).await?;
+    let attempt = approve(&state, id, &current, &client, body.match_code).await?;
     Ok(Json(StateChanged {
         state: attempt.state,
     }))
@@ -394,8 +418,9 @@ pub async fn deny_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
     current: CurrentSession,
+    client: ClientContext,
 ) -> Result<Json<StateChanged>, ApiError> {
-    let attempt = deny(&state, id, &current).await?;
+    let attempt = deny(&state, id, &current, &client).await?;
     Ok(Json(StateChanged {
         state: attempt.state,
     }))

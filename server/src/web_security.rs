@@ -1,0 +1,167 @@
+//! Browser-facing defences: security headers on every response, and a CSRF
+//! check on state-changing requests (on top of SameSite cookies).
+
+use axum::{
+    extract::{Request, State},
+    http::{header, HeaderMap, HeaderName, HeaderValue, Method},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use crate::{error::ApiError, AppState};
+
+/// The policy for everything that is not a page (JSON, static files): load
+/// nothing, be framed by nobody.
+pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+fn set_if_absent(headers: &mut HeaderMap, name: HeaderName, value: &'static str) {
+    if !headers.contains_key(&name) {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}
+
+/// Adds the security headers any response lacks.
+pub async fn security_headers(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    set_if_absent(headers, header::CONTENT_SECURITY_POLICY, DEFAULT_CSP);
+    set_if_absent(headers, header::X_FRAME_OPTIONS, "DENY");
+    // Login ids appear in URLs: never leak them to other sites.
+    set_if_absent(headers, header::REFERRER_POLICY, "no-referrer");
+    set_if_absent(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set_if_absent(
+        headers,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    if state.public_url.is_https() {
+        set_if_absent(
+            headers,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
+    }
+    response
+}
+
+/// Whether a state-changing request may come from where the browser says it
+/// comes from. Requests that carry neither `Sec-Fetch-Site` nor `Origin`
+/// are not from a browser's cross-site form or fetch (apps, scripts).
+pub fn same_origin_request(headers: &HeaderMap, public_origin: &str) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        // "none": typed into the address bar or a bookmark.
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            origin == public_origin
+                || headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .is_some_and(|host| {
+                        origin == format!("http://{host}") || origin == format!("https://{host}")
+                    })
+        }
+    }
+}
+
+/// Refuses cross-site POST/PUT/PATCH/DELETE with 403, before any handler.
+pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let changes_state = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
+    if changes_state && !same_origin_request(request.headers(), state.public_url.origin()) {
+        tracing::warn!(
+            method = %request.method(),
+            path = request.uri().path(),
+            origin = ?request.headers().get(header::ORIGIN),
+            "cross-site request refused"
+        );
+        return ApiError::CrossSite.into_response();
+    }
+    next.run(request).await
+}
+
+/// Largest request body anything here accepts (JSON calls and forms are tiny).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest total size of a request's header names and values.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses oversized headers and declared bodies with JSON errors, before
+/// any handler runs. (Undeclared, streamed bodies are cut off by the body
+/// limit layer while they are read.)
+pub async fn size_guard(request: Request, next: Next) -> Response {
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return ApiError::HeadersTooLarge.into_response();
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn only_same_origin_browsers_and_non_browsers_pass() {
+        let origin = "https://login.example.com";
+        assert!(same_origin_request(&headers(&[]), origin));
+        assert!(same_origin_request(
+            &headers(&[("sec-fetch-site", "same-origin")]),
+            origin
+        ));
+        assert!(!same_origin_request(
+            &headers(&[("sec-fetch-site", "cross-site")]),
+            origin
+        ));
+        assert!(!same_origin_request(
+            &headers(&[("sec-fetch-site", "same-site")]),
+            origin
+        ));
+        assert!(same_origin_request(
+            &headers(&[("origin", "https://login.example.com")]),
+            origin
+        ));
+        assert!(!same_origin_request(
+            &headers(&[("origin", "https://evil.example")]),
+            origin
+        ));
+        assert!(!same_origin_request(
+            &headers(&[("origin", "null")]),
+            origin
+        ));
+        assert!(same_origin_request(
+            &headers(&[
+                ("origin", "http://127.0.0.1:3000"),
+                ("host", "127.0.0.1:3000")
+            ]),
+            origin
+        ));
+    }
+}
