@@ -3,7 +3,6 @@
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod backend;
-pub mod csp;
 mod login;
 mod phone;
 pub mod qr;
@@ -23,7 +22,6 @@ pub use phone::{PhoneHomePage, PhoneLoginPage};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    set_content_security_policy(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -41,24 +39,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
-}
-
-/// A page's Content-Security-Policy: this origin's scripts, plus the inline
-/// hydration script through this response's nonce.
-fn set_content_security_policy(options: &LeptosOptions) {
-    #[cfg(feature = "ssr")]
-    if let (Some(nonce), Some(response)) = (
-        leptos::nonce::use_nonce(),
-        use_context::<leptos_axum::ResponseOptions>(),
-    ) {
-        let reload_port = std::env::var_os("LEPTOS_WATCH").map(|_| options.reload_port);
-        let policy = csp::page_policy(&nonce.to_string(), reload_port);
-        if let Ok(value) = http::HeaderValue::from_str(&policy) {
-            response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
-        }
-    }
-    #[cfg(not(feature = "ssr"))]
-    let _ = options;
 }
 
 #[component]

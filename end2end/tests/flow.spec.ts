@@ -5,10 +5,35 @@ import { scanQr } from "./qr";
 // Each test drives two browsers: a desktop and a phone, as a person would.
 const shortBaseURL = `http://127.0.0.1:${process.env.QRLOGIN_E2E_SHORT_PORT}`;
 
+/** Console errors and page errors (CSP violations among them) of a page. */
+const problems = new Map<Page, string[]>();
+
+function watch(page: Page): Page {
+  const seen: string[] = [];
+  problems.set(page, seen);
+  page.on("console", (msg) => {
+    if (msg.type() === "error") seen.push(msg.text());
+  });
+  page.on("pageerror", (err) => seen.push(err.message));
+  return page;
+}
+
+/** Expected console errors of one test (e.g. the 401 that signals a revoked session). */
+const allowed = new Map<Page, RegExp>();
+
+test.afterEach(() => {
+  for (const [page, seen] of problems) {
+    const pattern = allowed.get(page);
+    expect(seen.filter((m) => !pattern?.test(m))).toEqual([]);
+  }
+  problems.clear();
+  allowed.clear();
+});
+
 async function newDesktop(browser: Browser, baseURL: string): Promise<Page> {
   const { defaultBrowserType: _, ...desktop } = devices["Desktop Chrome"];
   const context = await browser.newContext({ ...desktop, baseURL });
-  return context.newPage();
+  return watch(await context.newPage());
 }
 
 async function newPhone(
@@ -18,7 +43,7 @@ async function newPhone(
 ): Promise<Page> {
   const { defaultBrowserType: _, ...pixel } = devices["Pixel 7"];
   const context = await browser.newContext({ ...pixel, baseURL, ...options });
-  return context.newPage();
+  return watch(await context.newPage());
 }
 
 async function signIn(page: Page, user: string) {
@@ -146,6 +171,8 @@ test("revoking the desktop's session from /m signs the desktop out", async ({ br
   await expect(qrSession).toHaveCount(1);
   await expect(phone.locator(".session", { hasText: "This phone" })).toHaveCount(1);
   await phone.screenshot({ path: testInfo.outputPath("phone-home.png"), fullPage: true });
+  // The desktop learns of the revocation from a 401 on its session check.
+  allowed.set(desktop, /status of 401 \(Unauthorized\)/);
   await qrSession.getByRole("button", { name: "Revoke" }).click();
   await expect(phone.locator(".session", { hasText: "QR sign-in" })).toHaveCount(0);
 

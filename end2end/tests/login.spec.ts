@@ -37,6 +37,17 @@ test.describe("/login", () => {
     expect(problems).toEqual([]);
   });
 
+  test("the page cannot be framed by another site", async ({ page, baseURL }) => {
+    const refused: string[] = [];
+    page.on("console", (msg) => refused.push(msg.text()));
+    await page.setContent(`<iframe id="victim" src="${baseURL}/login" width="400" height="600"></iframe>`);
+    await page.waitForTimeout(1_000);
+    const frame = page.frames().find((f) => f.url().includes("/login"));
+    const framed = frame ? await frame.locator("text=Scan with your phone").count().catch(() => 0) : 0;
+    expect(framed).toBe(0);
+    expect(refused.join("\n")).toMatch(/frame-ancestors|Refused to (display|frame)/);
+  });
+
   test("server HTML carries the card but not the QR", async ({ request }) => {
     const response = await request.get("/login");
     expect(response.status()).toBe(200);

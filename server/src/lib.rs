@@ -22,7 +22,7 @@ use axum::{
     routing::{any, delete, get, post},
     Json, Router,
 };
-use leptos::prelude::{provide_context, LeptosOptions};
+use leptos::prelude::{provide_context, use_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::{
     limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
@@ -127,8 +127,12 @@ pub fn app(state: AppState) -> Router {
     let backend: Arc<dyn Backend> = Arc::new(state.clone());
     let provide_backend = move || {
         provide_context(backend.clone());
-        // A fresh CSP nonce per page; the shell puts it in the header.
-        leptos::nonce::provide_nonce();
+        // The scripts must carry the nonce the CSP header names.
+        let nonce = use_context::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<web_security::CspNonce>().cloned());
+        if let Some(web_security::CspNonce(nonce)) = nonce {
+            provide_context(leptos::nonce::Nonce::from_value(nonce));
+        }
     };
     Router::new()
         .merge(api_routes())

@@ -14,6 +14,34 @@ use crate::{error::ApiError, AppState};
 /// nothing, be framed by nobody.
 pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The policy of an HTML page: only this origin's scripts and the inline
+/// hydration script carrying `nonce`; WebAssembly compiled from them.
+pub fn page_csp(nonce: &str, reload_port: Option<u32>) -> String {
+    // `cargo leptos watch` reloads the page over a websocket on its own port.
+    let reload = reload_port
+        .map(|port| format!(" ws://127.0.0.1:{port} ws://localhost:{port}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'{reload}; \
+         form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// This request's CSP nonce, made here and handed to Leptos (through the
+/// request's extensions), so the header and the page's scripts agree.
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub String);
+
+impl CspNonce {
+    fn new_random() -> Self {
+        use base64::{engine::general_purpose::STANDARD_NO_PAD, Engine};
+        let mut bytes = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        Self(STANDARD_NO_PAD.encode(bytes))
+    }
+}
+
 fn set_if_absent(headers: &mut HeaderMap, name: HeaderName, value: &'static str) {
     if !headers.contains_key(&name) {
         headers.insert(name, HeaderValue::from_static(value));
@@ -23,11 +51,23 @@ fn set_if_absent(headers: &mut HeaderMap, name: HeaderName, value: &'static str)
 /// Adds the security headers any response lacks.
 pub async fn security_headers(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    let nonce = CspNonce::new_random();
+    request.extensions_mut().insert(nonce.clone());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    let is_html = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_html && !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        let reload_port =
+            std::env::var_os("LEPTOS_WATCH").map(|_| state.leptos_options.reload_port);
+        if let Ok(value) = HeaderValue::from_str(&page_csp(&nonce.0, reload_port)) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
     set_if_absent(headers, header::CONTENT_SECURITY_POLICY, DEFAULT_CSP);
     set_if_absent(headers, header::X_FRAME_OPTIONS, "DENY");
     // Login ids appear in URLs: never leak them to other sites.
@@ -126,6 +166,16 @@ mod tests {
             map.insert(*k, HeaderValue::from_static(v));
         }
         map
+    }
+
+    #[test]
+    fn the_page_policy_allows_only_own_and_nonced_scripts() {
+        let csp = page_csp("abc", None);
+        assert!(csp.contains("script-src 'self' 'nonce-abc' 'wasm-unsafe-eval';"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert!(!csp.contains("unsafe-inline"));
+        assert!(page_csp("abc", Some(3001)).contains("ws://127.0.0.1:3001"));
+        assert_ne!(CspNonce::new_random().0, CspNonce::new_random().0);
     }
 
     #[test]

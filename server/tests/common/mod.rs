@@ -71,6 +71,11 @@ impl Call {
         self
     }
 
+    pub fn body(mut self, body: Vec<u8>) -> Self {
+        self.body = Body::from(body);
+        self
+    }
+
     pub fn peer_ip(mut self, ip: [u8; 4]) -> Self {
         self.peer = SocketAddr::from((ip, 50000));
         self
