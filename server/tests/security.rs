@@ -168,6 +168,23 @@ async fn rule4_a_second_phone_gets_409_and_cannot_approve_or_deny() {
     assert_eq!(status.scanner.as_deref(), Some("Alice"));
 }
 
+/// QRLJacking: a code passed around to several accounts locks itself.
+#[tokio::test]
+async fn a_code_scanned_by_too_many_other_accounts_is_denied() {
+    let app = test_app().await;
+    let alice = app.phone("alice", "Alice").await;
+    let desktop = app.desktop().await;
+    let code = app.scan_and_read_code(&alice, &desktop).await;
+    for name in ["m1", "m2", "m3"] {
+        let other = app.phone(&format!("mallory-{name}"), "Mallory").await;
+        let error = error_body(app.scan(&other, &desktop.id).await, StatusCode::CONFLICT).await;
+        assert_eq!(error.error, "already_scanned");
+    }
+    assert_eq!(app.poll(&desktop).await.state, LoginState::Denied);
+    let error = error_body(app.approve(&alice, &desktop.id, code).await, StatusCode::GONE).await;
+    assert_eq!(error.error, "login_finished");
+}
+
 /// Phone calls without a working session are refused.
 #[tokio::test]
 async fn rule4_phone_calls_need_a_session() {

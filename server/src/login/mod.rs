@@ -92,7 +92,13 @@ pub struct Attempt {
     pub match_code: Option<u8>,
     /// The three numbers the phone offers, the right one among them.
     pub match_choices: Option<[u8; 3]>,
+    /// Scans refused because another account scanned first.
+    pub refused_scans: u8,
 }
+
+/// After this many refused scans by other accounts the attempt is denied:
+/// a code passed around (QRLJacking) stops being worth anything.
+pub const MAX_REFUSED_SCANS: u8 = 3;
 
 /// A change someone asks for. Anything random is drawn before, so applying a
 /// transition is deterministic (a store may retry it).
@@ -172,6 +178,7 @@ impl Attempt {
             scanner: None,
             match_code: None,
             match_choices: None,
+            refused_scans: 0,
         }
     }
 
@@ -226,7 +233,13 @@ impl Attempt {
                 }
                 // The same phone opening the link again sees the same request.
                 _ if self.is_scanner(scanner.account_id) => Ok(()),
-                _ => Err(TransitionError::ScannedByOther),
+                _ => {
+                    self.refused_scans = self.refused_scans.saturating_add(1);
+                    if self.refused_scans >= MAX_REFUSED_SCANS {
+                        self.enter(Denied, now);
+                    }
+                    Err(TransitionError::ScannedByOther)
+                }
             },
             Transition::Approve {
                 account_id,
@@ -358,7 +371,7 @@ mod tests {
                 TransitionError::NotScanned,
             ),
             (Pending, Transition::Redeem, TransitionError::NotApproved),
-            (Scanned, scan(BOB), TransitionError::ScannedByOther),
+
             (Scanned, approve(BOB, 42), TransitionError::ScannedByOther),
             (
                 Scanned,
@@ -366,7 +379,7 @@ mod tests {
                 TransitionError::ScannedByOther,
             ),
             (Scanned, Transition::Redeem, TransitionError::NotApproved),
-            (Approved, scan(BOB), TransitionError::ScannedByOther),
+
             (
                 Approved,
                 Transition::Deny { account_id: ALICE },
@@ -405,6 +418,20 @@ mod tests {
                 );
                 assert_eq!(a, before);
             }
+        }
+    }
+
+    #[test]
+    fn scans_by_other_accounts_are_refused_and_counted_until_the_code_locks() {
+        for state in [Scanned, Approved] {
+            let mut a = in_state(state);
+            for refused in 1..MAX_REFUSED_SCANS {
+                assert_eq!(a.apply(&scan(BOB), 2, &ttls()), Err(TransitionError::ScannedByOther));
+                assert_eq!((a.state, a.refused_scans), (state, refused));
+            }
+            let version = a.version;
+            assert_eq!(a.apply(&scan(BOB), 2, &ttls()), Err(TransitionError::ScannedByOther));
+            assert_eq!((a.state, a.version), (Denied, version + 1));
         }
     }
 
