@@ -1,6 +1,7 @@
 //! The qrlogin server: API v1, the Leptos pages, and the stores behind them.
 
 pub mod account;
+pub mod audit;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub logins: Arc<dyn LoginStore>,
     pub accounts: Arc<dyn AccountStore>,
+    pub audit: audit::AuditLog,
     pub public_url: Arc<PublicUrl>,
     pub ttls: Ttls,
     pub limits: Arc<RateLimits>,
@@ -53,10 +55,12 @@ impl AppState {
     /// sessions in the SQLite file of the settings.
     pub async fn open(settings: &Settings) -> Result<Self, AccountStoreError> {
         let accounts = SqliteAccountStore::open(&settings.database).await?;
+        let audit = audit::AuditLog::start(accounts.pool().clone());
         Ok(Self::with_stores(
             settings,
             Arc::new(MemoryLoginStore::default()),
             Arc::new(accounts),
+            audit,
         ))
     }
 
@@ -64,6 +68,7 @@ impl AppState {
         settings: &Settings,
         logins: Arc<dyn LoginStore>,
         accounts: Arc<dyn AccountStore>,
+        audit: audit::AuditLog,
     ) -> Self {
         let leptos_options = LeptosOptions::builder()
             .output_name("qrlogin")
@@ -81,6 +86,7 @@ impl AppState {
             leptos_options,
             logins,
             accounts,
+            audit,
             public_url: Arc::new(settings.public_url.clone()),
             ttls: settings.ttls,
             limits: RateLimits::new(settings.limits),

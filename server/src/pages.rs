@@ -146,7 +146,8 @@ impl Backend for AppState {
     }
 
     async fn sign_out(&self, request: &Parts) -> Result<String, ServerFnError> {
-        end_session(self, &request.headers)
+        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        end_session(self, &request.headers, &client)
             .await
             .map_err(page_error)?;
         Ok(header_string(clear_session_cookie(
@@ -169,7 +170,8 @@ impl Backend for AppState {
         let Some(current) = self.signed_in(request).await? else {
             return Ok(());
         };
-        match revoke(self, &current, session_id).await {
+        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        match revoke(self, &current, session_id, &client).await {
             Ok(()) | Err(ApiError::SessionNotFound) => Ok(()),
             Err(e) => Err(page_error(e)),
         }

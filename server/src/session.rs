@@ -14,6 +14,7 @@ use crate::{
         store::{NewSession, Session, SignInMethod, SESSION_IDLE_LIMIT_MS},
         Account,
     },
+    audit::AuditEvent,
     client::{describe_user_agent, ClientContext},
     error::ApiError,
     login::{now_millis, UnixMillis},
@@ -152,6 +153,9 @@ pub async fn start_session(
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(account = %account.username, session = %session.id, method = ?method, "signed in");
+    state
+        .audit
+        .record(AuditEvent::SignedIn, None, Some(account.id), client);
     Ok((token, session))
 }
 

@@ -181,7 +181,11 @@ async fn a_code_scanned_by_too_many_other_accounts_is_denied() {
         assert_eq!(error.error, "already_scanned");
     }
     assert_eq!(app.poll(&desktop).await.state, LoginState::Denied);
-    let error = error_body(app.approve(&alice, &desktop.id, code).await, StatusCode::GONE).await;
+    let error = error_body(
+        app.approve(&alice, &desktop.id, code).await,
+        StatusCode::GONE,
+    )
+    .await;
     assert_eq!(error.error, "login_finished");
 }
 
@@ -353,4 +357,69 @@ async fn sign_in_failures_look_alike_and_sign_out_ends_the_session() {
         .send(Call::new(Method::GET, "/api/v1/me").bearer(&signed_in.token))
         .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The audit trail holds every step of an attempt and every sign-in/out,
+/// with time, address, browser and account.
+#[tokio::test]
+async fn the_audit_trail_records_every_step() {
+    let app = test_app().await;
+    let phone = app.phone("alice", "Alice").await;
+    let desktop = app.approved(&phone).await;
+    assert_eq!(app.redeem(&desktop).await.status(), StatusCode::OK);
+    let denied = app.desktop().await;
+    app.scan_and_read_code(&phone, &denied).await;
+    app.deny(&phone, &denied.id).await;
+    let cancelled = app.desktop().await;
+    let cancel = Call::new(Method::DELETE, &format!("/api/v1/logins/{}", cancelled.id))
+        .cookie(&cancelled.cookie);
+    app.send(cancel).await;
+    app.send(sign_in_failure()).await;
+    app.send(phone.auth(Call::new(Method::DELETE, "/api/v1/session")))
+        .await;
+
+    let expected = [
+        ("signed_in", None),
+        ("login_created", Some(&desktop.id)),
+        ("login_scanned", Some(&desktop.id)),
+        ("login_approved", Some(&desktop.id)),
+        ("login_redeemed", Some(&desktop.id)),
+        ("signed_in", None),
+        ("login_created", Some(&denied.id)),
+        ("login_scanned", Some(&denied.id)),
+        ("login_denied", Some(&denied.id)),
+        ("login_created", Some(&cancelled.id)),
+        ("login_cancelled", Some(&cancelled.id)),
+        ("sign_in_failed", None),
+        ("signed_out", None),
+    ];
+    // The writer is asynchronous: wait for it (briefly).
+    let mut rows: Vec<(String, Option<String>, String, String)> = Vec::new();
+    for _ in 0..100 {
+        rows =
+            sqlx::query_as("SELECT event, login_id, ip, user_agent FROM audit_events ORDER BY id")
+                .fetch_all(app.state_pool())
+                .await
+                .unwrap();
+        if rows.len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let got: Vec<(&str, Option<&String>)> =
+        rows.iter().map(|r| (r.0.as_str(), r.1.as_ref())).collect();
+    assert_eq!(got, expected);
+    assert!(rows.iter().all(|r| r.2 == "192.168.1.10"));
+    assert!(rows.iter().any(|r| r.3.contains("Android")));
+    let alice_events: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE account_id = 1")
+            .fetch_one(app.state_pool())
+            .await
+            .unwrap();
+    assert!(alice_events >= 8, "{alice_events}");
+}
+
+fn sign_in_failure() -> Call {
+    Call::new(Method::POST, "/api/v1/session")
+        .json(serde_json::json!({ "username": "alice", "password": "wrong password" }))
 }

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use super::{Account, Password, Username};
 use crate::{
     account::store::SignInMethod,
+    audit::AuditEvent,
     client::ClientContext,
     error::ApiError,
     extract::{ApiJson, ApiPath},
@@ -67,8 +68,14 @@ pub async fn authenticate(
     let ok = password.verify(stored).await.map_err(ApiError::internal)?;
     match account {
         Some(account) if ok => Ok(account),
-        _ => {
+        account => {
             tracing::info!(username = %username, "sign-in refused");
+            state.audit.record(
+                AuditEvent::SignInFailed,
+                None,
+                account.map(|a| a.id),
+                client,
+            );
             Err(ApiError::InvalidCredentials)
         }
     }
@@ -91,7 +98,11 @@ pub async fn sign_in(
 }
 
 /// Ends the request's session, if it has one.
-pub async fn end_session(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub async fn end_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &ClientContext,
+) -> Result<(), ApiError> {
     if let Some(current) = CurrentSession::from_headers(state, headers).await? {
         state
             .accounts
@@ -99,6 +110,12 @@ pub async fn end_session(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
             .await
             .map_err(ApiError::internal)?;
         tracing::info!(account = %current.account.username, session = %current.session.id, "signed out");
+        state.audit.record(
+            AuditEvent::SignedOut,
+            None,
+            Some(current.account.id),
+            client,
+        );
     }
     Ok(())
 }
@@ -106,9 +123,10 @@ pub async fn end_session(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
 /// `DELETE /api/v1/session`: signs out; harmless when not signed in.
 pub async fn sign_out(
     State(state): State<AppState>,
+    client: ClientContext,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    end_session(&state, &headers).await?;
+    end_session(&state, &headers, &client).await?;
     let cookie = clear_session_cookie(state.public_url.is_https());
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
@@ -146,7 +164,12 @@ pub async fn list_sessions(
 }
 
 /// Revokes one of the account's own sessions; at once, everywhere.
-pub async fn revoke(state: &AppState, current: &CurrentSession, id: &str) -> Result<(), ApiError> {
+pub async fn revoke(
+    state: &AppState,
+    current: &CurrentSession,
+    id: &str,
+    client: &ClientContext,
+) -> Result<(), ApiError> {
     let removed = uuid::Uuid::try_parse(id).is_ok()
         && state
             .accounts
@@ -157,6 +180,12 @@ pub async fn revoke(state: &AppState, current: &CurrentSession, id: &str) -> Res
         return Err(ApiError::SessionNotFound);
     }
     tracing::info!(account = %current.account.username, session = %id, "session revoked");
+    state.audit.record(
+        AuditEvent::SessionRevoked,
+        None,
+        Some(current.account.id),
+        client,
+    );
     Ok(())
 }
 
@@ -164,8 +193,9 @@ pub async fn revoke(state: &AppState, current: &CurrentSession, id: &str) -> Res
 pub async fn revoke_session(
     State(state): State<AppState>,
     current: CurrentSession,
+    client: ClientContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    revoke(&state, &current, &id).await?;
+    revoke(&state, &current, &id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

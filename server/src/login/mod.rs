@@ -371,7 +371,6 @@ mod tests {
                 TransitionError::NotScanned,
             ),
             (Pending, Transition::Redeem, TransitionError::NotApproved),
-
             (Scanned, approve(BOB, 42), TransitionError::ScannedByOther),
             (
                 Scanned,
@@ -379,7 +378,6 @@ mod tests {
                 TransitionError::ScannedByOther,
             ),
             (Scanned, Transition::Redeem, TransitionError::NotApproved),
-
             (
                 Approved,
                 Transition::Deny { account_id: ALICE },
@@ -426,11 +424,17 @@ mod tests {
         for state in [Scanned, Approved] {
             let mut a = in_state(state);
             for refused in 1..MAX_REFUSED_SCANS {
-                assert_eq!(a.apply(&scan(BOB), 2, &ttls()), Err(TransitionError::ScannedByOther));
+                assert_eq!(
+                    a.apply(&scan(BOB), 2, &ttls()),
+                    Err(TransitionError::ScannedByOther)
+                );
                 assert_eq!((a.state, a.refused_scans), (state, refused));
             }
             let version = a.version;
-            assert_eq!(a.apply(&scan(BOB), 2, &ttls()), Err(TransitionError::ScannedByOther));
+            assert_eq!(
+                a.apply(&scan(BOB), 2, &ttls()),
+                Err(TransitionError::ScannedByOther)
+            );
             assert_eq!((a.state, a.version), (Denied, version + 1));
         }
     }

@@ -16,9 +16,12 @@ use axum::{
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 
-use super::{now_millis, Attempt, LoginId, Requester, Scanner, Transition, UnixMillis};
+use super::{
+    now_millis, store::Applied, Attempt, LoginId, Requester, Scanner, Transition, UnixMillis,
+};
 use crate::{
     account::store::SignInMethod,
+    audit::AuditEvent,
     client::{describe_user_agent, same_network, ClientContext},
     error::ApiError,
     extract::{ApiJson, ApiQuery},
@@ -73,7 +76,7 @@ pub async fn create_login(
     let secret = Secret::new_random();
     let requester = Requester {
         ip: client.ip,
-        user_agent: client.user_agent,
+        user_agent: client.user_agent.clone(),
     };
     let attempt = Attempt::new(
         LoginId::new_random(),
@@ -88,6 +91,9 @@ pub async fn create_login(
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(login_id = %attempt.id, "login attempt created");
+    state
+        .audit
+        .record(AuditEvent::LoginCreated, Some(attempt.id), None, &client);
 
     let path = format!("{LOGINS_PATH}/{}", attempt.id);
     let https = state.public_url.is_https();
@@ -240,18 +246,39 @@ async fn wait_for_change(
         .unwrap_or(attempt))
 }
 
-/// Applies a transition to an attempt that exists, failing as the SPEC says.
+/// Applies a transition to an attempt that exists, failing as the SPEC says,
+/// and writes what changed to the audit trail.
 async fn transition(
     state: &AppState,
     id: LoginId,
     transition: &Transition,
+    account_id: Option<i64>,
+    client: &ClientContext,
 ) -> Result<Attempt, ApiError> {
-    let (attempt, outcome) = state
+    let Applied {
+        attempt,
+        outcome,
+        changed,
+    } = state
         .logins
         .apply(id, transition, now_millis(), &state.ttls)
         .await
         .map_err(ApiError::internal)?
         .ok_or(ApiError::LoginNotFound)?;
+    if changed {
+        let event = match attempt.state {
+            LoginState::Scanned => Some(AuditEvent::LoginScanned),
+            LoginState::Approved => Some(AuditEvent::LoginApproved),
+            LoginState::Denied => Some(AuditEvent::LoginDenied),
+            LoginState::Redeemed => Some(AuditEvent::LoginRedeemed),
+            LoginState::Cancelled => Some(AuditEvent::LoginCancelled),
+            LoginState::Expired => Some(AuditEvent::LoginExpired),
+            LoginState::Pending => None,
+        };
+        if let Some(event) = event {
+            state.audit.record(event, Some(id), account_id, client);
+        }
+    }
     outcome?;
     Ok(attempt)
 }
@@ -266,7 +293,7 @@ pub async fn redeem_login(
 ) -> Result<Response, ApiError> {
     state.limits.poll.check(&ip_key(client.ip))?;
     load_bound(&state, id, &headers, now_millis()).await?;
-    let attempt = transition(&state, id, &Transition::Redeem).await?;
+    let attempt = transition(&state, id, &Transition::Redeem, None, &client).await?;
     let approver = attempt
         .scanner
         .ok_or_else(|| ApiError::BadRequest("approved attempt without scanner".into()))?;
@@ -304,7 +331,7 @@ pub async fn cancel_login(
     if attempt.state == LoginState::Cancelled {
         return Ok(StatusCode::NO_CONTENT);
     }
-    transition(&state, id, &Transition::Cancel).await?;
+    transition(&state, id, &Transition::Cancel, None, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -341,7 +368,14 @@ pub async fn scan(
         account_id: current.account.id,
         display_name: current.account.display_name.clone(),
     };
-    let attempt = transition(state, id, &Transition::scan(scanner)).await?;
+    let attempt = transition(
+        state,
+        id,
+        &Transition::scan(scanner),
+        Some(current.account.id),
+        client,
+    )
+    .await?;
     tracing::info!(login_id = %id, account = %current.account.username, "login scanned");
     Ok(attempt)
 }
@@ -358,7 +392,7 @@ pub async fn approve(
         account_id: current.account.id,
         match_code,
     };
-    let result = transition(state, id, &approve).await;
+    let result = transition(state, id, &approve, Some(current.account.id), client).await;
     tracing::info!(login_id = %id, account = %current.account.username, ok = result.is_ok(), "login approval");
     result
 }
@@ -382,7 +416,7 @@ pub async fn deny(
     let deny = Transition::Deny {
         account_id: current.account.id,
     };
-    let attempt = transition(state, id, &deny).await?;
+    let attempt = transition(state, id, &deny, Some(current.account.id), client).await?;
     tracing::info!(login_id = %id, account = %current.account.username, "login denied");
     Ok(attempt)
 }

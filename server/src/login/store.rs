@@ -33,15 +33,14 @@ pub trait LoginStore: Send + Sync + 'static {
     async fn get(&self, id: LoginId, now: UnixMillis) -> Result<Option<Attempt>, StoreError>;
 
     /// Applies `transition` atomically: of two racing calls, one sees the
-    /// other's result. Returns the attempt as it now is, with the outcome.
-    /// `None` when there is no such attempt.
+    /// other's result. `None` when there is no such attempt.
     async fn apply(
         &self,
         id: LoginId,
         transition: &Transition,
         now: UnixMillis,
         ttls: &Ttls,
-    ) -> Result<Option<(Attempt, Result<(), TransitionError>)>, StoreError>;
+    ) -> Result<Option<Applied>, StoreError>;
 
     /// A receiver of the attempt's version, which changes with every change
     /// of the attempt; `None` when there is no such attempt.
@@ -50,6 +49,16 @@ pub trait LoginStore: Send + Sync + 'static {
     /// Forgets attempts that ended more than [`FINISHED_RETENTION_MS`] ago;
     /// returns how many.
     async fn purge(&self, now: UnixMillis) -> Result<usize, StoreError>;
+}
+
+/// What applying a transition did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The attempt as it now is.
+    pub attempt: Attempt,
+    pub outcome: Result<(), TransitionError>,
+    /// Whether the attempt changed (a repeated scan, say, does not).
+    pub changed: bool,
 }
 
 struct Entry {
@@ -105,15 +114,20 @@ impl LoginStore for MemoryLoginStore {
         transition: &Transition,
         now: UnixMillis,
         ttls: &Ttls,
-    ) -> Result<Option<(Attempt, Result<(), TransitionError>)>, StoreError> {
+    ) -> Result<Option<Applied>, StoreError> {
         let mut attempts = self.attempts();
         Ok(attempts.get_mut(&id).map(|entry| {
             let before = entry.attempt.version;
             let outcome = entry.attempt.apply(transition, now, ttls);
-            if entry.attempt.version != before {
+            let changed = entry.attempt.version != before;
+            if changed {
                 entry.publish();
             }
-            (entry.attempt.clone(), outcome)
+            Applied {
+                attempt: entry.attempt.clone(),
+                outcome,
+                changed,
+            }
         }))
     }
 
@@ -186,25 +200,27 @@ mod tests {
         let mut rx = store.subscribe(a.id).await.unwrap().unwrap();
         assert_eq!(*rx.borrow_and_update(), 1);
 
-        let (_, outcome) = store
+        let applied = store
             .apply(a.id, &Transition::Redeem, 1, &Ttls::default())
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(outcome, Err(TransitionError::NotApproved));
+        assert_eq!(applied.outcome, Err(TransitionError::NotApproved));
+        assert!(!applied.changed);
         assert!(!rx.has_changed().unwrap());
 
         let scan = Transition::scan(Scanner {
             account_id: 7,
             display_name: "Alice".into(),
         });
-        let (now, outcome) = store
+        let applied = store
             .apply(a.id, &scan, 1, &Ttls::default())
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(outcome, Ok(()));
-        assert_eq!(now.state, LoginState::Scanned);
+        assert_eq!(applied.outcome, Ok(()));
+        assert!(applied.changed);
+        assert_eq!(applied.attempt.state, LoginState::Scanned);
         assert!(rx.has_changed().unwrap());
         assert_eq!(*rx.borrow_and_update(), 2);
         assert!(store

@@ -1,0 +1,120 @@
+//! The audit trail: every attempt event and every sign-in and sign-out, with
+//! time, address, browser and account, in the database. Written by a
+//! background task in batches, so no request waits for it.
+
+use sqlx::SqlitePool;
+use tokio::sync::mpsc;
+
+use crate::{
+    client::ClientContext,
+    login::{now_millis, LoginId, UnixMillis},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditEvent {
+    LoginCreated,
+    LoginScanned,
+    LoginApproved,
+    LoginDenied,
+    LoginRedeemed,
+    LoginCancelled,
+    LoginExpired,
+    SignedIn,
+    SignInFailed,
+    SignedOut,
+    SessionRevoked,
+}
+
+impl AuditEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginCreated => "login_created",
+            Self::LoginScanned => "login_scanned",
+            Self::LoginApproved => "login_approved",
+            Self::LoginDenied => "login_denied",
+            Self::LoginRedeemed => "login_redeemed",
+            Self::LoginCancelled => "login_cancelled",
+            Self::LoginExpired => "login_expired",
+            Self::SignedIn => "signed_in",
+            Self::SignInFailed => "sign_in_failed",
+            Self::SignedOut => "signed_out",
+            Self::SessionRevoked => "session_revoked",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub at: UnixMillis,
+    pub event: AuditEvent,
+    pub login_id: Option<String>,
+    pub account_id: Option<i64>,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// Records events without waiting; a full queue drops (and logs) the event
+/// rather than slowing sign-ins down.
+#[derive(Clone)]
+pub struct AuditLog {
+    queue: mpsc::Sender<AuditRecord>,
+}
+
+const QUEUE: usize = 10_000;
+const BATCH: usize = 256;
+
+impl AuditLog {
+    /// Starts the writer task on `pool`.
+    pub fn start(pool: SqlitePool) -> Self {
+        let (queue, mut records) = mpsc::channel::<AuditRecord>(QUEUE);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while records.recv_many(&mut batch, BATCH).await > 0 {
+                if let Err(err) = write(&pool, &batch).await {
+                    tracing::error!(error = %err, lost = batch.len(), "audit write failed");
+                }
+                batch.clear();
+            }
+        });
+        Self { queue }
+    }
+
+    pub fn record(
+        &self,
+        event: AuditEvent,
+        login_id: Option<LoginId>,
+        account_id: Option<i64>,
+        client: &ClientContext,
+    ) {
+        let record = AuditRecord {
+            at: now_millis(),
+            event,
+            login_id: login_id.map(|id| id.to_string()),
+            account_id,
+            ip: client.ip_string(),
+            user_agent: client.user_agent.clone(),
+        };
+        if self.queue.try_send(record).is_err() {
+            tracing::warn!(event = event.as_str(), "audit queue full; event dropped");
+        }
+    }
+}
+
+async fn write(pool: &SqlitePool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for r in batch {
+        sqlx::query(
+            "INSERT INTO audit_events (at, event, login_id, account_id, ip, user_agent)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.at as i64)
+        .bind(r.event.as_str())
+        .bind(&r.login_id)
+        .bind(r.account_id)
+        .bind(&r.ip)
+        .bind(&r.user_agent)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
