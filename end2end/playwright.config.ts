@@ -41,6 +41,8 @@ function server(port: string, name: string, extra: string[] = []): string {
     `--public-url http://127.0.0.1:${port}`,
     `--database ${db}`,
     `--site-root ${q(path.join(root, "target/site"))}`,
+    // Every browser here shares 127.0.0.1; the limits are tested in Rust.
+    "--limit-sign-in 600",
     ...extra,
   ].join(" ");
   return `sh -c ${q(`${users} && ${serve}`)}`;

@@ -148,3 +148,19 @@ pub struct StateChanged {
 pub struct Redeemed {
     pub user: User,
 }
+
+/// One sign-in to the account, for the phone's "Recent sign-ins".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentSignIn {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub browser: String,
+    pub os: String,
+    pub ip: String,
+    /// The session it started, while that still works (so it can be revoked).
+    pub session_id: Option<String>,
+    /// Whether that is the session looking at the list.
+    pub current: bool,
+    /// Whether it happened since the account last looked.
+    pub new: bool,
+}

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
-    api::{LoginState, SessionInfo},
+    api::{LoginState, RecentSignIn, SessionInfo},
     server_fns::{
         my_account, phone_login, ApproveLogin, DenyLogin, PhoneLoginView, RevokeSession, SignIn,
         SignOut,
@@ -179,7 +179,7 @@ fn SessionRow(session: SessionInfo, revoke: ServerAction<RevokeSession>) -> impl
     };
     let id = session.id.clone();
     view! {
-        <li class="session" data-session-id=id>
+        <li class="session device" data-session-id=id>
             <div>
                 <strong>{session.browser} " on " {session.os}</strong>
                 {session.current.then(|| view! { <span class="badge">"This phone"</span> })}
@@ -189,6 +189,28 @@ fn SessionRow(session: SessionInfo, revoke: ServerAction<RevokeSession>) -> impl
                 <input type="hidden" name="id" value=session.id/>
                 <button class="button small secondary" type="submit">"Revoke"</button>
             </ActionForm>
+        </li>
+    }
+}
+
+#[component]
+fn RecentRow(sign_in: RecentSignIn, revoke: ServerAction<RevokeSession>) -> impl IntoView {
+    view! {
+        <li class="session recent" class:new=sign_in.new>
+            <div>
+                <strong>{sign_in.browser} " on " {sign_in.os}</strong>
+                {sign_in.new.then(|| view! { <span class="badge new">"New"</span> })}
+                {sign_in.current.then(|| view! { <span class="badge">"This phone"</span> })}
+                <div class="meta">{sign_in.ip} " · " {short_time(&sign_in.at)}
+                    {sign_in.session_id.is_none().then_some(" · ended")}
+                </div>
+            </div>
+            {sign_in.session_id.filter(|_| !sign_in.current).map(|id| view! {
+                <ActionForm action=revoke>
+                    <input type="hidden" name="id" value=id/>
+                    <button class="button small secondary" type="submit">"Revoke"</button>
+                </ActionForm>
+            })}
         </li>
     }
 }
@@ -208,6 +230,10 @@ pub fn PhoneHomePage() -> impl IntoView {
                 Ok(Some(account)) => view! {
                     <h1>"Signed in as " {account.user.display_name}</h1>
                     <p class="lead">"To sign in on a computer, open its qrlogin page and scan the code with this phone's camera."</p>
+                    <h2>"Recent sign-ins"</h2>
+                    <ul class="sessions recent-sign-ins">
+                        {account.recent.into_iter().map(|r| view! { <RecentRow sign_in=r revoke=revoke/> }).collect_view()}
+                    </ul>
                     <h2>"Signed-in devices"</h2>
                     <ul class="sessions">
                         {account.sessions.into_iter().map(|s| view! { <SessionRow session=s revoke=revoke/> }).collect_view()}

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{LoginState, Scanned, SessionInfo, User};
+use crate::api::{LoginState, RecentSignIn, Scanned, SessionInfo, User};
 
 /// What the phone page `/q/{id}` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,7 @@ pub enum PhoneLoginView {
 pub struct AccountView {
     pub user: User,
     pub sessions: Vec<SessionInfo>,
+    pub recent: Vec<RecentSignIn>,
 }
 
 /// Only paths of this site may be redirect targets.

@@ -167,14 +167,21 @@ test("revoking the desktop's session from /m signs the desktop out", async ({ br
   await expect(desktop.getByRole("heading", { name: "Signed in as Carol Danvers" })).toBeVisible();
 
   await phone.goto("/m");
-  const qrSession = phone.locator(".session", { hasText: "QR sign-in" });
-  await expect(qrSession).toHaveCount(1);
-  await expect(phone.locator(".session", { hasText: "This phone" })).toHaveCount(1);
+  const qrDevice = phone.locator(".device", { hasText: "QR sign-in" });
+  await expect(qrDevice).toHaveCount(1);
+  await expect(phone.locator(".device", { hasText: "This phone" })).toHaveCount(1);
+  // The desktop's sign-in is new since the phone last looked; its own is not.
+  const fresh = phone.locator(".recent.new");
+  await expect(fresh).toHaveCount(1);
+  await expect(fresh).toContainText("Chrome on Windows");
+  await expect(phone.locator(".recent", { hasText: "This phone" }).locator(".badge.new")).toHaveCount(0);
   await phone.screenshot({ path: testInfo.outputPath("phone-home.png"), fullPage: true });
   // The desktop learns of the revocation from a 401 on its session check.
   allowed.set(desktop, /status of 401 \(Unauthorized\)/);
-  await qrSession.getByRole("button", { name: "Revoke" }).click();
-  await expect(phone.locator(".session", { hasText: "QR sign-in" })).toHaveCount(0);
+  await fresh.getByRole("button", { name: "Revoke" }).click();
+  await expect(phone.locator(".device", { hasText: "QR sign-in" })).toHaveCount(0);
+  await expect(phone.locator(".recent", { hasText: "ended" })).toHaveCount(1);
+  await expect(phone.locator(".badge.new")).toHaveCount(0);
 
   // The desktop notices by itself and goes back to /login.
   await expect(desktop).toHaveURL(`${baseURL}/login`, { timeout: 15_000 });

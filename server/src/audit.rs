@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     client::ClientContext,
-    login::{now_millis, LoginId, UnixMillis},
+    login::{now_millis, Attempt, LoginId, UnixMillis},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,7 @@ pub struct AuditRecord {
     pub event: AuditEvent,
     pub login_id: Option<String>,
     pub account_id: Option<i64>,
+    pub session_id: Option<String>,
     pub ip: String,
     pub user_agent: String,
 }
@@ -86,14 +87,49 @@ impl AuditLog {
         account_id: Option<i64>,
         client: &ClientContext,
     ) {
-        let record = AuditRecord {
+        self.write(AuditRecord {
             at: now_millis(),
             event,
             login_id: login_id.map(|id| id.to_string()),
             account_id,
+            session_id: None,
             ip: client.ip_string(),
             user_agent: client.user_agent.clone(),
-        };
+        });
+    }
+
+    /// A sign-in, with the session it started.
+    pub fn record_sign_in(&self, account_id: i64, session_id: &str, client: &ClientContext) {
+        self.write(AuditRecord {
+            at: now_millis(),
+            event: AuditEvent::SignedIn,
+            login_id: None,
+            account_id: Some(account_id),
+            session_id: Some(session_id.to_owned()),
+            ip: client.ip_string(),
+            user_agent: client.user_agent.clone(),
+        });
+    }
+
+    /// An attempt that ran out, stamped with when it did.
+    pub fn record_expired(&self, attempt: &Attempt) {
+        self.write(AuditRecord {
+            at: attempt.expires_at,
+            event: AuditEvent::LoginExpired,
+            login_id: Some(attempt.id.to_string()),
+            account_id: attempt.scanner.as_ref().map(|s| s.account_id),
+            session_id: None,
+            ip: attempt
+                .requester
+                .ip
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+            user_agent: attempt.requester.user_agent.clone(),
+        });
+    }
+
+    pub fn write(&self, record: AuditRecord) {
+        let event = record.event;
         if self.queue.try_send(record).is_err() {
             tracing::warn!(event = event.as_str(), "audit queue full; event dropped");
         }
@@ -104,13 +140,14 @@ async fn write(pool: &SqlitePool, batch: &[AuditRecord]) -> Result<(), sqlx::Err
     let mut tx = pool.begin().await?;
     for r in batch {
         sqlx::query(
-            "INSERT INTO audit_events (at, event, login_id, account_id, ip, user_agent)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_events (at, event, login_id, account_id, session_id, ip, user_agent)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(r.at as i64)
         .bind(r.event.as_str())
         .bind(&r.login_id)
         .bind(r.account_id)
+        .bind(&r.session_id)
         .bind(&r.ip)
         .bind(&r.user_agent)
         .execute(&mut *tx)

@@ -165,20 +165,31 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Runs forever: drops attempts that ended long ago, and idle rate-limit keys.
-pub async fn purge_finished_logins(
-    logins: Arc<dyn LoginStore>,
-    limits: Arc<RateLimits>,
-    every: Duration,
-) {
+/// Runs forever: every `every`, [`purge_once`].
+pub async fn purge_finished_logins(state: AppState, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        limits.forget_idle();
-        match logins.purge(login::now_millis()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(purged = n, "purged finished login attempts"),
-            Err(err) => tracing::warn!(error = %err, "purging login attempts failed"),
+        purge_once(&state, login::now_millis()).await;
+    }
+}
+
+/// Drops attempts that ended long ago (auditing the ones that expired) and
+/// idle rate-limit keys.
+pub async fn purge_once(state: &AppState, now: login::UnixMillis) {
+    state.limits.forget_idle();
+    match state.logins.purge(now).await {
+        Ok(purged) => {
+            for attempt in purged
+                .iter()
+                .filter(|a| a.state == app::api::LoginState::Expired)
+            {
+                state.audit.record_expired(attempt);
+            }
+            if !purged.is_empty() {
+                tracing::debug!(purged = purged.len(), "purged finished login attempts");
+            }
         }
+        Err(err) => tracing::warn!(error = %err, "purging login attempts failed"),
     }
 }

@@ -65,8 +65,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         println!();
     }
     tokio::spawn(purge_finished_logins(
-        state.logins.clone(),
-        state.limits.clone(),
+        state.clone(),
         Duration::from_secs(30),
     ));
     let listener = tokio::net::TcpListener::bind(settings.addr)

@@ -12,7 +12,7 @@ use leptos::prelude::ServerFnError;
 
 use crate::{
     account::{
-        routes::{authenticate, end_session, revoke, sessions_of},
+        routes::{authenticate, end_session, recent_sign_ins, revoke, sessions_of},
         store::SignInMethod,
     },
     client::ClientContext,
@@ -160,9 +160,11 @@ impl Backend for AppState {
             return Ok(None);
         };
         let sessions = sessions_of(self, &current).await.map_err(page_error)?;
+        let recent = recent_sign_ins(self, &current).await.map_err(page_error)?;
         Ok(Some(AccountView {
             user: current.account.to_api(),
             sessions,
+            recent,
         }))
     }
 

@@ -14,7 +14,6 @@ use crate::{
         store::{NewSession, Session, SignInMethod, SESSION_IDLE_LIMIT_MS},
         Account,
     },
-    audit::AuditEvent,
     client::{describe_user_agent, ClientContext},
     error::ApiError,
     login::{now_millis, UnixMillis},
@@ -153,9 +152,7 @@ pub async fn start_session(
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(account = %account.username, session = %session.id, method = ?method, "signed in");
-    state
-        .audit
-        .record(AuditEvent::SignedIn, None, Some(account.id), client);
+    state.audit.record_sign_in(account.id, &session.id, client);
     Ok((token, session))
 }
 

@@ -423,3 +423,72 @@ fn sign_in_failure() -> Call {
     Call::new(Method::POST, "/api/v1/session")
         .json(serde_json::json!({ "username": "alice", "password": "wrong password" }))
 }
+
+/// An attempt nobody touched after it ran out is audited when purged, once,
+/// stamped with when it expired.
+#[tokio::test]
+async fn expiry_is_audited_once_when_the_attempt_is_purged() {
+    let app = test_app().await;
+    let desktop = app.desktop().await;
+    let later = server::login::now_millis() + 60_000 + 6 * 60_000;
+    server::purge_once(&app.state, later).await;
+    server::purge_once(&app.state, later + 1).await;
+    let mut rows: Vec<(String, i64)> = Vec::new();
+    for _ in 0..100 {
+        rows = sqlx::query_as("SELECT event, at FROM audit_events WHERE login_id = ? ORDER BY id")
+            .bind(&desktop.id)
+            .fetch_all(app.state_pool())
+            .await
+            .unwrap();
+        if rows.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let events: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(events, ["login_created", "login_expired"]);
+    assert_eq!(
+        rows[1].1 - rows[0].1,
+        60_000,
+        "stamped with the expiry time"
+    );
+}
+
+/// `/m` lists recent sign-ins and marks those since the last look.
+#[tokio::test]
+async fn recent_sign_ins_are_marked_new_until_seen() {
+    use app::backend::Backend;
+    let app = test_app().await;
+    let phone = app.phone("alice", "Alice").await;
+    let parts = |token: &str| {
+        axum::http::Request::builder()
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    };
+    let desktop = app.approved(&phone).await;
+    app.redeem(&desktop).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await; // audit writer
+    let view = app
+        .state
+        .account(&parts(&phone.token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.recent.len(), 2);
+    let desktop_sign_in = &view.recent[0];
+    assert!(desktop_sign_in.new && !desktop_sign_in.current);
+    assert_eq!(desktop_sign_in.browser, "Chrome");
+    assert!(desktop_sign_in.session_id.is_some());
+    assert!(view.recent[1].current && !view.recent[1].new);
+
+    let view = app
+        .state
+        .account(&parts(&phone.token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(view.recent.iter().all(|r| !r.new), "seen now");
+}

@@ -1,7 +1,7 @@
 //! Sign-in, sign-out and the session list: `/api/v1/session`, `/me`,
 //! `/sessions`.
 
-use app::api::{Me, SessionInfo, SignInRequest, SignedIn};
+use app::api::{Me, RecentSignIn, SessionInfo, SignInRequest, SignedIn};
 use axum::{
     extract::State,
     http::{header, HeaderMap, StatusCode},
@@ -14,11 +14,14 @@ use super::{Account, Password, Username};
 use crate::{
     account::store::SignInMethod,
     audit::AuditEvent,
-    client::ClientContext,
+    client::{describe_user_agent, ClientContext},
     error::ApiError,
     extract::{ApiJson, ApiPath},
     limits::ip_key,
-    session::{clear_session_cookie, session_cookie, session_info, start_session, CurrentSession},
+    login::now_millis,
+    session::{
+        clear_session_cookie, rfc3339, session_cookie, session_info, start_session, CurrentSession,
+    },
     AppState,
 };
 
@@ -152,6 +155,44 @@ pub async fn sessions_of(
     Ok(sessions
         .iter()
         .map(|s| session_info(s, &current.session.id))
+        .collect())
+}
+
+/// How many sign-ins the phone home lists.
+const RECENT_SIGN_INS: u32 = 10;
+
+/// The account's latest sign-ins, those since its last look marked new
+/// (and that look noted now).
+pub async fn recent_sign_ins(
+    state: &AppState,
+    current: &CurrentSession,
+) -> Result<Vec<RecentSignIn>, ApiError> {
+    let account = current.account.id;
+    let seen_before = state
+        .accounts
+        .mark_home_seen(account, now_millis())
+        .await
+        .map_err(ApiError::internal)?;
+    let records = state
+        .accounts
+        .recent_sign_ins(account, RECENT_SIGN_INS)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(records
+        .into_iter()
+        .map(|r| {
+            let (browser, os) = describe_user_agent(&r.user_agent);
+            let current_session = r.active_session.as_deref() == Some(current.session.id.as_str());
+            RecentSignIn {
+                at: rfc3339(r.at),
+                browser,
+                os,
+                ip: r.ip,
+                new: r.at > seen_before && !current_session,
+                current: current_session,
+                session_id: r.active_session,
+            }
+        })
         .collect())
 }
 

@@ -62,6 +62,16 @@ pub struct Session {
     pub last_seen_at: UnixMillis,
 }
 
+/// One sign-in from the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInRecord {
+    pub at: UnixMillis,
+    /// The session it started, while that session still works.
+    pub active_session: Option<String>,
+    pub ip: String,
+    pub user_agent: String,
+}
+
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
     async fn create_account(
@@ -103,6 +113,19 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn list_sessions(&self, account_id: i64) -> Result<Vec<Session>, AccountStoreError>;
     /// Revokes one of the account's sessions; false if it has none by that id.
     async fn delete_session(&self, account_id: i64, id: &str) -> Result<bool, AccountStoreError>;
+
+    /// The account's latest sign-ins, newest first.
+    async fn recent_sign_ins(
+        &self,
+        account_id: i64,
+        limit: u32,
+    ) -> Result<Vec<SignInRecord>, AccountStoreError>;
+    /// Notes a visit to the phone home; returns the previous visit's time.
+    async fn mark_home_seen(
+        &self,
+        account_id: i64,
+        now: UnixMillis,
+    ) -> Result<UnixMillis, AccountStoreError>;
 }
 
 pub struct SqliteAccountStore {
@@ -321,6 +344,53 @@ impl AccountStore for SqliteAccountStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(session_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn recent_sign_ins(
+        &self,
+        account_id: i64,
+        limit: u32,
+    ) -> Result<Vec<SignInRecord>, AccountStoreError> {
+        let rows = sqlx::query(
+            "SELECT e.at, s.id AS active_session, e.ip, e.user_agent
+             FROM audit_events e LEFT JOIN sessions s ON s.id = e.session_id
+             WHERE e.account_id = ? AND e.event = 'signed_in'
+             ORDER BY e.at DESC, e.id DESC LIMIT ?",
+        )
+        .bind(account_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let record = |row: &sqlx::sqlite::SqliteRow| -> Result<SignInRecord, sqlx::Error> {
+            Ok(SignInRecord {
+                at: row.try_get::<i64, _>("at")? as u64,
+                active_session: row.try_get("active_session")?,
+                ip: row.try_get("ip")?,
+                user_agent: row.try_get("user_agent")?,
+            })
+        };
+        Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
+    }
+
+    async fn mark_home_seen(
+        &self,
+        account_id: i64,
+        now: UnixMillis,
+    ) -> Result<UnixMillis, AccountStoreError> {
+        // Two statements, not a read-then-write transaction: in WAL mode such
+        // a transaction cannot upgrade its lock while another writer commits
+        // (SQLITE_BUSY without retry). Two racing visits are harmless.
+        let before: Option<i64> =
+            sqlx::query_scalar("SELECT home_seen_at FROM accounts WHERE id = ?")
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        sqlx::query("UPDATE accounts SET home_seen_at = ? WHERE id = ?")
+            .bind(now as i64)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(before.unwrap_or(0) as u64)
     }
 
     async fn delete_session(&self, account_id: i64, id: &str) -> Result<bool, AccountStoreError> {

@@ -272,8 +272,8 @@ async fn transition(
             LoginState::Denied => Some(AuditEvent::LoginDenied),
             LoginState::Redeemed => Some(AuditEvent::LoginRedeemed),
             LoginState::Cancelled => Some(AuditEvent::LoginCancelled),
-            LoginState::Expired => Some(AuditEvent::LoginExpired),
-            LoginState::Pending => None,
+            // Written once, when the purge drops the attempt (see `purge_finished_logins`).
+            LoginState::Expired | LoginState::Pending => None,
         };
         if let Some(event) = event {
             state.audit.record(event, Some(id), account_id, client);

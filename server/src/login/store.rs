@@ -47,8 +47,8 @@ pub trait LoginStore: Send + Sync + 'static {
     async fn subscribe(&self, id: LoginId) -> Result<Option<watch::Receiver<u64>>, StoreError>;
 
     /// Forgets attempts that ended more than [`FINISHED_RETENTION_MS`] ago;
-    /// returns how many.
-    async fn purge(&self, now: UnixMillis) -> Result<usize, StoreError>;
+    /// returns them as they ended (expired where their time ran out).
+    async fn purge(&self, now: UnixMillis) -> Result<Vec<Attempt>, StoreError>;
 }
 
 /// What applying a transition did.
@@ -138,11 +138,17 @@ impl LoginStore for MemoryLoginStore {
             .map(|entry| entry.version.subscribe()))
     }
 
-    async fn purge(&self, now: UnixMillis) -> Result<usize, StoreError> {
-        let mut attempts = self.attempts();
-        let before = attempts.len();
-        attempts.retain(|_, e| now < e.attempt.expires_at.saturating_add(FINISHED_RETENTION_MS));
-        Ok(before - attempts.len())
+    async fn purge(&self, now: UnixMillis) -> Result<Vec<Attempt>, StoreError> {
+        let mut purged = Vec::new();
+        self.attempts().retain(|_, e| {
+            let keep = now < e.attempt.expires_at.saturating_add(FINISHED_RETENTION_MS);
+            if !keep {
+                e.attempt.expire_if_due(now);
+                purged.push(e.attempt.clone());
+            }
+            keep
+        });
+        Ok(purged)
     }
 }
 
@@ -187,8 +193,10 @@ mod tests {
         assert_eq!(again.version, 2, "a terminal attempt never changes again");
 
         let end = 60_000 + FINISHED_RETENTION_MS;
-        assert_eq!(store.purge(end - 1).await.unwrap(), 0);
-        assert_eq!(store.purge(end).await.unwrap(), 1);
+        assert!(store.purge(end - 1).await.unwrap().is_empty());
+        let purged = store.purge(end).await.unwrap();
+        assert_eq!(purged.len(), 1);
+        assert_eq!(purged[0].state, LoginState::Expired);
         assert!(store.get(a.id, 0).await.unwrap().is_none());
     }
 
