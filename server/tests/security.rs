@@ -2,7 +2,7 @@
 
 mod common;
 
-use app::api::{LoginCreated, LoginState, Me, Redeemed, SessionInfo, SignedIn};
+use app::api::{LoginCreated, LoginState, Me, Redeemed, SignedIn};
 use axum::http::{header, Method, StatusCode};
 use common::*;
 
@@ -256,8 +256,7 @@ async fn rule5_the_desktop_sees_only_the_display_name() {
 async fn rule6_the_database_holds_no_password_or_token() {
     let app = test_app().await;
     let phone = app.phone("alice", "Alice").await;
-    let desktop = app.approved(&phone).await;
-    let session = cookie_pair(&set_cookie(&app.redeem(&desktop).await));
+    let session = app.signed_in_desktop(&phone).await;
     let desktop_token = session.split_once('=').unwrap().1.to_owned();
 
     let hash: String =
@@ -286,16 +285,11 @@ async fn rule6_the_database_holds_no_password_or_token() {
 async fn rule6_a_revoked_session_stops_working_at_once() {
     let app = test_app().await;
     let phone = app.phone("alice", "Alice").await;
-    let desktop = app.approved(&phone).await;
-    let desktop_session = cookie_pair(&set_cookie(&app.redeem(&desktop).await));
+    let desktop_session = app.signed_in_desktop(&phone).await;
     let me = Call::new(Method::GET, "/api/v1/me").cookie(&desktop_session);
     assert_eq!(app.send(me).await.status(), StatusCode::OK);
 
-    let sessions: Vec<SessionInfo> = json(
-        app.send(phone.auth(Call::new(Method::GET, "/api/v1/sessions")))
-            .await,
-    )
-    .await;
+    let sessions = app.sessions(&phone).await;
     assert_eq!(sessions.len(), 2);
     let desktop_id = &sessions.iter().find(|s| s.method == "qr").unwrap().id;
     assert!(sessions.iter().any(|s| s.current && s.method == "password"));
@@ -468,8 +462,7 @@ async fn recent_sign_ins_are_marked_new_until_seen() {
             .into_parts()
             .0
     };
-    let desktop = app.approved(&phone).await;
-    app.redeem(&desktop).await;
+    app.signed_in_desktop(&phone).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await; // audit writer
     let view = app
         .state

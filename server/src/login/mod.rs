@@ -283,10 +283,24 @@ impl Attempt {
     }
 }
 
+/// A fresh pending attempt from nobody in particular, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_attempt(now: UnixMillis) -> Attempt {
+    Attempt::new(
+        LoginId::new_random(),
+        crate::secret::Secret::new_random().hash(),
+        Requester {
+            ip: None,
+            user_agent: String::new(),
+        },
+        now,
+        &Ttls::default(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
     use LoginState::*;
 
     const ALICE: i64 = 1;
@@ -297,16 +311,7 @@ mod tests {
     }
 
     fn pending() -> Attempt {
-        Attempt::new(
-            LoginId::new_random(),
-            Secret::new_random().hash(),
-            Requester {
-                ip: None,
-                user_agent: String::new(),
-            },
-            0,
-            &ttls(),
-        )
+        test_attempt(0)
     }
 
     fn scan(account_id: i64) -> Transition {

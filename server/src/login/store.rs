@@ -157,23 +157,7 @@ mod tests {
     use app::api::LoginState;
 
     use super::*;
-    use crate::{
-        login::{Requester, Scanner},
-        secret::Secret,
-    };
-
-    fn attempt(now: UnixMillis) -> Attempt {
-        Attempt::new(
-            LoginId::new_random(),
-            Secret::new_random().hash(),
-            Requester {
-                ip: None,
-                user_agent: String::new(),
-            },
-            now,
-            &Ttls::default(),
-        )
-    }
+    use crate::login::{test_attempt as attempt, Scanner};
 
     #[tokio::test]
     async fn expires_on_read_once_and_is_purged_after_retention() {

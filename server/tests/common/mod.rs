@@ -235,6 +235,24 @@ impl TestApp {
         self.poll(desktop).await.match_code.expect("a match code")
     }
 
+    /// Runs the whole flow: the desktop ends signed in; returns its session
+    /// cookie as the browser would send it.
+    pub async fn signed_in_desktop(&self, phone: &Phone) -> String {
+        let desktop = self.approved(phone).await;
+        let response = self.redeem(&desktop).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        cookie_pair(&set_cookie(&response))
+    }
+
+    /// The phone account's sessions, as `GET /api/v1/sessions` lists them.
+    pub async fn sessions(&self, phone: &Phone) -> Vec<app::api::SessionInfo> {
+        let response = self
+            .send(phone.auth(Call::new(Method::GET, "/api/v1/sessions")))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        json(response).await
+    }
+
     /// Runs the whole flow up to an approved attempt.
     pub async fn approved(&self, phone: &Phone) -> Desktop {
         let desktop = self.desktop().await;
