@@ -392,9 +392,10 @@ mod wait_loop {
                     svg,
                 });
                 match self.wait(run, &created).await {
-                    Ended::Replace => {}
-                    Ended::Expired if shown <= AUTOMATIC_REPLACEMENTS => {}
-                    Ended::Expired => {
+                    // Replacements of any cause count, so a browser that
+                    // drops the bind cookie (every poll a 404) cannot loop.
+                    Ended::Replace | Ended::Expired if shown <= AUTOMATIC_REPLACEMENTS => {}
+                    Ended::Replace | Ended::Expired => {
                         self.show(Phase::Expired);
                         self.signals.deadline.try_set(None);
                         return;

@@ -241,3 +241,23 @@ test.describe("with codes that expire after a second", () => {
     expect(seen.has(fresh!)).toBe(false);
   });
 });
+
+test("a browser that loses its bind cookie gets six codes, not an endless loop", async ({ page }) => {
+  let creates = 0;
+  page.on("request", (r) => {
+    if (r.method() === "POST" && r.url().endsWith("/api/v1/logins")) creates++;
+  });
+  // As if cookies were blocked: without the bind cookie every poll gets the
+  // server's unknown-id answer.
+  await page.route(/\/api\/v1\/logins\/[0-9a-f-]{36}\?/, (route) =>
+    route.fulfill({
+      status: 404,
+      contentType: "application/json",
+      body: JSON.stringify({ error: "login_not_found", message: "No sign-in request with this id exists for this browser." }),
+    }),
+  );
+  await page.goto("/login");
+  await expect(page.locator(".status")).toHaveText("Code expired — refresh");
+  await page.waitForTimeout(1_000);
+  expect(creates).toBe(6);
+});
