@@ -39,6 +39,11 @@ fn header_string(value: axum::http::HeaderValue) -> String {
 }
 
 impl AppState {
+    /// Who is calling, seen through the trusted proxies.
+    fn client(&self, request: &Parts) -> ClientContext {
+        ClientContext::from_parts(request, &self.trusted_proxies)
+    }
+
     async fn signed_in(&self, request: &Parts) -> Result<Option<CurrentSession>, ServerFnError> {
         CurrentSession::from_headers(self, &request.headers)
             .await
@@ -71,16 +76,12 @@ impl Backend for AppState {
         let Ok(id) = id.parse::<LoginId>() else {
             return Ok(PhoneLoginView::Unknown);
         };
-        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        let client = self.client(request);
         match scan(self, id, &current, &client).await {
             Ok(attempt) => Ok(match attempt.state {
                 LoginState::Scanned => PhoneLoginView::Confirm {
                     me: current.account.to_api(),
-                    scanned: scanned_view(
-                        &attempt,
-                        &ClientContext::from_parts(request, &self.trusted_proxies),
-                        now_millis(),
-                    ),
+                    scanned: scanned_view(&attempt, &client, now_millis()),
                 },
                 LoginState::Approved => PhoneLoginView::Approved,
                 state => PhoneLoginView::Finished { state },
@@ -106,7 +107,7 @@ impl Backend for AppState {
         else {
             return Ok(());
         };
-        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        let client = self.client(request);
         shown_by_page(
             approve(self, id, &current, &client, match_code)
                 .await
@@ -119,7 +120,7 @@ impl Backend for AppState {
         else {
             return Ok(());
         };
-        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        let client = self.client(request);
         shown_by_page(deny(self, id, &current, &client).await.map(drop))
     }
 
@@ -129,7 +130,7 @@ impl Backend for AppState {
         username: &str,
         password: &str,
     ) -> Result<Option<String>, ServerFnError> {
-        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        let client = self.client(request);
         let account = match authenticate(self, username, password, &client).await {
             Ok(account) => account,
             // A refused or throttled sign-in shows the same message.
@@ -146,7 +147,7 @@ impl Backend for AppState {
     }
 
     async fn sign_out(&self, request: &Parts) -> Result<String, ServerFnError> {
-        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        let client = self.client(request);
         end_session(self, &request.headers, &client)
             .await
             .map_err(page_error)?;
@@ -172,7 +173,7 @@ impl Backend for AppState {
         let Some(current) = self.signed_in(request).await? else {
             return Ok(());
         };
-        let client = ClientContext::from_parts(request, &self.trusted_proxies);
+        let client = self.client(request);
         match revoke(self, &current, session_id, &client).await {
             Ok(()) | Err(ApiError::SessionNotFound) => Ok(()),
             Err(e) => Err(page_error(e)),

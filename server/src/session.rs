@@ -34,25 +34,23 @@ pub fn session_cookie_name(https: bool) -> &'static str {
 }
 
 pub fn session_cookie(token: &Secret, https: bool) -> HeaderValue {
-    let cookie = Cookie::build((session_cookie_name(https), token.encode()))
-        .path("/")
-        .http_only(true)
-        .secure(https)
-        .same_site(SameSite::Lax)
-        .max_age(time::Duration::milliseconds(SESSION_IDLE_LIMIT_MS as i64))
-        .build();
-    // A cookie of base64url characters is always a valid header value.
-    HeaderValue::from_str(&cookie.to_string()).unwrap_or(HeaderValue::from_static(""))
+    let max_age = time::Duration::milliseconds(SESSION_IDLE_LIMIT_MS as i64);
+    session_cookie_with(token.encode(), max_age, https)
 }
 
 pub fn clear_session_cookie(https: bool) -> HeaderValue {
-    let cookie = Cookie::build((session_cookie_name(https), ""))
+    session_cookie_with(String::new(), time::Duration::ZERO, https)
+}
+
+fn session_cookie_with(value: String, max_age: time::Duration, https: bool) -> HeaderValue {
+    let cookie = Cookie::build((session_cookie_name(https), value))
         .path("/")
         .http_only(true)
         .secure(https)
         .same_site(SameSite::Lax)
-        .max_age(time::Duration::ZERO)
+        .max_age(max_age)
         .build();
+    // Base64url characters (or nothing) always make a valid header value.
     HeaderValue::from_str(&cookie.to_string()).unwrap_or(HeaderValue::from_static(""))
 }
 
