@@ -1,13 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { defineConfig, devices } from "@playwright/test";
 import { PASSWORD, USERS } from "./tests/accounts";
 
-// One free port and one scratch folder per run. The config is evaluated again
-// in every worker, so the first evaluation publishes them through the
-// environment, which the workers inherit.
 // Free ports and one scratch folder per run. The config is evaluated again
 // in every worker, so the first evaluation publishes them through the
 // environment, which the workers inherit.
@@ -48,19 +45,10 @@ function server(port: string, name: string, extra: string[] = []): string {
   return `sh -c ${q(`${users} && ${serve}`)}`;
 }
 
-// Debian's Chromium; Playwright's own browser downloads do not work here.
-const chromium = {
-  executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-};
+// Debian's Chromium (Playwright's own browser downloads do not work here),
+// with the flags it needs on a closed network; shared with bench/first-qr.mjs.
+const chromium = JSON.parse(readFileSync(path.join(__dirname, "chromium.json"), "utf8"));
+chromium.executablePath = process.env.CHROMIUM_PATH ?? chromium.executablePath;
 
 export default defineConfig({
   testDir: "./tests",

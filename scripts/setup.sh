@@ -14,6 +14,15 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 
+# Warns (does not fail) when the disk looks too small for a clean build.
+check_free_disk() {
+  local need_gb="$1" free_gb
+  free_gb=$(df -Pk "$REPO_ROOT" | awk 'NR==2 { print int($4 / 1048576) }')
+  if [ "$free_gb" -lt "$need_gb" ]; then
+    say "warning: ${free_gb} GB free under $REPO_ROOT; a clean build needs about ${need_gb} GB"
+  fi
+}
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }

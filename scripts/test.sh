@@ -7,6 +7,10 @@ cd "$REPO_ROOT"
 ensure_build_tools
 ensure_browser
 
+# A fresh clone gains nothing from incremental caches; they only cost disk.
+if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL=0; fi
+check_free_disk 6
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
@@ -17,16 +21,23 @@ say "clippy, per package"
 cargo clippy -p server --all-targets -- -D warnings
 cargo clippy -p app --features ssr --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p bench --all-targets -- -D warnings
 
 say "Rust tests"
 cargo test -p server 2>&1 | tee -a "$log"
 cargo test -p app --features ssr 2>&1 | tee -a "$log"
+cargo test -p bench 2>&1 | tee -a "$log"
 
 say "release build (site + server)"
 cargo leptos build --release
 
+cargo build --release -p bench
+
 say "browser tests (Playwright, Debian chromium)"
 (cd end2end && npx playwright test) 2>&1 | tee -a "$log"
+
+say "benchmark smoke run (small numbers; checks every figure is produced)"
+target/release/qrlogin-bench run --quick --out "$(mktemp -d)"
 
 # One closing line for all runners together.
 passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')

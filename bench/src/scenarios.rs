@@ -1,0 +1,523 @@
+//! What the benchmark does: waiting desktops and approvals, whole flows
+//! against the baseline, the bundle and the first QR.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use app::api::{LoginState, LoginStatus};
+use serde::Serialize;
+use tokio::{
+    sync::{mpsc, Semaphore},
+    task::JoinSet,
+};
+
+use crate::{
+    bundle,
+    client::{self, Conn, Desktop, Phone, Proto},
+    first_qr,
+    report::{self, Results},
+    servers::{self, Paths, Server, BENCH_PASSWORD, BENCH_USER, LOOPBACK},
+    stats::{median, Latency},
+};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// A smoke run: small numbers, a few seconds; checks every figure is
+    /// produced but writes only to --out.
+    #[arg(long)]
+    quick: bool,
+    /// Waiting desktops per level over h2c (many streams per connection).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000,50000")]
+    waiters: Vec<usize>,
+    /// Waiting desktops per level over HTTP/1.1 (a connection each; the
+    /// open-files limit caps these).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    http1_waiters: Vec<usize>,
+    /// Approvals timed per level (at most one per waiter).
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// Seconds per throughput round.
+    #[arg(long, default_value_t = 5.0)]
+    flow_seconds: f64,
+    /// Throughput rounds (baseline and qrlogin alternate).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Concurrent clients in the throughput rounds.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Page loads for the first-QR median (cold and warm each).
+    #[arg(long, default_value_t = 9)]
+    first_qr_loads: usize,
+    /// Folder for results.json and latency.svg.
+    #[arg(long, default_value = "docs/bench")]
+    out: PathBuf,
+    /// Markdown file whose generated section gets the new table.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    markdown: PathBuf,
+    #[arg(long, default_value = "target/release/qrlogin")]
+    qrlogin: PathBuf,
+    #[arg(long, default_value = "target/site")]
+    site_root: PathBuf,
+}
+
+impl RunArgs {
+    fn apply_quick(&mut self) {
+        if self.quick {
+            self.waiters = vec![20, 200];
+            self.http1_waiters = vec![20];
+            self.samples = 20;
+            self.flow_seconds = 0.5;
+            self.rounds = 1;
+            self.first_qr_loads = 2;
+        }
+    }
+}
+
+/// Streams per h2c connection (below hyper's default cap of 200).
+const STREAMS_PER_CONNECTION: usize = 100;
+/// Source addresses for the client's sockets (each has its own ports).
+const SOURCES: u8 = 8;
+const LONG_POLL_S: u32 = 30;
+
+pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
+    args.apply_quick();
+    let repo = std::env::current_dir()?;
+    // Every waiting desktop is a socket on both ends.
+    let fd_limit = rlimit::increase_nofile_limit(u64::MAX)?;
+    let paths = Paths::new(args.qrlogin.clone(), args.site_root.clone())?;
+    servers::add_bench_user(&paths).await?;
+    let started = Instant::now();
+
+    eprintln!("bundle: measuring {}", args.site_root.display());
+    let bundle = bundle::measure_site(&args.site_root)?;
+
+    eprintln!("flow: qrlogin's whole flow against plain axum");
+    let flow = flow_against_baseline(&paths, &args).await?;
+
+    eprintln!("first QR: Chromium, {} loads", args.first_qr_loads);
+    let first_qr = {
+        let server = Server::qrlogin(&paths, "qrlogin-first-qr").await?;
+        let result = first_qr::measure(&repo, server.addr, args.first_qr_loads).await;
+        server.stop().await?;
+        result?
+    };
+
+    let mut waiting = Vec::new();
+    let levels = args
+        .http1_waiters
+        .iter()
+        .map(|&n| (Proto::H1, n))
+        .chain(args.waiters.iter().map(|&n| (Proto::H2, n)));
+    for (proto, n) in levels {
+        eprintln!("waiting: {n} desktops over {proto:?}");
+        let level = waiting_level(&paths, proto, n, args.samples).await?;
+        eprintln!(
+            "  approve→answered p50 {:.2} ms p99 {:.2} ms max {:.2} ms; RSS {:.0} MiB",
+            level.approve.p50_ms,
+            level.approve.p99_ms,
+            level.approve.max_ms,
+            level.rss_waiting_bytes as f64 / 1048576.0
+        );
+        waiting.push(level);
+    }
+
+    let results = Results::new(
+        &repo,
+        args.quick,
+        fd_limit,
+        started.elapsed(),
+        waiting,
+        flow,
+        bundle,
+        first_qr,
+    )?;
+    report::write(&results, &args.out, (!args.quick).then_some(&args.markdown))?;
+    results.check_complete()?;
+    print!("{}", report::summary(&results));
+    Ok(())
+}
+
+// ---- waiting desktops ------------------------------------------------------
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WaitingLevel {
+    pub proto: Proto,
+    pub waiters: usize,
+    pub connections: usize,
+    /// From the phone's approve call to the waiting poll's answer.
+    pub approve: Latency,
+    pub rss_idle_bytes: u64,
+    pub rss_waiting_bytes: u64,
+    pub rss_per_1k_waiters_bytes: u64,
+    /// `POST /api/v1/logins` one at a time, before any desktop waits...
+    pub create_idle: Latency,
+    /// ...and while all of them wait.
+    pub create_while_waiting: Latency,
+    /// Waiters whose poll failed (should be 0).
+    pub failed_waiters: usize,
+    /// Seconds to create the attempts and park every poll.
+    pub setup_s: f64,
+}
+
+enum WaiterEvent {
+    Changed {
+        index: usize,
+        status: LoginStatus,
+        at: Instant,
+    },
+    Failed {
+        index: usize,
+        error: String,
+    },
+}
+
+/// A desktop that long-polls until its attempt is approved.
+async fn waiter(
+    index: usize,
+    mut conn: Conn,
+    desktop: Desktop,
+    parked: Arc<AtomicUsize>,
+    events: mpsc::UnboundedSender<WaiterEvent>,
+) {
+    let mut since = desktop.version;
+    let mut first = true;
+    loop {
+        let answer = client::poll(&mut conn, &desktop, since, LONG_POLL_S);
+        if std::mem::take(&mut first) {
+            parked.fetch_add(1, Ordering::Relaxed);
+        }
+        match answer.await {
+            Ok(status) if status.version > since => {
+                since = status.version;
+                let done =
+                    status.state != LoginState::Pending && status.state != LoginState::Scanned;
+                let _ = events.send(WaiterEvent::Changed {
+                    index,
+                    status,
+                    at: Instant::now(),
+                });
+                if done {
+                    return;
+                }
+            }
+            Ok(_) => {} // the wait ran out: poll again, as the page does
+            Err(error) => {
+                let _ = events.send(WaiterEvent::Failed {
+                    index,
+                    error: format!("{error:#}"),
+                });
+                return;
+            }
+        }
+    }
+}
+
+fn source(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % SOURCES as usize) as u8))
+}
+
+async fn waiting_level(
+    paths: &Paths,
+    proto: Proto,
+    n: usize,
+    samples: usize,
+) -> anyhow::Result<WaitingLevel> {
+    let server = Server::qrlogin(paths, &format!("qrlogin-{proto:?}-{n}")).await?;
+    let mut phone_conn = Conn::open(server.addr, LOOPBACK, Proto::H1).await?;
+    let phone = client::sign_in(&mut phone_conn, BENCH_USER, BENCH_PASSWORD).await?;
+    let create_idle = create_latency(server.addr, 200).await?;
+    let rss_idle_bytes = server.rss_bytes()?;
+
+    let setup = Instant::now();
+    let desktops = create_many(server.addr, n, 32).await?;
+    let parked = Arc::new(AtomicUsize::new(0));
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut waiters = JoinSet::new();
+    let connections = match proto {
+        Proto::H1 => {
+            let opening = Arc::new(Semaphore::new(256));
+            let mut opened = JoinSet::new();
+            for (i, _) in desktops.iter().enumerate() {
+                let permit = opening.clone().acquire_owned().await?;
+                let addr = server.addr;
+                opened.spawn(async move {
+                    let conn = Conn::open(addr, source(i), Proto::H1).await;
+                    drop(permit);
+                    conn.map(|c| (i, c))
+                });
+            }
+            while let Some(conn) = opened.join_next().await {
+                let (i, conn) = conn??;
+                waiters.spawn(waiter(
+                    i,
+                    conn,
+                    desktops[i].clone(),
+                    parked.clone(),
+                    events_tx.clone(),
+                ));
+            }
+            n
+        }
+        Proto::H2 => {
+            let count = n.div_ceil(STREAMS_PER_CONNECTION);
+            let mut conns = Vec::with_capacity(count);
+            for i in 0..count {
+                conns.push(Conn::open(server.addr, source(i), Proto::H2).await?);
+            }
+            for (i, desktop) in desktops.iter().enumerate() {
+                let conn = conns[i / STREAMS_PER_CONNECTION]
+                    .share()
+                    .context("h2 connection")?;
+                waiters.spawn(waiter(
+                    i,
+                    conn,
+                    desktop.clone(),
+                    parked.clone(),
+                    events_tx.clone(),
+                ));
+            }
+            count
+        }
+    };
+    while parked.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.wait_until_idle().await?;
+    let setup_s = setup.elapsed().as_secs_f64();
+    let mut failed_waiters = 0;
+    while let Ok(event) = events.try_recv() {
+        if let WaiterEvent::Failed { index, error } = event {
+            eprintln!("  waiter {index} failed: {error}");
+            failed_waiters += 1;
+        }
+    }
+
+    let rss_waiting_bytes = server.rss_bytes()?;
+    let create_while_waiting = create_latency(server.addr, 200).await?;
+
+    let samples = samples.min(n);
+    let mut latencies = Vec::with_capacity(samples);
+    for k in 0..samples {
+        let index = k * n / samples;
+        let desktop = &desktops[index];
+        phone.scan(&mut phone_conn, &desktop.id).await?;
+        let scanned = next_change(&mut events, index, &mut failed_waiters).await?;
+        let match_code = scanned
+            .0
+            .match_code
+            .context("the scanned status carries no match code")?;
+        // The desktop polls again at once; let that request park.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let approving = Instant::now();
+        phone
+            .approve(&mut phone_conn, &desktop.id, match_code)
+            .await?;
+        let (status, at) = next_change(&mut events, index, &mut failed_waiters).await?;
+        if status.state != LoginState::Approved {
+            bail!("desktop {index} saw {:?} instead of approved", status.state);
+        }
+        latencies.push(at.saturating_duration_since(approving));
+    }
+    waiters.shutdown().await;
+    server.stop().await?;
+    Ok(WaitingLevel {
+        proto,
+        waiters: n,
+        connections,
+        approve: Latency::of(&latencies).context("no approvals timed")?,
+        rss_idle_bytes,
+        rss_waiting_bytes,
+        rss_per_1k_waiters_bytes: rss_waiting_bytes.saturating_sub(rss_idle_bytes) * 1000
+            / n.max(1) as u64,
+        create_idle,
+        create_while_waiting,
+        failed_waiters,
+        setup_s,
+    })
+}
+
+/// The next change `index` sees; other waiters failing are counted.
+async fn next_change(
+    events: &mut mpsc::UnboundedReceiver<WaiterEvent>,
+    index: usize,
+    failed: &mut usize,
+) -> anyhow::Result<(LoginStatus, Instant)> {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .with_context(|| format!("desktop {index} heard nothing for 10 s"))?
+            .context("every waiter is gone")?;
+        match event {
+            WaiterEvent::Changed {
+                index: i,
+                status,
+                at,
+            } if i == index => return Ok((status, at)),
+            WaiterEvent::Failed { index: i, error } if i == index => {
+                bail!("desktop {index} failed: {error}")
+            }
+            WaiterEvent::Failed { .. } => *failed += 1,
+            WaiterEvent::Changed { .. } => {}
+        }
+    }
+}
+
+async fn create_many(addr: SocketAddr, n: usize, workers: usize) -> anyhow::Result<Vec<Desktop>> {
+    let mut tasks = JoinSet::new();
+    for w in 0..workers {
+        let count = n / workers + usize::from(w < n % workers);
+        tasks.spawn(async move {
+            let mut conn = Conn::open(addr, source(w), Proto::H1).await?;
+            let mut made = Vec::with_capacity(count);
+            for _ in 0..count {
+                made.push(client::create(&mut conn).await?);
+            }
+            anyhow::Ok(made)
+        });
+    }
+    let mut desktops = Vec::with_capacity(n);
+    while let Some(made) = tasks.join_next().await {
+        desktops.extend(made??);
+    }
+    Ok(desktops)
+}
+
+async fn create_latency(addr: SocketAddr, count: usize) -> anyhow::Result<Latency> {
+    let mut conn = Conn::open(addr, LOOPBACK, Proto::H1).await?;
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        let start = Instant::now();
+        client::create(&mut conn).await?;
+        times.push(start.elapsed());
+    }
+    Latency::of(&times).context("no creates timed")
+}
+
+// ---- whole flow against the baseline ---------------------------------------
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowRound {
+    pub baseline_requests_per_s: f64,
+    pub flows_per_s: f64,
+    /// Cost of one flow / cost of four baseline requests.
+    pub ratio: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Flow {
+    pub concurrency: usize,
+    pub seconds_per_round: f64,
+    /// create, scan, status read (for the match code), approve, redeem.
+    pub requests_per_flow: usize,
+    pub rounds: Vec<FlowRound>,
+    pub ratio_median: f64,
+}
+
+async fn flow_against_baseline(paths: &Paths, args: &RunArgs) -> anyhow::Result<Flow> {
+    let baseline = Server::baseline(paths).await?;
+    let qrlogin = Server::qrlogin(paths, "qrlogin-flow").await?;
+    let mut conn = Conn::open(qrlogin.addr, LOOPBACK, Proto::H1).await?;
+    let phone = Arc::new(client::sign_in(&mut conn, BENCH_USER, BENCH_PASSWORD).await?);
+    let seconds = Duration::from_secs_f64(args.flow_seconds);
+    // Warm both up (connections, allocator, SQLite pages) before timing.
+    run_clients(args.concurrency, seconds / 4, |until| {
+        hello(baseline.addr, until)
+    })
+    .await?;
+    run_clients(args.concurrency, seconds / 4, |until| {
+        whole_flow(qrlogin.addr, phone.clone(), until)
+    })
+    .await?;
+    let mut rounds = Vec::new();
+    for _ in 0..args.rounds {
+        let baseline_rps = run_clients(args.concurrency, seconds, |until| {
+            hello(baseline.addr, until)
+        })
+        .await?;
+        let flows = run_clients(args.concurrency, seconds, |until| {
+            whole_flow(qrlogin.addr, phone.clone(), until)
+        })
+        .await?;
+        let round = FlowRound {
+            baseline_requests_per_s: baseline_rps,
+            flows_per_s: flows,
+            ratio: baseline_rps / (4.0 * flows),
+        };
+        eprintln!(
+            "  baseline {:.0} req/s, qrlogin {:.0} flows/s: ratio {:.2}",
+            round.baseline_requests_per_s, round.flows_per_s, round.ratio
+        );
+        rounds.push(round);
+    }
+    baseline.stop().await?;
+    qrlogin.stop().await?;
+    let mut ratios: Vec<f64> = rounds.iter().map(|r| r.ratio).collect();
+    Ok(Flow {
+        concurrency: args.concurrency,
+        seconds_per_round: args.flow_seconds,
+        requests_per_flow: 5,
+        ratio_median: median(&mut ratios).context("no rounds")?,
+        rounds,
+    })
+}
+
+/// `concurrency` clients, each on its own keep-alive connections, repeat
+/// their work until `duration` is over; returns units of work per second.
+async fn run_clients<F, Fut>(
+    concurrency: usize,
+    duration: Duration,
+    client: F,
+) -> anyhow::Result<f64>
+where
+    F: Fn(Instant) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send + 'static,
+{
+    let start = Instant::now();
+    let mut clients = JoinSet::new();
+    for _ in 0..concurrency {
+        clients.spawn(client(start + duration));
+    }
+    let mut done = 0;
+    while let Some(count) = clients.join_next().await {
+        done += count??;
+    }
+    Ok(done as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn hello(addr: SocketAddr, until: Instant) -> anyhow::Result<u64> {
+    let mut conn = Conn::open(addr, LOOPBACK, Proto::H1).await?;
+    let mut done = 0;
+    while Instant::now() < until {
+        let answer = conn.get("/hello").await?;
+        if answer.status != 200 {
+            bail!("baseline answered {}", answer.status);
+        }
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// create, scan, read the match code, approve, redeem: a whole sign-in.
+async fn whole_flow(addr: SocketAddr, phone: Arc<Phone>, until: Instant) -> anyhow::Result<u64> {
+    let mut desktop_conn = Conn::open(addr, LOOPBACK, Proto::H1).await?;
+    let mut phone_conn = Conn::open(addr, LOOPBACK, Proto::H1).await?;
+    let mut done = 0;
+    while Instant::now() < until {
+        let desktop = client::create(&mut desktop_conn).await?;
+        phone.scan(&mut phone_conn, &desktop.id).await?;
+        let status = client::poll(&mut desktop_conn, &desktop, 0, 0).await?;
+        let code = status.match_code.context("no match code after the scan")?;
+        phone.approve(&mut phone_conn, &desktop.id, code).await?;
+        client::redeem(&mut desktop_conn, &desktop).await?;
+        done += 1;
+    }
+    Ok(done)
+}
