@@ -2,6 +2,11 @@
 //! time, address, browser and account, in the database. Written by a
 //! background task in batches, so no request waits for it.
 
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
 use sqlx::SqlitePool;
 use tokio::sync::mpsc;
 
@@ -59,9 +64,11 @@ pub struct AuditRecord {
 #[derive(Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<AuditRecord>,
+    dropped: Arc<AtomicU64>,
+    last_warning: Arc<AtomicU64>,
 }
 
-const QUEUE: usize = 10_000;
+const QUEUE: usize = 65_536;
 const BATCH: usize = 256;
 
 impl AuditLog {
@@ -77,7 +84,11 @@ impl AuditLog {
                 batch.clear();
             }
         });
-        Self { queue }
+        Self {
+            queue,
+            dropped: Arc::default(),
+            last_warning: Arc::default(),
+        }
     }
 
     pub fn record(
@@ -129,29 +140,39 @@ impl AuditLog {
     }
 
     pub fn write(&self, record: AuditRecord) {
-        let event = record.event;
         if self.queue.try_send(record).is_err() {
-            tracing::warn!(event = event.as_str(), "audit queue full; event dropped");
+            // One warning per second at most: logging each drop would only
+            // add to the overload that caused it.
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let now = now_millis();
+            let last = self.last_warning.load(Ordering::Relaxed);
+            if now >= last + 1000
+                && self
+                    .last_warning
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(dropped_so_far = dropped, "audit queue full; events dropped");
+            }
         }
     }
 }
 
+/// One multi-row INSERT per batch: a statement per row costs a round trip
+/// to SQLite's thread each, which capped the writer below the create rate.
 async fn write(pool: &SqlitePool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for r in batch {
-        sqlx::query(
-            "INSERT INTO audit_events (at, event, login_id, account_id, session_id, ip, user_agent)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.at as i64)
-        .bind(r.event.as_str())
-        .bind(&r.login_id)
-        .bind(r.account_id)
-        .bind(&r.session_id)
-        .bind(&r.ip)
-        .bind(&r.user_agent)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO audit_events (at, event, login_id, account_id, session_id, ip, user_agent) ",
+    );
+    insert.push_values(batch, |mut row, r| {
+        row.push_bind(r.at as i64)
+            .push_bind(r.event.as_str())
+            .push_bind(&r.login_id)
+            .push_bind(r.account_id)
+            .push_bind(&r.session_id)
+            .push_bind(&r.ip)
+            .push_bind(&r.user_agent);
+    });
+    insert.build().execute(pool).await?;
+    Ok(())
 }

@@ -30,15 +30,35 @@ use tower_http::{
 };
 
 use crate::{
-    account::store::{AccountStore, AccountStoreError, SqliteAccountStore},
+    account::{
+        cache::CachedSessions,
+        store::{AccountStore, AccountStoreError, SqliteAccountStore},
+    },
     config::{PublicUrl, Settings, Ttls},
     limits::RateLimits,
     login::store::{LoginStore, MemoryLoginStore},
 };
 
-/// Everything a request handler may need; cheap to clone.
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// Everything a request handler may need. One `Arc`: axum clones the state
+/// for every extractor and middleware of every request.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub leptos_options: LeptosOptions,
     pub logins: Arc<dyn LoginStore>,
     pub accounts: Arc<dyn AccountStore>,
@@ -59,7 +79,7 @@ impl AppState {
         Ok(Self::with_stores(
             settings,
             Arc::new(MemoryLoginStore::default()),
-            Arc::new(accounts),
+            Arc::new(CachedSessions::new(accounts)),
             audit,
         ))
     }
@@ -82,7 +102,7 @@ impl AppState {
                     .unwrap_or(3001),
             )
             .build();
-        Self {
+        Self(Arc::new(Shared {
             leptos_options,
             logins,
             accounts,
@@ -91,7 +111,7 @@ impl AppState {
             ttls: settings.ttls,
             limits: RateLimits::new(settings.limits),
             trusted_proxies: settings.trusted_proxies.clone().into(),
-        }
+        }))
     }
 }
 

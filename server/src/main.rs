@@ -21,14 +21,24 @@ use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 type BoxError = Box<dyn std::error::Error>;
 
-fn init_tracing(format: LogFormat) {
+/// Logs go to stdout through a background writer, so a slow terminal or
+/// pipe never stalls a request. Keep the guard: dropping it flushes.
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_env("QRLOGIN_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Human => registry.with(fmt::layer()).init(),
-        LogFormat::Json => registry.with(fmt::layer().json()).init(),
+        LogFormat::Human => registry
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stdout().is_terminal())
+                    .with_writer(writer),
+            )
+            .init(),
+        LogFormat::Json => registry.with(fmt::layer().json().with_writer(writer)).init(),
     }
+    guard
 }
 
 #[tokio::main]
@@ -50,7 +60,7 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let settings = Settings::resolve(&args)?;
-    init_tracing(settings.log_format);
+    let _log_writer = init_tracing(settings.log_format);
 
     let state = AppState::open(&settings).await?;
     if args.demo {

@@ -149,7 +149,7 @@ pub async fn start_session(
         .create_session(&token.hash(), &new, now_millis())
         .await
         .map_err(ApiError::internal)?;
-    tracing::info!(account = %account.username, session = %session.id, method = ?method, "signed in");
+    tracing::debug!(account = %account.username, session = %session.id, method = ?method, "signed in");
     state.audit.record_sign_in(account.id, &session.id, client);
     Ok((token, session))
 }

@@ -54,18 +54,23 @@ pub async fn security_headers(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let nonce = CspNonce::new_random();
-    request.extensions_mut().insert(nonce.clone());
+    // Only pages need a nonce; the API (most requests) never answers HTML.
+    let nonce = (!request.uri().path().starts_with("/api/")).then(CspNonce::new_random);
+    if let Some(nonce) = &nonce {
+        request.extensions_mut().insert(nonce.clone());
+    }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let is_html = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    if is_html && !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        let reload_port =
-            std::env::var_os("LEPTOS_WATCH").map(|_| state.leptos_options.reload_port);
-        if let Ok(value) = HeaderValue::from_str(&page_csp(&nonce.0, reload_port)) {
-            headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    if let Some(nonce) = nonce.filter(|_| is_html) {
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            let reload_port =
+                std::env::var_os("LEPTOS_WATCH").map(|_| state.leptos_options.reload_port);
+            if let Ok(value) = HeaderValue::from_str(&page_csp(&nonce.0, reload_port)) {
+                headers.insert(header::CONTENT_SECURITY_POLICY, value);
+            }
         }
     }
     set_if_absent(headers, header::CONTENT_SECURITY_POLICY, DEFAULT_CSP);

@@ -2,6 +2,7 @@
 //! the edge by their newtypes; passwords are hashed with argon2id off the
 //! async threads.
 
+pub mod cache;
 pub mod routes;
 pub mod store;
 

@@ -5,7 +5,7 @@ use std::{path::Path, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous, SqlitePoolOptions},
     Row, SqlitePool,
 };
 
@@ -144,6 +144,9 @@ impl SqliteAccountStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: no fsync per commit, still never corrupt; a power
+            // cut may only lose the last moments' sessions and audit rows.
+            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()

@@ -90,7 +90,7 @@ pub async fn create_login(
         .insert(attempt.clone())
         .await
         .map_err(ApiError::internal)?;
-    tracing::info!(login_id = %attempt.id, "login attempt created");
+    tracing::debug!(login_id = %attempt.id, "login attempt created");
     state
         .audit
         .record(AuditEvent::LoginCreated, Some(attempt.id), None, &client);
@@ -307,7 +307,7 @@ pub async fn redeem_login(
             LoginState::Redeemed,
         )))?;
     let (token, _session) = start_session(&state, &account, SignInMethod::Qr, &client).await?;
-    tracing::info!(login_id = %id, account = %account.username, "login redeemed");
+    tracing::debug!(login_id = %id, account = %account.username, "login redeemed");
     let mut response = Json(Redeemed {
         user: account.to_api(),
     })
@@ -376,7 +376,7 @@ pub async fn scan(
         client,
     )
     .await?;
-    tracing::info!(login_id = %id, account = %current.account.username, "login scanned");
+    tracing::debug!(login_id = %id, account = %current.account.username, "login scanned");
     Ok(attempt)
 }
 
@@ -393,7 +393,7 @@ pub async fn approve(
         match_code,
     };
     let result = transition(state, id, &approve, Some(current.account.id), client).await;
-    tracing::info!(login_id = %id, account = %current.account.username, ok = result.is_ok(), "login approval");
+    tracing::debug!(login_id = %id, account = %current.account.username, ok = result.is_ok(), "login approval");
     result
 }
 
@@ -417,7 +417,7 @@ pub async fn deny(
         account_id: current.account.id,
     };
     let attempt = transition(state, id, &deny, Some(current.account.id), client).await?;
-    tracing::info!(login_id = %id, account = %current.account.username, "login denied");
+    tracing::debug!(login_id = %id, account = %current.account.username, "login denied");
     Ok(attempt)
 }
 

@@ -1,0 +1,315 @@
+//! Sessions looked up by token, kept in memory in front of any
+//! [`AccountStore`]. Every phone call (scan, approve, deny, /me) starts with
+//! that lookup, and through SQLite it cost more than the rest of the request.
+//!
+//! Correctness: every change this process makes to a session or account
+//! (revoke, sign out, remove, touch) updates the cache before it returns, so
+//! a revoked token stops working at once. Changes made by another process
+//! (`qrlogin user remove` while the server runs) are seen when an entry is
+//! next revalidated, after [`REVALIDATE_AFTER`] at most. A generation
+//! counter keeps a lookup that raced a revocation from caching what it read.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+
+use super::{
+    store::{
+        AccountStore, AccountStoreError, NewSession, Session, SignInRecord, SESSION_IDLE_LIMIT_MS,
+    },
+    Account, DisplayName, Username,
+};
+use crate::{login::UnixMillis, secret::SecretHash};
+
+/// How long a cached session is trusted before the store is asked again.
+pub const REVALIDATE_AFTER: Duration = Duration::from_secs(10);
+/// Entries kept at most; when full, the cache starts over.
+const MAX_ENTRIES: usize = 100_000;
+
+struct Entry {
+    session: Session,
+    account: Account,
+    fetched: Instant,
+}
+
+pub struct CachedSessions<S> {
+    inner: S,
+    entries: Mutex<HashMap<SecretHash, Entry>>,
+    /// Accounts by id (redeem looks the approver up), same rules.
+    accounts: Mutex<HashMap<i64, (Account, Instant)>>,
+    /// Bumped by every invalidation.
+    generation: AtomicU64,
+    revalidate_after: Duration,
+}
+
+impl<S: AccountStore> CachedSessions<S> {
+    pub fn new(inner: S) -> Self {
+        Self::with_revalidation(inner, REVALIDATE_AFTER)
+    }
+
+    pub fn with_revalidation(inner: S, revalidate_after: Duration) -> Self {
+        Self {
+            inner,
+            entries: Mutex::default(),
+            accounts: Mutex::default(),
+            generation: AtomicU64::new(0),
+            revalidate_after,
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, Entry>> {
+        // A panic while holding the lock cannot leave a half-made entry.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn accounts(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (Account, Instant)>> {
+        self.accounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops entries matching `gone`, after the store has changed.
+    fn invalidate(&self, gone: impl Fn(&Entry) -> bool) {
+        let mut entries = self.entries();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.retain(|_, entry| !gone(entry));
+    }
+}
+
+#[async_trait]
+impl<S: AccountStore> AccountStore for CachedSessions<S> {
+    async fn session_by_token(
+        &self,
+        token_hash: &SecretHash,
+        now: UnixMillis,
+    ) -> Result<Option<(Session, Account)>, AccountStoreError> {
+        if let Some(entry) = self.entries().get(token_hash) {
+            let fresh = entry.fetched.elapsed() < self.revalidate_after;
+            let live = entry.session.last_seen_at > now.saturating_sub(SESSION_IDLE_LIMIT_MS);
+            if fresh && live {
+                return Ok(Some((entry.session.clone(), entry.account.clone())));
+            }
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let found = self.inner.session_by_token(token_hash, now).await?;
+        let mut entries = self.entries();
+        match &found {
+            Some((session, account)) if self.generation.load(Ordering::SeqCst) == generation => {
+                if entries.len() >= MAX_ENTRIES {
+                    entries.clear();
+                }
+                entries.insert(
+                    *token_hash,
+                    Entry {
+                        session: session.clone(),
+                        account: account.clone(),
+                        fetched: Instant::now(),
+                    },
+                );
+            }
+            _ => {
+                entries.remove(token_hash);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), AccountStoreError> {
+        self.inner.touch_session(id, now).await?;
+        for entry in self.entries().values_mut() {
+            if entry.session.id == id {
+                entry.session.last_seen_at = now;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_session(&self, account_id: i64, id: &str) -> Result<bool, AccountStoreError> {
+        let deleted = self.inner.delete_session(account_id, id).await;
+        self.invalidate(|entry| entry.session.id == id);
+        deleted
+    }
+
+    async fn remove_account(&self, username: &Username) -> Result<bool, AccountStoreError> {
+        let removed = self.inner.remove_account(username).await;
+        self.invalidate(|entry| entry.account.username == username.as_str());
+        self.accounts()
+            .retain(|_, (account, _)| account.username != username.as_str());
+        removed
+    }
+
+    async fn create_account(
+        &self,
+        username: &Username,
+        display_name: &DisplayName,
+        password_hash: &str,
+        now: UnixMillis,
+    ) -> Result<Account, AccountStoreError> {
+        self.inner
+            .create_account(username, display_name, password_hash, now)
+            .await
+    }
+
+    async fn find_account(
+        &self,
+        username: &Username,
+    ) -> Result<Option<(Account, String)>, AccountStoreError> {
+        self.inner.find_account(username).await
+    }
+
+    async fn set_password(
+        &self,
+        username: &Username,
+        password_hash: &str,
+    ) -> Result<bool, AccountStoreError> {
+        self.inner.set_password(username, password_hash).await
+    }
+
+    async fn account_by_id(&self, id: i64) -> Result<Option<Account>, AccountStoreError> {
+        if let Some((account, fetched)) = self.accounts().get(&id) {
+            if fetched.elapsed() < self.revalidate_after {
+                return Ok(Some(account.clone()));
+            }
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let found = self.inner.account_by_id(id).await?;
+        let mut accounts = self.accounts();
+        match &found {
+            Some(account) if self.generation.load(Ordering::SeqCst) == generation => {
+                if accounts.len() >= MAX_ENTRIES {
+                    accounts.clear();
+                }
+                accounts.insert(id, (account.clone(), Instant::now()));
+            }
+            _ => {
+                accounts.remove(&id);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, AccountStoreError> {
+        self.inner.list_accounts().await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &SecretHash,
+        new: &NewSession,
+        now: UnixMillis,
+    ) -> Result<Session, AccountStoreError> {
+        self.inner.create_session(token_hash, new, now).await
+    }
+
+    async fn list_sessions(&self, account_id: i64) -> Result<Vec<Session>, AccountStoreError> {
+        self.inner.list_sessions(account_id).await
+    }
+
+    async fn recent_sign_ins(
+        &self,
+        account_id: i64,
+        limit: u32,
+    ) -> Result<Vec<SignInRecord>, AccountStoreError> {
+        self.inner.recent_sign_ins(account_id, limit).await
+    }
+
+    async fn mark_home_seen(
+        &self,
+        account_id: i64,
+        now: UnixMillis,
+    ) -> Result<UnixMillis, AccountStoreError> {
+        self.inner.mark_home_seen(account_id, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::store::{SignInMethod, SqliteAccountStore};
+    use crate::secret::Secret;
+
+    async fn store_with_session(
+        dir: &tempfile::TempDir,
+    ) -> (SqliteAccountStore, Account, SecretHash, Session) {
+        let store = SqliteAccountStore::open(&dir.path().join("cache.db"))
+            .await
+            .unwrap();
+        let account = store
+            .create_account(
+                &Username::parse("alice").unwrap(),
+                &DisplayName::parse("Alice").unwrap(),
+                "not-a-hash",
+                1_000,
+            )
+            .await
+            .unwrap();
+        let hash = Secret::new_random().hash();
+        let new = NewSession {
+            account_id: account.id,
+            method: SignInMethod::Password,
+            user_agent: "test".into(),
+            ip: "127.0.0.1".into(),
+        };
+        let session = store.create_session(&hash, &new, 1_000).await.unwrap();
+        (store, account, hash, session)
+    }
+
+    #[tokio::test]
+    async fn a_revoked_session_is_gone_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, account, hash, session) = store_with_session(&dir).await;
+        let cached = CachedSessions::new(store);
+        assert!(cached.session_by_token(&hash, 2_000).await.unwrap().is_some());
+        assert!(cached.delete_session(account.id, &session.id).await.unwrap());
+        assert!(cached.session_by_token(&hash, 2_000).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_removed_account_loses_its_cached_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _, hash, _) = store_with_session(&dir).await;
+        let cached = CachedSessions::new(store);
+        assert!(cached.session_by_token(&hash, 2_000).await.unwrap().is_some());
+        let alice = Username::parse("alice").unwrap();
+        assert!(cached.account_by_id(1).await.unwrap().is_some());
+        assert!(cached.remove_account(&alice).await.unwrap());
+        assert!(cached.session_by_token(&hash, 2_000).await.unwrap().is_none());
+        assert!(cached.account_by_id(1).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn changes_from_another_process_are_seen_on_revalidation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, account, hash, session) = store_with_session(&dir).await;
+        // Another connection to the same file stands for `qrlogin user remove`.
+        let other = SqliteAccountStore::open(&dir.path().join("cache.db"))
+            .await
+            .unwrap();
+        let stale = CachedSessions::new(store);
+        assert!(stale.session_by_token(&hash, 2_000).await.unwrap().is_some());
+        assert!(other.delete_session(account.id, &session.id).await.unwrap());
+        // Within the window the cache still answers; with no window it asks.
+        assert!(stale.session_by_token(&hash, 2_000).await.unwrap().is_some());
+        let store = SqliteAccountStore::open(&dir.path().join("cache.db"))
+            .await
+            .unwrap();
+        let fresh = CachedSessions::with_revalidation(store, Duration::ZERO);
+        assert!(fresh.session_by_token(&hash, 2_000).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn touching_updates_the_cached_last_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _, hash, session) = store_with_session(&dir).await;
+        let cached = CachedSessions::new(store);
+        cached.session_by_token(&hash, 2_000).await.unwrap();
+        cached.touch_session(&session.id, 5_000).await.unwrap();
+        let (seen, _) = cached.session_by_token(&hash, 6_000).await.unwrap().unwrap();
+        assert_eq!(seen.last_seen_at, 5_000);
+    }
+}
