@@ -36,7 +36,9 @@ fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
                     .with_writer(writer),
             )
             .init(),
-        LogFormat::Json => registry.with(fmt::layer().json().with_writer(writer)).init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(writer))
+            .init(),
     }
     guard
 }

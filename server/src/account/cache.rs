@@ -264,9 +264,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, account, hash, session) = store_with_session(&dir).await;
         let cached = CachedSessions::new(store);
-        assert!(cached.session_by_token(&hash, 2_000).await.unwrap().is_some());
-        assert!(cached.delete_session(account.id, &session.id).await.unwrap());
-        assert!(cached.session_by_token(&hash, 2_000).await.unwrap().is_none());
+        assert!(cached
+            .session_by_token(&hash, 2_000)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(cached
+            .delete_session(account.id, &session.id)
+            .await
+            .unwrap());
+        assert!(cached
+            .session_by_token(&hash, 2_000)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
@@ -274,11 +285,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _, hash, _) = store_with_session(&dir).await;
         let cached = CachedSessions::new(store);
-        assert!(cached.session_by_token(&hash, 2_000).await.unwrap().is_some());
+        assert!(cached
+            .session_by_token(&hash, 2_000)
+            .await
+            .unwrap()
+            .is_some());
         let alice = Username::parse("alice").unwrap();
         assert!(cached.account_by_id(1).await.unwrap().is_some());
         assert!(cached.remove_account(&alice).await.unwrap());
-        assert!(cached.session_by_token(&hash, 2_000).await.unwrap().is_none());
+        assert!(cached
+            .session_by_token(&hash, 2_000)
+            .await
+            .unwrap()
+            .is_none());
         assert!(cached.account_by_id(1).await.unwrap().is_none());
     }
 
@@ -291,15 +310,27 @@ mod tests {
             .await
             .unwrap();
         let stale = CachedSessions::new(store);
-        assert!(stale.session_by_token(&hash, 2_000).await.unwrap().is_some());
+        assert!(stale
+            .session_by_token(&hash, 2_000)
+            .await
+            .unwrap()
+            .is_some());
         assert!(other.delete_session(account.id, &session.id).await.unwrap());
         // Within the window the cache still answers; with no window it asks.
-        assert!(stale.session_by_token(&hash, 2_000).await.unwrap().is_some());
+        assert!(stale
+            .session_by_token(&hash, 2_000)
+            .await
+            .unwrap()
+            .is_some());
         let store = SqliteAccountStore::open(&dir.path().join("cache.db"))
             .await
             .unwrap();
         let fresh = CachedSessions::with_revalidation(store, Duration::ZERO);
-        assert!(fresh.session_by_token(&hash, 2_000).await.unwrap().is_none());
+        assert!(fresh
+            .session_by_token(&hash, 2_000)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
@@ -309,7 +340,11 @@ mod tests {
         let cached = CachedSessions::new(store);
         cached.session_by_token(&hash, 2_000).await.unwrap();
         cached.touch_session(&session.id, 5_000).await.unwrap();
-        let (seen, _) = cached.session_by_token(&hash, 6_000).await.unwrap().unwrap();
+        let (seen, _) = cached
+            .session_by_token(&hash, 6_000)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(seen.last_seen_at, 5_000);
     }
 }

@@ -5,9 +5,10 @@ use std::{path::Path, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous, SqlitePoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     Row, SqlitePool,
 };
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Account, DisplayName, Username};
 use crate::{login::UnixMillis, secret::SecretHash};
@@ -130,6 +131,60 @@ pub trait AccountStore: Send + Sync + 'static {
 
 pub struct SqliteAccountStore {
     pool: SqlitePool,
+    new_sessions: mpsc::Sender<PendingSession>,
+}
+
+/// A session waiting for the group commit; `done` says when it is stored.
+struct PendingSession {
+    token_hash: SecretHash,
+    session: Session,
+    done: oneshot::Sender<Result<(), AccountStoreError>>,
+}
+
+const SESSION_BATCH: usize = 128;
+
+/// Group commit: sessions that arrive together go into one INSERT, and each
+/// redeem or sign-in still answers only once its row is written. (One
+/// statement each cost a round trip to SQLite's thread apiece.)
+async fn write_sessions(pool: SqlitePool, mut pending: mpsc::Receiver<PendingSession>) {
+    let mut batch = Vec::with_capacity(SESSION_BATCH);
+    while pending.recv_many(&mut batch, SESSION_BATCH).await > 0 {
+        if batch.len() > 1 && insert_sessions(&pool, &batch).await.is_ok() {
+            for p in batch.drain(..) {
+                let _ = p.done.send(Ok(()));
+            }
+            continue;
+        }
+        // One at a time, so one bad row (an account removed meanwhile)
+        // fails only its own sign-in.
+        for p in batch.drain(..) {
+            let result = insert_sessions(&pool, std::slice::from_ref(&p)).await;
+            let _ = p.done.send(result);
+        }
+    }
+}
+
+async fn insert_sessions(
+    pool: &SqlitePool,
+    batch: &[PendingSession],
+) -> Result<(), AccountStoreError> {
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO sessions
+         (id, token_hash, account_id, method, user_agent, ip, created_at, last_seen_at) ",
+    );
+    insert.push_values(batch, |mut row, p| {
+        let s = &p.session;
+        row.push_bind(&s.id)
+            .push_bind(&p.token_hash.0[..])
+            .push_bind(s.account_id)
+            .push_bind(&s.method)
+            .push_bind(&s.user_agent)
+            .push_bind(&s.ip)
+            .push_bind(s.created_at as i64)
+            .push_bind(s.last_seen_at as i64);
+    });
+    insert.build().execute(pool).await?;
+    Ok(())
 }
 
 impl SqliteAccountStore {
@@ -147,6 +202,10 @@ impl SqliteAccountStore {
             // WAL + NORMAL: no fsync per commit, still never corrupt; a power
             // cut may only lose the last moments' sessions and audit rows.
             .synchronous(SqliteSynchronous::Normal)
+            // Fewer, larger checkpoints (each one fsyncs) and a page cache
+            // that holds the hot sessions.
+            .pragma("wal_autocheckpoint", "4000")
+            .pragma("cache_size", "-16000")
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
@@ -157,7 +216,9 @@ impl SqliteAccountStore {
             .run(&pool)
             .await
             .map_err(|e| AccountStoreError::Open(e.to_string()))?;
-        Ok(Self { pool })
+        let (new_sessions, pending) = mpsc::channel(4 * SESSION_BATCH);
+        tokio::spawn(write_sessions(pool.clone(), pending));
+        Ok(Self { pool, new_sessions })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -285,21 +346,18 @@ impl AccountStore for SqliteAccountStore {
             created_at: now,
             last_seen_at: now,
         };
-        sqlx::query(
-            "INSERT INTO sessions
-             (id, token_hash, account_id, method, user_agent, ip, created_at, last_seen_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&session.id)
-        .bind(&token_hash.0[..])
-        .bind(session.account_id)
-        .bind(&session.method)
-        .bind(&session.user_agent)
-        .bind(&session.ip)
-        .bind(now as i64)
-        .bind(now as i64)
-        .execute(&self.pool)
-        .await?;
+        let (done, stored) = oneshot::channel();
+        let pending = PendingSession {
+            token_hash: *token_hash,
+            session: session.clone(),
+            done,
+        };
+        let writer_gone = || AccountStoreError::Open("the session writer has stopped".into());
+        self.new_sessions
+            .send(pending)
+            .await
+            .map_err(|_| writer_gone())?;
+        stored.await.map_err(|_| writer_gone())??;
         Ok(session)
     }
 
