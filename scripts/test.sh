@@ -31,7 +31,9 @@ cargo test -p bench 2>&1 | tee -a "$log"
 say "release build (site + server)"
 cargo leptos build --release
 
+say "login bundle budget (WASM + JS ≤ 250 kB brotli)"
 cargo build --release -p bench
+target/release/qrlogin-bench budget
 
 say "browser tests (Playwright, Debian chromium)"
 (cd end2end && npx playwright test) 2>&1 | tee -a "$log"

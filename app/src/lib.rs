@@ -31,7 +31,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light"/>
                 <link rel="icon" href="/favicon.ico"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -74,22 +74,13 @@ pub(crate) fn Brand() -> impl IntoView {
 /// `/`: the signed-in desktop's page; sends others to `/login`.
 #[component]
 fn HomePage() -> impl IntoView {
-    let sign_out = ServerAction::<SignOut>::new();
     let user = Resource::new(|| (), |_| current_user());
-
-    #[cfg(feature = "hydrate")]
-    session_watch::start();
 
     let body = move || {
         Suspend::new(async move {
             match user.await {
                 Ok(Some(user)) => view! {
-                    <h1 class="signed-in">"Signed in as " {user.display_name.clone()}</h1>
-                    <p class="lead">"Account " <strong>{user.username}</strong> " approved this browser from a phone."</p>
-                    <ActionForm action=sign_out>
-                        <input type="hidden" name="next" value="/login"/>
-                        <button class="button secondary" type="submit">"Sign out"</button>
-                    </ActionForm>
+                    <SignedInHome display_name=user.display_name username=user.username/>
                 }
                 .into_any(),
                 _ => view! { <Redirect path="/login"/> }.into_any(),
@@ -105,8 +96,31 @@ fn HomePage() -> impl IntoView {
     }
 }
 
-/// Notices when this browser's session is revoked elsewhere (e.g. from the
-/// phone) and goes back to `/login`.
+/// Who is signed in, and sign-out: the body of `/`, also shown by the
+/// login card the moment it signs in (so the desktop never reloads).
+#[component]
+pub(crate) fn SignedInHome(display_name: String, username: String) -> impl IntoView {
+    use leptos::server_fn::ServerFn;
+    view! {
+        <SessionWatch/>
+        <h1 class="signed-in">"Signed in as " {display_name}</h1>
+        <p class="lead">"Account " <strong>{username}</strong> " approved this browser from a phone."</p>
+        // A plain form: works before (and without) any WASM.
+        <form method="post" action=SignOut::url()>
+            <input type="hidden" name="next" value="/login"/>
+            <button class="button secondary" type="submit">"Sign out"</button>
+        </form>
+    }
+}
+
+/// The home page's only browser code: notices when this browser's session
+/// is revoked elsewhere (e.g. from the phone) and goes back to `/login`.
+#[island]
+fn SessionWatch() -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    session_watch::start();
+}
+
 #[cfg(feature = "hydrate")]
 mod session_watch {
     use std::sync::{

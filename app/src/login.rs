@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::Brand;
+use crate::{Brand, SignedInHome};
 
 /// What the page shows. (The server only ever renders `Preparing`.)
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -17,8 +17,8 @@ enum Phase {
     Showing { login_id: String, svg: String },
     /// A phone scanned it; its owner must pick `match_code` and approve.
     Confirm { scanner: String, match_code: u8 },
-    /// Approved and redeemed; on the way to `/`.
-    SignedIn { name: String },
+    /// Approved and redeemed: the card becomes the home page, at `/`.
+    SignedIn { name: String, username: String },
     /// The phone declined (or picked the wrong number).
     Denied,
     /// The page replaced expired codes as often as it may; a click restarts.
@@ -46,7 +46,7 @@ impl Phase {
                 "Scan with your phone".into()
             }
             Self::Confirm { .. } => "Confirm on your phone".into(),
-            Self::SignedIn { name } => format!("Signed in as {name}"),
+            Self::SignedIn { name, .. } => format!("Signed in as {name}"),
             Self::Denied => "Sign-in was declined".into(),
             Self::Expired => "Code expired — refresh".into(),
         }
@@ -68,6 +68,16 @@ struct LoginSignals {
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
+    view! {
+        <Title text="Sign in · qrlogin"/>
+        <LoginCard/>
+    }
+}
+
+/// The card with the code: an island, the one part of the page that runs
+/// in the browser.
+#[island]
+fn LoginCard() -> impl IntoView {
     let signals = LoginSignals {
         phase: RwSignal::new(Phase::Preparing),
         deadline: RwSignal::new(None),
@@ -120,7 +130,7 @@ pub fn LoginPage() -> impl IntoView {
             </div>
         }
         .into_any(),
-        Phase::SignedIn { name } => view! {
+        Phase::SignedIn { name, .. } => view! {
             <div class="qr-placeholder done">
                 <span class="check" aria-hidden="true">"✓"</span>
                 <span>{format!("Welcome, {name}")}</span>
@@ -160,10 +170,12 @@ pub fn LoginPage() -> impl IntoView {
         }
     };
 
-    view! {
-        <Title text="Sign in · qrlogin"/>
-        <section class="card login" data-state=move || phase.with(Phase::name)>
-            <Brand/>
+    let signed_in = move || match phase.get() {
+        Phase::SignedIn { name, username } => Some((name, username)),
+        _ => None,
+    };
+    let login_body = move || {
+        view! {
             <h1>"Sign in with your phone"</h1>
             <div class="qr-frame" aria-live="polite">{qr_area}</div>
             <p class="status" aria-live="polite">{move || phase.with(Phase::status)}</p>
@@ -177,6 +189,17 @@ pub fn LoginPage() -> impl IntoView {
             <noscript>
                 <p class="notice">"This page needs JavaScript to show your sign-in code."</p>
             </noscript>
+        }
+    };
+
+    view! {
+        <section class="card login" data-state=move || phase.with(Phase::name)>
+            <Brand/>
+            <Show when=move || signed_in().is_none() fallback=move || {
+                signed_in().map(|(name, username)| view! { <SignedInHome display_name=name username/> })
+            }>
+                {login_body}
+            </Show>
         </section>
     }
 }
@@ -192,7 +215,6 @@ mod wait_loop {
     use gloo_net::http::{Request, Response};
     use gloo_timers::future::TimeoutFuture;
     use leptos::{ev, prelude::*, task::spawn_local};
-    use leptos_router::{hooks::use_navigate, NavigateOptions};
 
     use super::{LoginSignals, Phase};
     use crate::{
@@ -295,18 +317,15 @@ mod wait_loop {
         mounted: Arc<AtomicBool>,
         /// The attempt to cancel if the page is left before it ends.
         open_attempt: StoredValue<Option<String>>,
-        navigate: Arc<dyn Fn(&str) + Send + Sync>,
     }
 
     impl WaitLoop {
         pub fn mount(signals: LoginSignals) -> Self {
-            let navigate = use_navigate();
             let this = Self {
                 signals,
                 run: Arc::new(AtomicU64::new(0)),
                 mounted: Arc::new(AtomicBool::new(true)),
                 open_attempt: StoredValue::new(None),
-                navigate: Arc::new(move |path: &str| navigate(path, NavigateOptions::default())),
             };
             let on_leave = this.clone();
             on_cleanup(move || {
@@ -468,8 +487,22 @@ mod wait_loop {
                 Ok(redeemed) => {
                     self.show(Phase::SignedIn {
                         name: redeemed.user.display_name,
+                        username: redeemed.user.username,
                     });
-                    (self.navigate)("/");
+                    // The card now shows the home page; the address follows
+                    // without a load (a reload renders `/` on the server).
+                    if let Some(window) = web_sys::window() {
+                        if let Ok(history) = window.history() {
+                            let _ = history.replace_state_with_url(
+                                &wasm_bindgen::JsValue::NULL,
+                                "",
+                                Some("/"),
+                            );
+                        }
+                        if let Some(document) = window.document() {
+                            document.set_title("qrlogin");
+                        }
+                    }
                     Ended::Done
                 }
                 Err(reason) => {
