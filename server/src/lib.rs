@@ -68,6 +68,9 @@ pub struct Shared {
     pub limits: Arc<RateLimits>,
     /// Proxies whose forwarding headers name the real client.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// The site's CSS, inlined into pages (not under `cargo leptos watch`,
+    /// which live-reloads the stylesheet link).
+    pub inline_style: Option<app::InlineStyle>,
 }
 
 impl AppState {
@@ -111,6 +114,11 @@ impl AppState {
             ttls: settings.ttls,
             limits: RateLimits::new(settings.limits),
             trusted_proxies: settings.trusted_proxies.clone().into(),
+            inline_style: std::env::var_os("LEPTOS_WATCH")
+                .is_none()
+                .then(|| std::fs::read_to_string(settings.site_root.join("pkg/qrlogin.css")).ok())
+                .flatten()
+                .map(|css| app::InlineStyle(css.into())),
         }))
     }
 }
@@ -151,8 +159,12 @@ pub fn app(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     // The pages' server functions reach the stores through this port.
     let backend: Arc<dyn Backend> = Arc::new(state.clone());
+    let inline_style = state.inline_style.clone();
     let provide_backend = move || {
         provide_context(backend.clone());
+        if let Some(style) = &inline_style {
+            provide_context(style.clone());
+        }
         // The scripts must carry the nonce the CSP header names.
         let nonce = use_context::<axum::http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<web_security::CspNonce>().cloned());

@@ -23,7 +23,7 @@ pub fn page_csp(nonce: &str, reload_port: Option<u32>) -> String {
         .unwrap_or_default();
     format!(
         "default-src 'none'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-         style-src 'self'; img-src 'self' data:; connect-src 'self'{reload}; \
+         style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; connect-src 'self'{reload}; \
          form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
 }
