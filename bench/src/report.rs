@@ -257,6 +257,9 @@ pub fn write(results: &Results, out: &Path, markdown: Option<&Path>) -> anyhow::
 
 pub fn summary(results: &Results) -> String {
     let mut s = String::new();
+    if results.quick {
+        s.push_str("smoke run: small numbers, so the verdicts below mean nothing; scripts/bench.sh judges the targets\n");
+    }
     for t in &results.targets {
         let verdict = if t.met { "met" } else { "MISSED" };
         let _ = writeln!(s, "{verdict:>6}  {} ({}): {}", t.name, t.target, t.measured);
