@@ -130,13 +130,8 @@ fn LoginCard() -> impl IntoView {
             </div>
         }
         .into_any(),
-        Phase::SignedIn { name, .. } => view! {
-            <div class="qr-placeholder done">
-                <span class="check" aria-hidden="true">"✓"</span>
-                <span>{format!("Welcome, {name}")}</span>
-            </div>
-        }
-        .into_any(),
+        // Never drawn: once signed in, the card becomes the home page (below).
+        Phase::SignedIn { .. } => ().into_any(),
         Phase::Denied => view! {
             <div class="qr-placeholder">
                 <strong>"Nobody was signed in."</strong>

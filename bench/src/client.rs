@@ -200,34 +200,34 @@ pub async fn create(conn: &mut Conn) -> anyhow::Result<Desktop> {
 }
 
 /// `GET` the attempt: at once (`wait` 0) or as a long poll.
+impl Desktop {
+    /// A call on this desktop's attempt (`tail` after its path), with its
+    /// bind cookie, answered with `OK`.
+    async fn call(&self, conn: &mut Conn, method: Method, tail: &str) -> anyhow::Result<Answer> {
+        let path = format!("{LOGINS_PATH}/{}{tail}", self.id);
+        conn.send(
+            method,
+            &path,
+            &[(header::COOKIE, self.cookie.as_str())],
+            None,
+        )
+        .await?
+        .expect(StatusCode::OK)
+    }
+}
+
 pub async fn poll(
     conn: &mut Conn,
     desktop: &Desktop,
     since: u64,
     wait: u32,
 ) -> anyhow::Result<LoginStatus> {
-    let path = format!("{LOGINS_PATH}/{}?since={since}&wait={wait}", desktop.id);
-    conn.send(
-        Method::GET,
-        &path,
-        &[(header::COOKIE, desktop.cookie.as_str())],
-        None,
-    )
-    .await?
-    .expect(StatusCode::OK)?
-    .json()
+    let query = format!("?since={since}&wait={wait}");
+    desktop.call(conn, Method::GET, &query).await?.json()
 }
 
 pub async fn redeem(conn: &mut Conn, desktop: &Desktop) -> anyhow::Result<()> {
-    let path = format!("{LOGINS_PATH}/{}/redeem", desktop.id);
-    conn.send(
-        Method::POST,
-        &path,
-        &[(header::COOKIE, desktop.cookie.as_str())],
-        None,
-    )
-    .await?
-    .expect(StatusCode::OK)?;
+    desktop.call(conn, Method::POST, "/redeem").await?;
     Ok(())
 }
 

@@ -11,9 +11,11 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
+    hash::Hash,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Mutex,
+        Mutex, MutexGuard,
     },
     time::{Duration, Instant},
 };
@@ -30,20 +32,29 @@ use crate::{login::UnixMillis, secret::SecretHash};
 
 /// How long a cached session is trusted before the store is asked again.
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(10);
-/// Entries kept at most; when full, the cache starts over.
+/// Entries kept at most per map; when full, the map starts over.
 const MAX_ENTRIES: usize = 100_000;
 
-struct Entry {
-    session: Session,
-    account: Account,
-    fetched: Instant,
+/// Values read from the store, each with when it was read.
+struct Fetched<K, V>(Mutex<HashMap<K, (V, Instant)>>);
+
+impl<K: Eq + Hash, V: Clone> Fetched<K, V> {
+    fn new() -> Self {
+        Self(Mutex::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, (V, Instant)>> {
+        // A panic while holding the lock cannot leave a half-made entry.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 pub struct CachedSessions<S> {
     inner: S,
-    entries: Mutex<HashMap<SecretHash, Entry>>,
+    /// (session, its account) by token hash: every phone call's lookup.
+    sessions: Fetched<SecretHash, (Session, Account)>,
     /// Accounts by id (redeem looks the approver up), same rules.
-    accounts: Mutex<HashMap<i64, (Account, Instant)>>,
+    accounts: Fetched<i64, Account>,
     /// Bumped by every invalidation.
     generation: AtomicU64,
     revalidate_after: Duration,
@@ -57,27 +68,56 @@ impl<S: AccountStore> CachedSessions<S> {
     pub fn with_revalidation(inner: S, revalidate_after: Duration) -> Self {
         Self {
             inner,
-            entries: Mutex::default(),
-            accounts: Mutex::default(),
+            sessions: Fetched::new(),
+            accounts: Fetched::new(),
             generation: AtomicU64::new(0),
             revalidate_after,
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, Entry>> {
-        // A panic while holding the lock cannot leave a half-made entry.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn accounts(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (Account, Instant)>> {
-        self.accounts.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Drops entries matching `gone`, after the store has changed.
-    fn invalidate(&self, gone: impl Fn(&Entry) -> bool) {
-        let mut entries = self.entries();
+    /// Drops sessions matching `gone`, after the store has changed. The
+    /// generation is bumped under the lock, so a lookup that read the store
+    /// before the change cannot cache what it read (see [`Self::read_through`]).
+    fn invalidate(&self, gone: impl Fn(&Session, &Account) -> bool) {
+        let mut sessions = self.sessions.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
-        entries.retain(|_, entry| !gone(entry));
+        sessions.retain(|_, ((session, account), _)| !gone(session, account));
+    }
+
+    /// The cached value when it is fresh and `usable`; else `load`'s answer,
+    /// cached unless an invalidation happened meanwhile.
+    async fn read_through<K, V, F>(
+        &self,
+        cache: &Fetched<K, V>,
+        key: K,
+        usable: impl Fn(&V) -> bool,
+        load: impl FnOnce() -> F,
+    ) -> Result<Option<V>, AccountStoreError>
+    where
+        K: Eq + Hash,
+        V: Clone,
+        F: Future<Output = Result<Option<V>, AccountStoreError>>,
+    {
+        if let Some((value, fetched)) = cache.lock().get(&key) {
+            if fetched.elapsed() < self.revalidate_after && usable(value) {
+                return Ok(Some(value.clone()));
+            }
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let found = load().await?;
+        let mut entries = cache.lock();
+        match &found {
+            Some(value) if self.generation.load(Ordering::SeqCst) == generation => {
+                if entries.len() >= MAX_ENTRIES {
+                    entries.clear();
+                }
+                entries.insert(key, (value.clone(), Instant::now()));
+            }
+            _ => {
+                entries.remove(&key);
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -88,42 +128,21 @@ impl<S: AccountStore> AccountStore for CachedSessions<S> {
         token_hash: &SecretHash,
         now: UnixMillis,
     ) -> Result<Option<(Session, Account)>, AccountStoreError> {
-        if let Some(entry) = self.entries().get(token_hash) {
-            let fresh = entry.fetched.elapsed() < self.revalidate_after;
-            let live = entry.session.last_seen_at > now.saturating_sub(SESSION_IDLE_LIMIT_MS);
-            if fresh && live {
-                return Ok(Some((entry.session.clone(), entry.account.clone())));
-            }
-        }
-        let generation = self.generation.load(Ordering::SeqCst);
-        let found = self.inner.session_by_token(token_hash, now).await?;
-        let mut entries = self.entries();
-        match &found {
-            Some((session, account)) if self.generation.load(Ordering::SeqCst) == generation => {
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
-                }
-                entries.insert(
-                    *token_hash,
-                    Entry {
-                        session: session.clone(),
-                        account: account.clone(),
-                        fetched: Instant::now(),
-                    },
-                );
-            }
-            _ => {
-                entries.remove(token_hash);
-            }
-        }
-        Ok(found)
+        let idle_since = now.saturating_sub(SESSION_IDLE_LIMIT_MS);
+        self.read_through(
+            &self.sessions,
+            *token_hash,
+            |(session, _)| session.last_seen_at > idle_since,
+            || self.inner.session_by_token(token_hash, now),
+        )
+        .await
     }
 
     async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), AccountStoreError> {
         self.inner.touch_session(id, now).await?;
-        for entry in self.entries().values_mut() {
-            if entry.session.id == id {
-                entry.session.last_seen_at = now;
+        for ((session, _), _) in self.sessions.lock().values_mut() {
+            if session.id == id {
+                session.last_seen_at = now;
             }
         }
         Ok(())
@@ -131,14 +150,15 @@ impl<S: AccountStore> AccountStore for CachedSessions<S> {
 
     async fn delete_session(&self, account_id: i64, id: &str) -> Result<bool, AccountStoreError> {
         let deleted = self.inner.delete_session(account_id, id).await;
-        self.invalidate(|entry| entry.session.id == id);
+        self.invalidate(|session, _| session.id == id);
         deleted
     }
 
     async fn remove_account(&self, username: &Username) -> Result<bool, AccountStoreError> {
         let removed = self.inner.remove_account(username).await;
-        self.invalidate(|entry| entry.account.username == username.as_str());
-        self.accounts()
+        self.invalidate(|_, account| account.username == username.as_str());
+        self.accounts
+            .lock()
             .retain(|_, (account, _)| account.username != username.as_str());
         removed
     }
@@ -171,26 +191,13 @@ impl<S: AccountStore> AccountStore for CachedSessions<S> {
     }
 
     async fn account_by_id(&self, id: i64) -> Result<Option<Account>, AccountStoreError> {
-        if let Some((account, fetched)) = self.accounts().get(&id) {
-            if fetched.elapsed() < self.revalidate_after {
-                return Ok(Some(account.clone()));
-            }
-        }
-        let generation = self.generation.load(Ordering::SeqCst);
-        let found = self.inner.account_by_id(id).await?;
-        let mut accounts = self.accounts();
-        match &found {
-            Some(account) if self.generation.load(Ordering::SeqCst) == generation => {
-                if accounts.len() >= MAX_ENTRIES {
-                    accounts.clear();
-                }
-                accounts.insert(id, (account.clone(), Instant::now()));
-            }
-            _ => {
-                accounts.remove(&id);
-            }
-        }
-        Ok(found)
+        self.read_through(
+            &self.accounts,
+            id,
+            |_| true,
+            || self.inner.account_by_id(id),
+        )
+        .await
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, AccountStoreError> {
