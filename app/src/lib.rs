@@ -3,6 +3,7 @@
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod backend;
+mod loader;
 mod login;
 mod phone;
 pub mod qr;
@@ -40,7 +41,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light"/>
                 <link rel="icon" href="/favicon.ico"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options islands=true/>
+                <loader::IslandScripts options/>
                 {inline_style}
                 <MetaTags/>
             </head>
