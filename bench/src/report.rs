@@ -359,7 +359,9 @@ fn table(r: &Results) -> String {
         "\n### First QR on screen\n\n\
          Debian Chromium via Playwright: time from navigation start (the page's \
          `performance.now()` clock) until the QR's `<svg>` is in the DOM, seen by a \
-         MutationObserver; the median of {} loads each.\n\n\
+         MutationObserver that reports through the console (nothing is evaluated in \
+         the page while it loads); the median of {} loads each, after one unmeasured \
+         load that starts Chromium.\n\n\
          | loads | median ms | all ms |\n|---|---:|---|\n\
          | cold (new context, empty cache) | {:.0} | {} |\n\
          | warm (reload, cached WASM) | {:.0} | {} |\n\n\

@@ -53,8 +53,9 @@ pub struct RunArgs {
     /// Concurrent clients in the throughput rounds.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Page loads for the first-QR median (cold and warm each).
-    #[arg(long, default_value_t = 9)]
+    /// Page loads for the first-QR median (cold and warm each); cold loads
+    /// in this Chromium spread over ±60 ms, so not too few.
+    #[arg(long, default_value_t = 21)]
     first_qr_loads: usize,
     /// Folder for results.json and latency.svg.
     #[arg(long, default_value = "docs/bench")]
