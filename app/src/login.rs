@@ -223,6 +223,7 @@ mod wait_loop {
     use gloo_net::http::{Request, Response};
     use gloo_timers::future::TimeoutFuture;
     use leptos::{ev, prelude::*, task::spawn_local};
+    use wasm_bindgen::JsCast;
 
     use super::{LoginSignals, Phase};
     use crate::{
@@ -251,7 +252,6 @@ mod wait_loop {
     /// The request for a first code the page made before the WASM ran
     /// (see `LoginPage`); taken once.
     fn take_early_request() -> Option<js_sys::Promise> {
-        use wasm_bindgen::JsCast;
         let window = web_sys::window()?;
         let key = wasm_bindgen::JsValue::from_str(super::FIRST_CODE_KEY);
         let request = js_sys::Reflect::get(&window, &key).ok()?;
@@ -259,11 +259,13 @@ mod wait_loop {
         request.dyn_into().ok()
     }
 
+    fn offline<E>(_: E) -> String {
+        "cannot reach the server".to_owned()
+    }
+
     async fn create_login() -> Result<LoginCreated, String> {
-        let offline = |_| "cannot reach the server".to_owned();
         let response = match take_early_request() {
             Some(early) => {
-                use wasm_bindgen::JsCast;
                 let raw = wasm_bindgen_futures::JsFuture::from(early)
                     .await
                     .map_err(offline)?;
@@ -273,7 +275,7 @@ mod wait_loop {
                 .header("Accept", "application/json")
                 .send()
                 .await
-                .map_err(|_| "cannot reach the server".to_owned())?,
+                .map_err(offline)?,
         };
         if response.status() != 201 {
             return Err(error_message(response).await);
