@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// in this Chromium spread over ±60 ms, so not too few.
     #[arg(long, default_value_t = 21)]
     first_qr_loads: usize,
+    /// Measure one part only and print it; writes nothing (for profiling).
+    #[arg(long, value_enum)]
+    only: Option<Part>,
     /// Folder for results.json and latency.svg.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
@@ -67,6 +70,12 @@ pub struct RunArgs {
     qrlogin: PathBuf,
     #[arg(long, default_value = "target/site")]
     site_root: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    Flow,
+    FirstQr,
 }
 
 impl RunArgs {
@@ -96,6 +105,21 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let paths = Paths::new(args.qrlogin.clone(), args.site_root.clone())?;
     servers::add_bench_user(&paths).await?;
     let started = Instant::now();
+    match args.only {
+        Some(Part::Flow) => {
+            let flow = flow_against_baseline(&paths, &args).await?;
+            println!("flow ratio median {:.2}", flow.ratio_median);
+            return Ok(());
+        }
+        Some(Part::FirstQr) => {
+            let server = Server::qrlogin(&paths, "qrlogin-first-qr").await?;
+            let result = first_qr::measure(&repo, server.addr, args.first_qr_loads).await;
+            server.stop().await?;
+            println!("{:?}", result?);
+            return Ok(());
+        }
+        None => {}
+    }
 
     eprintln!("bundle: measuring {}", args.site_root.display());
     let bundle = bundle::measure_site(&args.site_root)?;

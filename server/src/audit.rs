@@ -1,18 +1,16 @@
 //! The audit trail: every attempt event and every sign-in and sign-out, with
-//! time, address, browser and account, in the database. Written by a
-//! background task in batches, so no request waits for it.
+//! time, address, browser and account, in the database. Written by the
+//! SQLite writer thread in batches, so no request waits for it.
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
     Arc,
 };
 
-use sqlx::SqlitePool;
-use tokio::sync::mpsc;
-
 use crate::{
     client::ClientContext,
     login::{now_millis, Attempt, LoginId, UnixMillis},
+    sqlite_writer::SqliteWriter,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,35 +57,29 @@ pub struct AuditRecord {
     pub user_agent: String,
 }
 
-/// Records events without waiting; a full queue drops (and logs) the event
-/// rather than slowing sign-ins down.
+/// Records events without waiting; a full queue drops (and counts) the
+/// event rather than slowing sign-ins down. Rows are written by the
+/// [`SqliteWriter`] thread.
 #[derive(Clone)]
 pub struct AuditLog {
-    queue: mpsc::Sender<AuditRecord>,
+    writer: SqliteWriter,
     dropped: Arc<AtomicU64>,
     last_warning: Arc<AtomicU64>,
 }
 
-const QUEUE: usize = 65_536;
-const BATCH: usize = 256;
-
 impl AuditLog {
-    /// Starts the writer task on `pool`.
-    pub fn start(pool: SqlitePool) -> Self {
-        let (queue, mut records) = mpsc::channel::<AuditRecord>(QUEUE);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while records.recv_many(&mut batch, BATCH).await > 0 {
-                if let Err(err) = write(&pool, &batch).await {
-                    tracing::error!(error = %err, lost = batch.len(), "audit write failed");
-                }
-                batch.clear();
-            }
-        });
+    pub fn new(writer: SqliteWriter) -> Self {
         Self {
-            queue,
+            writer,
             dropped: Arc::default(),
             last_warning: Arc::default(),
+        }
+    }
+
+    /// Waits until every event recorded so far is stored (at shutdown).
+    pub async fn flush(&self) {
+        if self.writer.flush().await.is_err() {
+            tracing::warn!("audit events may be lost: the SQLite writer has stopped");
         }
     }
 
@@ -140,7 +132,7 @@ impl AuditLog {
     }
 
     pub fn write(&self, record: AuditRecord) {
-        if self.queue.try_send(record).is_err() {
+        if !self.writer.try_audit(record) {
             // One warning per second at most: logging each drop would only
             // add to the overload that caused it.
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -156,23 +148,4 @@ impl AuditLog {
             }
         }
     }
-}
-
-/// One multi-row INSERT per batch: a statement per row costs a round trip
-/// to SQLite's thread each, which capped the writer below the create rate.
-async fn write(pool: &SqlitePool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
-    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO audit_events (at, event, login_id, account_id, session_id, ip, user_agent) ",
-    );
-    insert.push_values(batch, |mut row, r| {
-        row.push_bind(r.at as i64)
-            .push_bind(r.event.as_str())
-            .push_bind(&r.login_id)
-            .push_bind(r.account_id)
-            .push_bind(&r.session_id)
-            .push_bind(&r.ip)
-            .push_bind(&r.user_agent);
-    });
-    insert.build().execute(pool).await?;
-    Ok(())
 }

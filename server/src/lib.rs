@@ -11,6 +11,7 @@ pub mod login;
 pub mod pages;
 pub mod secret;
 pub mod session;
+pub mod sqlite_writer;
 pub mod web_security;
 
 use std::{sync::Arc, time::Duration};
@@ -78,7 +79,7 @@ impl AppState {
     /// sessions in the SQLite file of the settings.
     pub async fn open(settings: &Settings) -> Result<Self, AccountStoreError> {
         let accounts = SqliteAccountStore::open(&settings.database).await?;
-        let audit = audit::AuditLog::start(accounts.pool().clone());
+        let audit = audit::AuditLog::new(accounts.writer().clone());
         Ok(Self::with_stores(
             settings,
             Arc::new(MemoryLoginStore::default()),

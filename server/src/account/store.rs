@@ -3,15 +3,13 @@
 
 use std::{path::Path, str::FromStr, time::Duration};
 
+use super::{Account, DisplayName, Username};
+use crate::{login::UnixMillis, secret::SecretHash, sqlite_writer::SqliteWriter};
 use async_trait::async_trait;
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     Row, SqlitePool,
 };
-use tokio::sync::{mpsc, oneshot};
-
-use super::{Account, DisplayName, Username};
-use crate::{login::UnixMillis, secret::SecretHash};
 
 /// A session unused for this long stops working.
 pub const SESSION_IDLE_LIMIT_MS: u64 = 30 * 24 * 3600 * 1000;
@@ -24,6 +22,14 @@ pub enum AccountStoreError {
     Database(#[from] sqlx::Error),
     #[error("cannot open the database: {0}")]
     Open(String),
+    #[error("database write failed: {0}")]
+    Write(String),
+}
+
+impl From<rusqlite::Error> for AccountStoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Write(err.to_string())
+    }
 }
 
 /// How a session was signed in.
@@ -131,60 +137,8 @@ pub trait AccountStore: Send + Sync + 'static {
 
 pub struct SqliteAccountStore {
     pool: SqlitePool,
-    new_sessions: mpsc::Sender<PendingSession>,
-}
-
-/// A session waiting for the group commit; `done` says when it is stored.
-struct PendingSession {
-    token_hash: SecretHash,
-    session: Session,
-    done: oneshot::Sender<Result<(), AccountStoreError>>,
-}
-
-const SESSION_BATCH: usize = 128;
-
-/// Group commit: sessions that arrive together go into one INSERT, and each
-/// redeem or sign-in still answers only once its row is written. (One
-/// statement each cost a round trip to SQLite's thread apiece.)
-async fn write_sessions(pool: SqlitePool, mut pending: mpsc::Receiver<PendingSession>) {
-    let mut batch = Vec::with_capacity(SESSION_BATCH);
-    while pending.recv_many(&mut batch, SESSION_BATCH).await > 0 {
-        if batch.len() > 1 && insert_sessions(&pool, &batch).await.is_ok() {
-            for p in batch.drain(..) {
-                let _ = p.done.send(Ok(()));
-            }
-            continue;
-        }
-        // One at a time, so one bad row (an account removed meanwhile)
-        // fails only its own sign-in.
-        for p in batch.drain(..) {
-            let result = insert_sessions(&pool, std::slice::from_ref(&p)).await;
-            let _ = p.done.send(result);
-        }
-    }
-}
-
-async fn insert_sessions(
-    pool: &SqlitePool,
-    batch: &[PendingSession],
-) -> Result<(), AccountStoreError> {
-    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO sessions
-         (id, token_hash, account_id, method, user_agent, ip, created_at, last_seen_at) ",
-    );
-    insert.push_values(batch, |mut row, p| {
-        let s = &p.session;
-        row.push_bind(&s.id)
-            .push_bind(&p.token_hash.0[..])
-            .push_bind(s.account_id)
-            .push_bind(&s.method)
-            .push_bind(&s.user_agent)
-            .push_bind(&s.ip)
-            .push_bind(s.created_at as i64)
-            .push_bind(s.last_seen_at as i64);
-    });
-    insert.build().execute(pool).await?;
-    Ok(())
+    /// New sessions (and the audit trail) go through one writer thread.
+    writer: SqliteWriter,
 }
 
 impl SqliteAccountStore {
@@ -216,13 +170,13 @@ impl SqliteAccountStore {
             .run(&pool)
             .await
             .map_err(|e| AccountStoreError::Open(e.to_string()))?;
-        let (new_sessions, pending) = mpsc::channel(4 * SESSION_BATCH);
-        tokio::spawn(write_sessions(pool.clone(), pending));
-        Ok(Self { pool, new_sessions })
+        let writer = SqliteWriter::start(path)?;
+        Ok(Self { pool, writer })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The writer thread, for the audit trail to share.
+    pub fn writer(&self) -> &SqliteWriter {
+        &self.writer
     }
 }
 
@@ -346,18 +300,11 @@ impl AccountStore for SqliteAccountStore {
             created_at: now,
             last_seen_at: now,
         };
-        let (done, stored) = oneshot::channel();
-        let pending = PendingSession {
-            token_hash: *token_hash,
-            session: session.clone(),
-            done,
-        };
-        let writer_gone = || AccountStoreError::Open("the session writer has stopped".into());
-        self.new_sessions
-            .send(pending)
+        self.writer
+            .insert_session(*token_hash, session.clone())
             .await
-            .map_err(|_| writer_gone())?;
-        stored.await.map_err(|_| writer_gone())??;
+            .map_err(|e| AccountStoreError::Open(e.to_string()))?
+            .map_err(AccountStoreError::Write)?;
         Ok(session)
     }
 
