@@ -41,7 +41,8 @@ pub struct RunArgs {
     /// open-files limit caps these).
     #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
     http1_waiters: Vec<usize>,
-    /// Approvals timed per level (at most one per waiter).
+    /// Approvals timed per level (in rounds of fresh attempts where there
+    /// are fewer waiters).
     #[arg(long, default_value_t = 1000)]
     samples: usize,
     /// Seconds per throughput round.
@@ -204,14 +205,15 @@ enum WaiterEvent {
     },
 }
 
-/// A desktop that long-polls until its attempt is approved.
+/// A desktop that long-polls until its attempt is approved; gives its
+/// connection back for the next round.
 async fn waiter(
     index: usize,
     mut conn: Conn,
     desktop: Desktop,
     parked: Arc<AtomicUsize>,
     events: mpsc::UnboundedSender<WaiterEvent>,
-) {
+) -> Option<Conn> {
     let mut since = desktop.version;
     let mut first = true;
     loop {
@@ -230,7 +232,7 @@ async fn waiter(
                     at: Instant::now(),
                 });
                 if done {
-                    return;
+                    return Some(conn);
                 }
             }
             Ok(_) => {} // the wait ran out: poll again, as the page does
@@ -239,7 +241,7 @@ async fn waiter(
                     index,
                     error: format!("{error:#}"),
                 });
-                return;
+                return None;
             }
         }
     }
@@ -249,6 +251,139 @@ fn source(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % SOURCES as usize) as u8))
 }
 
+/// `n` client handles: a connection each over HTTP/1.1, or streams shared
+/// [`STREAMS_PER_CONNECTION`] to a connection over h2c. Also returns how
+/// many connections that is.
+async fn open_handles(
+    addr: SocketAddr,
+    proto: Proto,
+    n: usize,
+) -> anyhow::Result<(Vec<Conn>, usize)> {
+    match proto {
+        Proto::H1 => {
+            let opening = Arc::new(Semaphore::new(256));
+            let mut opened = JoinSet::new();
+            for i in 0..n {
+                let permit = opening.clone().acquire_owned().await?;
+                opened.spawn(async move {
+                    let conn = Conn::open(addr, source(i), Proto::H1).await;
+                    drop(permit);
+                    conn
+                });
+            }
+            let mut handles = Vec::with_capacity(n);
+            while let Some(conn) = opened.join_next().await {
+                handles.push(conn??);
+            }
+            Ok((handles, n))
+        }
+        Proto::H2 => {
+            let count = n.div_ceil(STREAMS_PER_CONNECTION);
+            let mut conns = Vec::with_capacity(count);
+            for i in 0..count {
+                conns.push(Conn::open(addr, source(i), Proto::H2).await?);
+            }
+            let handles = (0..n)
+                .map(|i| {
+                    conns[i / STREAMS_PER_CONNECTION]
+                        .share()
+                        .context("h2 connection")
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Ok((handles, count))
+        }
+    }
+}
+
+/// One desktop per handle, each long-polling its new attempt.
+struct Waiting {
+    desktops: Vec<Desktop>,
+    waiters: JoinSet<Option<Conn>>,
+    events: mpsc::UnboundedReceiver<WaiterEvent>,
+    failed: usize,
+}
+
+impl Waiting {
+    /// Creates the attempts and returns once every poll is parked.
+    async fn park(server: &Server, handles: Vec<Conn>) -> anyhow::Result<Self> {
+        let n = handles.len();
+        let desktops = create_many(server.addr, n, 32).await?;
+        let parked = Arc::new(AtomicUsize::new(0));
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut waiters = JoinSet::new();
+        for (i, conn) in handles.into_iter().enumerate() {
+            waiters.spawn(waiter(
+                i,
+                conn,
+                desktops[i].clone(),
+                parked.clone(),
+                events_tx.clone(),
+            ));
+        }
+        while parked.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.wait_until_idle().await?;
+        let mut waiting = Self {
+            desktops,
+            waiters,
+            events,
+            failed: 0,
+        };
+        while let Ok(event) = waiting.events.try_recv() {
+            if let WaiterEvent::Failed { index, error } = event {
+                eprintln!("  waiter {index} failed: {error}");
+                waiting.failed += 1;
+            }
+        }
+        Ok(waiting)
+    }
+
+    /// Scans and approves `count` of the attempts, spread evenly, one at a
+    /// time; the time from each approve call to its desktop's answer.
+    async fn approve(
+        &mut self,
+        phone: &Phone,
+        phone_conn: &mut Conn,
+        count: usize,
+    ) -> anyhow::Result<Vec<Duration>> {
+        let n = self.desktops.len();
+        let mut latencies = Vec::with_capacity(count);
+        for k in 0..count {
+            let index = k * n / count;
+            let desktop = &self.desktops[index];
+            phone.scan(phone_conn, &desktop.id).await?;
+            let scanned = next_change(&mut self.events, index, &mut self.failed).await?;
+            let match_code = scanned
+                .0
+                .match_code
+                .context("the scanned status carries no match code")?;
+            // The desktop polls again at once; let that request park.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let approving = Instant::now();
+            phone.approve(phone_conn, &desktop.id, match_code).await?;
+            let (status, at) = next_change(&mut self.events, index, &mut self.failed).await?;
+            if status.state != LoginState::Approved {
+                bail!("desktop {index} saw {:?} instead of approved", status.state);
+            }
+            latencies.push(at.saturating_duration_since(approving));
+        }
+        Ok(latencies)
+    }
+
+    /// Every waiter's connection, once all were approved.
+    async fn handles(mut self) -> anyhow::Result<Vec<Conn>> {
+        let mut handles = Vec::with_capacity(self.desktops.len());
+        while let Some(conn) = self.waiters.join_next().await {
+            handles.push(conn?.context("a waiter failed")?);
+        }
+        Ok(handles)
+    }
+}
+
+/// `n` desktops waiting at once, and `samples` approvals timed: spread over
+/// them when there are more waiters than samples, else in rounds of `n`
+/// fresh attempts (so small levels still give a p99 of many samples).
 async fn waiting_level(
     paths: &Paths,
     proto: Proto,
@@ -262,96 +397,25 @@ async fn waiting_level(
     let rss_idle_bytes = server.rss_bytes()?;
 
     let setup = Instant::now();
-    let desktops = create_many(server.addr, n, 32).await?;
-    let parked = Arc::new(AtomicUsize::new(0));
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let mut waiters = JoinSet::new();
-    let connections = match proto {
-        Proto::H1 => {
-            let opening = Arc::new(Semaphore::new(256));
-            let mut opened = JoinSet::new();
-            for (i, _) in desktops.iter().enumerate() {
-                let permit = opening.clone().acquire_owned().await?;
-                let addr = server.addr;
-                opened.spawn(async move {
-                    let conn = Conn::open(addr, source(i), Proto::H1).await;
-                    drop(permit);
-                    conn.map(|c| (i, c))
-                });
-            }
-            while let Some(conn) = opened.join_next().await {
-                let (i, conn) = conn??;
-                waiters.spawn(waiter(
-                    i,
-                    conn,
-                    desktops[i].clone(),
-                    parked.clone(),
-                    events_tx.clone(),
-                ));
-            }
-            n
-        }
-        Proto::H2 => {
-            let count = n.div_ceil(STREAMS_PER_CONNECTION);
-            let mut conns = Vec::with_capacity(count);
-            for i in 0..count {
-                conns.push(Conn::open(server.addr, source(i), Proto::H2).await?);
-            }
-            for (i, desktop) in desktops.iter().enumerate() {
-                let conn = conns[i / STREAMS_PER_CONNECTION]
-                    .share()
-                    .context("h2 connection")?;
-                waiters.spawn(waiter(
-                    i,
-                    conn,
-                    desktop.clone(),
-                    parked.clone(),
-                    events_tx.clone(),
-                ));
-            }
-            count
-        }
-    };
-    while parked.load(Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    server.wait_until_idle().await?;
+    let (handles, connections) = open_handles(server.addr, proto, n).await?;
+    let mut waiting = Waiting::park(&server, handles).await?;
     let setup_s = setup.elapsed().as_secs_f64();
-    let mut failed_waiters = 0;
-    while let Ok(event) = events.try_recv() {
-        if let WaiterEvent::Failed { index, error } = event {
-            eprintln!("  waiter {index} failed: {error}");
-            failed_waiters += 1;
-        }
-    }
-
     let rss_waiting_bytes = server.rss_bytes()?;
     let create_while_waiting = create_latency(server.addr, 200).await?;
 
-    let samples = samples.min(n);
     let mut latencies = Vec::with_capacity(samples);
-    for k in 0..samples {
-        let index = k * n / samples;
-        let desktop = &desktops[index];
-        phone.scan(&mut phone_conn, &desktop.id).await?;
-        let scanned = next_change(&mut events, index, &mut failed_waiters).await?;
-        let match_code = scanned
-            .0
-            .match_code
-            .context("the scanned status carries no match code")?;
-        // The desktop polls again at once; let that request park.
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let approving = Instant::now();
-        phone
-            .approve(&mut phone_conn, &desktop.id, match_code)
-            .await?;
-        let (status, at) = next_change(&mut events, index, &mut failed_waiters).await?;
-        if status.state != LoginState::Approved {
-            bail!("desktop {index} saw {:?} instead of approved", status.state);
+    let mut failed_waiters = 0;
+    loop {
+        let count = (samples - latencies.len()).min(n);
+        latencies.extend(waiting.approve(&phone, &mut phone_conn, count).await?);
+        failed_waiters += waiting.failed;
+        if latencies.len() >= samples {
+            break;
         }
-        latencies.push(at.saturating_duration_since(approving));
+        let handles = waiting.handles().await?;
+        waiting = Waiting::park(&server, handles).await?;
     }
-    waiters.shutdown().await;
+    waiting.waiters.shutdown().await;
     server.stop().await?;
     Ok(WaitingLevel {
         proto,
@@ -444,6 +508,9 @@ pub struct Flow {
     pub requests_per_flow: usize,
     pub rounds: Vec<FlowRound>,
     pub ratio_median: f64,
+    /// One client each, one request at a time: the ratio of latencies
+    /// rather than of throughput under load.
+    pub one_client: FlowRound,
 }
 
 async fn flow_against_baseline(paths: &Paths, args: &RunArgs) -> anyhow::Result<Flow> {
@@ -482,6 +549,22 @@ async fn flow_against_baseline(paths: &Paths, args: &RunArgs) -> anyhow::Result<
         );
         rounds.push(round);
     }
+    let one_client = {
+        let baseline_rps = run_clients(1, seconds, |until| hello(baseline.addr, until)).await?;
+        let flows = run_clients(1, seconds, |until| {
+            whole_flow(qrlogin.addr, phone.clone(), until)
+        })
+        .await?;
+        FlowRound {
+            baseline_requests_per_s: baseline_rps,
+            flows_per_s: flows,
+            ratio: baseline_rps / (4.0 * flows),
+        }
+    };
+    eprintln!(
+        "  one client each: baseline {:.0} req/s, qrlogin {:.0} flows/s: ratio {:.2}",
+        one_client.baseline_requests_per_s, one_client.flows_per_s, one_client.ratio
+    );
     baseline.stop().await?;
     qrlogin.stop().await?;
     let mut ratios: Vec<f64> = rounds.iter().map(|r| r.ratio).collect();
@@ -491,6 +574,7 @@ async fn flow_against_baseline(paths: &Paths, args: &RunArgs) -> anyhow::Result<
         requests_per_flow: 5,
         ratio_median: median(&mut ratios).context("no rounds")?,
         rounds,
+        one_client,
     })
 }
 

@@ -17,7 +17,7 @@ pub mod web_security;
 use std::{sync::Arc, time::Duration};
 
 use app::{backend::Backend, shell, App};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::{
     extract::FromRef,
     http::{header, HeaderValue},
@@ -188,12 +188,7 @@ pub fn app(state: AppState) -> Router {
             web_security::MAX_BODY_BYTES,
         ))
         .layer(RequestBodyLimitLayer::new(web_security::MAX_BODY_BYTES))
-        .layer(from_fn_with_state(state.clone(), web_security::csrf_guard))
-        .layer(from_fn(web_security::size_guard))
-        .layer(from_fn_with_state(
-            state.clone(),
-            web_security::security_headers,
-        ))
+        .layer(from_fn_with_state(state.clone(), web_security::guard))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,25 +1,36 @@
 //! The one thread that makes the server's frequent SQLite writes: new
 //! sessions and the audit trail. It owns its own connection and commits
-//! whatever has queued up while the previous commit ran in one transaction
-//! (group commit), with statements prepared once.
+//! whatever has queued up in one transaction (group commit), with
+//! statements prepared once. Someone waits for a new session, so it is
+//! committed at once, with the audit rows recorded meanwhile; audit rows
+//! alone wait up to [`AUDIT_DELAY`] for company (a commit costs about as
+//! much as a hundred rows) and never wake the thread.
 //!
 //! Through sqlx these writes cost a hand-off to a pool thread per statement,
 //! a freshly prepared multi-row INSERT per batch size, and page-cache
 //! invalidation across four connections: about a quarter of the server's
 //! CPU in the benchmark's whole flow.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use rusqlite::{params, Connection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::{account::store::Session, audit::AuditRecord, secret::SecretHash};
 
-/// Jobs waiting for the writer; beyond this, audit events are dropped
-/// (and counted) while sign-ins wait for room.
-const QUEUE: usize = 65_536;
-/// Most jobs in one transaction.
+/// Audit rows waiting for a commit; beyond this they are dropped (and
+/// counted by the audit log) rather than slowing requests down.
+const AUDIT_QUEUE: usize = 65_536;
+/// Sign-ins waiting for the writer; beyond this they wait for room.
+const SESSION_QUEUE: usize = 4096;
+/// Most sign-ins in one transaction.
 const BATCH: usize = 1024;
+/// Longest an audit row waits for a commit.
+pub const AUDIT_DELAY: Duration = Duration::from_millis(50);
 
 /// A new session's row; `done` answers once it is committed.
 pub struct SessionRow {
@@ -28,18 +39,21 @@ pub struct SessionRow {
     pub done: oneshot::Sender<Result<(), String>>,
 }
 
+/// What someone waits for.
 enum Job {
-    Audit(AuditRecord),
     Session(SessionRow),
-    /// Answered once every job sent before it is committed.
+    /// Answered once everything recorded before it is committed.
     Flush(oneshot::Sender<()>),
 }
 
-/// Queues writes for the writer thread. Cheap to clone; the thread ends
+type AuditBuffer = Arc<Mutex<Vec<AuditRecord>>>;
+
+/// Hands writes to the writer thread. Cheap to clone; the thread ends
 /// (after committing what is queued) when the last clone is dropped.
 #[derive(Clone)]
 pub struct SqliteWriter {
-    jobs: mpsc::Sender<Job>,
+    jobs: flume::Sender<Job>,
+    audit: AuditBuffer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,18 +71,28 @@ impl SqliteWriter {
         connection.pragma_update(None, "synchronous", "normal")?;
         connection.pragma_update(None, "foreign_keys", "on")?;
         connection.pragma_update(None, "wal_autocheckpoint", 4000)?;
-        connection.pragma_update(None, "cache_size", -16000)?;
-        let (jobs, queued) = mpsc::channel(QUEUE);
+        // It only appends: a small cache (a large one costs time to reset
+        // at every commit).
+        connection.pragma_update(None, "cache_size", -2000)?;
+        let (jobs, queued) = flume::bounded(SESSION_QUEUE);
+        let audit = AuditBuffer::default();
+        let buffer = audit.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(connection, queued))
+            .spawn(move || run(connection, queued, buffer))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, audit })
     }
 
-    /// Queues an audit row without waiting; false when the queue is full.
+    /// Buffers an audit row for the next commit; false when the buffer is
+    /// full.
     pub fn try_audit(&self, record: AuditRecord) -> bool {
-        self.jobs.try_send(Job::Audit(record)).is_ok()
+        let mut buffer = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        if buffer.len() >= AUDIT_QUEUE {
+            return false;
+        }
+        buffer.push(record);
+        true
     }
 
     /// Stores a new session; resolves once it is committed.
@@ -79,7 +103,7 @@ impl SqliteWriter {
     ) -> Result<Result<(), String>, WriterStopped> {
         let (done, committed) = oneshot::channel();
         self.jobs
-            .send(Job::Session(SessionRow {
+            .send_async(Job::Session(SessionRow {
                 token_hash,
                 session,
                 done,
@@ -89,47 +113,54 @@ impl SqliteWriter {
         committed.await.map_err(|_| WriterStopped)
     }
 
-    /// Waits until everything queued so far is committed (at shutdown).
+    /// Waits until everything recorded so far is committed.
     pub async fn flush(&self) -> Result<(), WriterStopped> {
         let (done, flushed) = oneshot::channel();
         self.jobs
-            .send(Job::Flush(done))
+            .send_async(Job::Flush(done))
             .await
             .map_err(|_| WriterStopped)?;
         flushed.await.map_err(|_| WriterStopped)
     }
 }
 
-fn run(mut connection: Connection, mut queued: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(first) = queued.blocking_recv() {
-        batch.push(first);
-        while batch.len() < BATCH {
-            match queued.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+fn run(mut connection: Connection, queued: flume::Receiver<Job>, audit: AuditBuffer) {
+    let mut jobs = Vec::with_capacity(BATCH);
+    loop {
+        let stopping = match queued.recv_timeout(AUDIT_DELAY) {
+            Ok(job) => {
+                jobs.push(job);
+                jobs.extend(queued.try_iter().take(BATCH - 1));
+                false
             }
+            Err(flume::RecvTimeoutError::Timeout) => false,
+            Err(flume::RecvTimeoutError::Disconnected) => true,
+        };
+        // Taken after the jobs: a flush covers every row recorded before it.
+        let rows = std::mem::take(&mut *audit.lock().unwrap_or_else(PoisonError::into_inner));
+        if !jobs.is_empty() || !rows.is_empty() {
+            commit(&mut connection, &rows, &mut jobs);
         }
-        commit(&mut connection, &mut batch);
+        if stopping {
+            break;
+        }
     }
     tracing::debug!("SQLite writer stopped");
 }
 
-/// Writes `batch` in one transaction and answers its waiters. A session
+/// Writes one batch in one transaction and answers its waiters. A session
 /// whose row is refused (its account removed meanwhile) fails alone: a
 /// failed statement does not end the transaction.
-fn commit(connection: &mut Connection, batch: &mut Vec<Job>) {
-    let mut audit = Vec::new();
+fn commit(connection: &mut Connection, audit: &[AuditRecord], jobs: &mut Vec<Job>) {
     let mut sessions = Vec::new();
     let mut flushed = Vec::new();
-    for job in batch.drain(..) {
+    for job in jobs.drain(..) {
         match job {
-            Job::Audit(record) => audit.push(record),
             Job::Session(row) => sessions.push(row),
             Job::Flush(done) => flushed.push(done),
         }
     }
-    match write(connection, &audit, &sessions) {
+    match write(connection, audit, &sessions) {
         Ok(results) => {
             for (row, result) in sessions.into_iter().zip(results) {
                 let _ = row.done.send(result);
@@ -263,15 +294,11 @@ mod tests {
         connection
             .pragma_update(None, "foreign_keys", "on")
             .unwrap();
-        let mut batch = vec![
-            Job::Audit(audit_row(account.id)),
-            Job::Session(orphan),
-            Job::Session(good),
-            Job::Audit(audit_row(account.id)),
-        ];
-        commit(&mut connection, &mut batch);
+        let mut jobs = vec![Job::Session(orphan), Job::Session(good)];
+        let audit = [audit_row(account.id), audit_row(account.id)];
+        commit(&mut connection, &audit, &mut jobs);
 
-        assert!(batch.is_empty());
+        assert!(jobs.is_empty());
         assert!(orphan_answer.await.unwrap().is_err());
         assert_eq!(good_answer.await.unwrap(), Ok(()));
         assert!(store

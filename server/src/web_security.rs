@@ -48,19 +48,29 @@ fn set_if_absent(headers: &mut HeaderMap, name: HeaderName, value: &'static str)
     }
 }
 
-/// Adds the security headers any response lacks.
-pub async fn security_headers(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// The one middleware every request passes: size limits and the CSRF check
+/// before any handler, then the security headers on whatever answers. (One
+/// layer rather than three: each `from_fn` layer costs a service clone and
+/// a boxed future per request.)
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     // Only pages need a nonce; the API (most requests) never answers HTML.
     let nonce = (!request.uri().path().starts_with("/api/")).then(CspNonce::new_random);
-    if let Some(nonce) = &nonce {
-        request.extensions_mut().insert(nonce.clone());
-    }
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+    let mut response = match oversized(&request).or_else(|| cross_site(&state, &request)) {
+        Some(refusal) => refusal.into_response(),
+        None => {
+            if let Some(nonce) = &nonce {
+                request.extensions_mut().insert(nonce.clone());
+            }
+            next.run(request).await
+        }
+    };
+    add_security_headers(&state, response.headers_mut(), nonce);
+    response
+}
+
+/// Adds the security headers a response lacks; pages get the policy that
+/// names their `nonce`.
+fn add_security_headers(state: &AppState, headers: &mut HeaderMap, nonce: Option<CspNonce>) {
     let is_html = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
@@ -90,7 +100,6 @@ pub async fn security_headers(
             "max-age=63072000; includeSubDomains",
         );
     }
-    response
 }
 
 /// Whether a state-changing request may come from where the browser says it
@@ -115,8 +124,8 @@ pub fn same_origin_request(headers: &HeaderMap, public_origin: &str) -> bool {
     }
 }
 
-/// Refuses cross-site POST/PUT/PATCH/DELETE with 403, before any handler.
-pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Cross-site POST/PUT/PATCH/DELETE are refused with 403.
+fn cross_site(state: &AppState, request: &Request) -> Option<ApiError> {
     let changes_state = !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
@@ -128,9 +137,9 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
             origin = ?request.headers().get(header::ORIGIN),
             "cross-site request refused"
         );
-        return ApiError::CrossSite.into_response();
+        return Some(ApiError::CrossSite);
     }
-    next.run(request).await
+    None
 }
 
 /// Largest request body anything here accepts (JSON calls and forms are tiny).
@@ -138,27 +147,26 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest total size of a request's header names and values.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Refuses oversized headers and declared bodies with JSON errors, before
-/// any handler runs. (Undeclared, streamed bodies are cut off by the body
-/// limit layer while they are read.)
-pub async fn size_guard(request: Request, next: Next) -> Response {
+/// Oversized headers and declared bodies are refused with JSON errors.
+/// (Undeclared, streamed bodies are cut off by the body limit layer while
+/// they are read.)
+fn oversized(request: &Request) -> Option<ApiError> {
     let header_bytes: usize = request
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return ApiError::HeadersTooLarge.into_response();
+        return Some(ApiError::HeadersTooLarge);
     }
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return ApiError::PayloadTooLarge.into_response();
-    }
-    next.run(request).await
+    declared
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        .then_some(ApiError::PayloadTooLarge)
 }
 
 #[cfg(test)]

@@ -387,19 +387,13 @@ async fn the_audit_trail_records_every_step() {
         ("sign_in_failed", None),
         ("signed_out", None),
     ];
-    // The writer is asynchronous: wait for it (briefly).
-    let mut rows: Vec<(String, Option<String>, String, String)> = Vec::new();
-    for _ in 0..100 {
-        rows =
-            sqlx::query_as("SELECT event, login_id, ip, user_agent FROM audit_events ORDER BY id")
-                .fetch_all(app.state_pool())
-                .await
-                .unwrap();
-        if rows.len() >= expected.len() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // Audit rows are written in batches: wait for what was recorded.
+    app.state.audit.flush().await;
+    let rows: Vec<(String, Option<String>, String, String)> =
+        sqlx::query_as("SELECT event, login_id, ip, user_agent FROM audit_events ORDER BY id")
+            .fetch_all(app.state_pool())
+            .await
+            .unwrap();
     let got: Vec<(&str, Option<&String>)> =
         rows.iter().map(|r| (r.0.as_str(), r.1.as_ref())).collect();
     assert_eq!(got, expected);
@@ -427,18 +421,13 @@ async fn expiry_is_audited_once_when_the_attempt_is_purged() {
     let later = server::login::now_millis() + 60_000 + 6 * 60_000;
     server::purge_once(&app.state, later).await;
     server::purge_once(&app.state, later + 1).await;
-    let mut rows: Vec<(String, i64)> = Vec::new();
-    for _ in 0..100 {
-        rows = sqlx::query_as("SELECT event, at FROM audit_events WHERE login_id = ? ORDER BY id")
+    app.state.audit.flush().await;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT event, at FROM audit_events WHERE login_id = ? ORDER BY id")
             .bind(&desktop.id)
             .fetch_all(app.state_pool())
             .await
             .unwrap();
-        if rows.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
     let events: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(events, ["login_created", "login_expired"]);
     // Stamped when it expired (60 s after creation), not when it was purged
@@ -462,7 +451,6 @@ async fn recent_sign_ins_are_marked_new_until_seen() {
             .0
     };
     app.signed_in_desktop(&phone).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await; // audit writer
     let view = app
         .state
         .account(&parts(&phone.token))

@@ -292,7 +292,9 @@ impl AccountStore for SqliteAccountStore {
         now: UnixMillis,
     ) -> Result<Session, AccountStoreError> {
         let session = Session {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (74 random bits after the time), so new rows go
+            // to the end of the id index instead of a random page of it.
+            id: uuid::Uuid::now_v7().to_string(),
             account_id: new.account_id,
             method: new.method.as_str().to_owned(),
             user_agent: new.user_agent.clone(),
@@ -303,7 +305,7 @@ impl AccountStore for SqliteAccountStore {
         self.writer
             .insert_session(*token_hash, session.clone())
             .await
-            .map_err(|e| AccountStoreError::Open(e.to_string()))?
+            .map_err(|e| AccountStoreError::Write(e.to_string()))?
             .map_err(AccountStoreError::Write)?;
         Ok(session)
     }
@@ -359,6 +361,11 @@ impl AccountStore for SqliteAccountStore {
         account_id: i64,
         limit: u32,
     ) -> Result<Vec<SignInRecord>, AccountStoreError> {
+        // Audit rows may still be queued: read what this server has recorded.
+        self.writer
+            .flush()
+            .await
+            .map_err(|e| AccountStoreError::Write(e.to_string()))?;
         let rows = sqlx::query(
             "SELECT e.at, s.id AS active_session, e.ip, e.user_agent
              FROM audit_events e LEFT JOIN sessions s ON s.id = e.session_id
