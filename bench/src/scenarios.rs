@@ -498,6 +498,13 @@ pub struct FlowRound {
     pub flows_per_s: f64,
     /// Cost of one flow / cost of four baseline requests.
     pub ratio: f64,
+    /// The baseline server's CPU time per request (user + system, /proc).
+    pub baseline_server_cpu_us: f64,
+    /// qrlogin's CPU time per flow.
+    pub qrlogin_server_cpu_us: f64,
+    /// qrlogin's CPU per flow / the baseline's per four requests: the
+    /// servers' own cost, without the load generator's.
+    pub server_cpu_ratio: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -520,51 +527,52 @@ async fn flow_against_baseline(paths: &Paths, args: &RunArgs) -> anyhow::Result<
     let phone = Arc::new(client::sign_in(&mut conn, BENCH_USER, BENCH_PASSWORD).await?);
     let seconds = Duration::from_secs_f64(args.flow_seconds);
     // Warm both up (connections, allocator, SQLite pages) before timing.
-    run_clients(args.concurrency, seconds / 4, |until| {
+    run_clients(&baseline, args.concurrency, seconds / 4, |until| {
         hello(baseline.addr, until)
     })
     .await?;
-    run_clients(args.concurrency, seconds / 4, |until| {
+    run_clients(&qrlogin, args.concurrency, seconds / 4, |until| {
         whole_flow(qrlogin.addr, phone.clone(), until)
     })
     .await?;
-    let mut rounds = Vec::new();
-    for _ in 0..args.rounds {
-        let baseline_rps = run_clients(args.concurrency, seconds, |until| {
-            hello(baseline.addr, until)
-        })
-        .await?;
-        let flows = run_clients(args.concurrency, seconds, |until| {
-            whole_flow(qrlogin.addr, phone.clone(), until)
-        })
-        .await?;
-        let round = FlowRound {
-            baseline_requests_per_s: baseline_rps,
-            flows_per_s: flows,
-            ratio: baseline_rps / (4.0 * flows),
-        };
-        eprintln!(
-            "  baseline {:.0} req/s, qrlogin {:.0} flows/s: ratio {:.2}",
-            round.baseline_requests_per_s, round.flows_per_s, round.ratio
-        );
-        rounds.push(round);
-    }
-    let one_client = {
-        let baseline_rps = run_clients(1, seconds, |until| hello(baseline.addr, until)).await?;
-        let flows = run_clients(1, seconds, |until| {
-            whole_flow(qrlogin.addr, phone.clone(), until)
-        })
-        .await?;
-        FlowRound {
-            baseline_requests_per_s: baseline_rps,
-            flows_per_s: flows,
-            ratio: baseline_rps / (4.0 * flows),
+    let round = |concurrency: usize| {
+        let (baseline, qrlogin, phone) = (&baseline, &qrlogin, &phone);
+        async move {
+            let (baseline_rps, baseline_cpu) =
+                run_clients(baseline, concurrency, seconds, |until| {
+                    hello(baseline.addr, until)
+                })
+                .await?;
+            let (flows, flow_cpu) = run_clients(qrlogin, concurrency, seconds, |until| {
+                whole_flow(qrlogin.addr, phone.clone(), until)
+            })
+            .await?;
+            let round = FlowRound {
+                baseline_requests_per_s: baseline_rps,
+                flows_per_s: flows,
+                ratio: baseline_rps / (4.0 * flows),
+                baseline_server_cpu_us: baseline_cpu,
+                qrlogin_server_cpu_us: flow_cpu,
+                server_cpu_ratio: flow_cpu / (4.0 * baseline_cpu),
+            };
+            eprintln!(
+                "  {concurrency} clients: baseline {:.0} req/s, qrlogin {:.0} flows/s: ratio {:.2}; \
+                 server CPU {:.1} µs/request, {:.1} µs/flow: ratio {:.2}",
+                round.baseline_requests_per_s,
+                round.flows_per_s,
+                round.ratio,
+                round.baseline_server_cpu_us,
+                round.qrlogin_server_cpu_us,
+                round.server_cpu_ratio
+            );
+            anyhow::Ok(round)
         }
     };
-    eprintln!(
-        "  one client each: baseline {:.0} req/s, qrlogin {:.0} flows/s: ratio {:.2}",
-        one_client.baseline_requests_per_s, one_client.flows_per_s, one_client.ratio
-    );
+    let mut rounds = Vec::new();
+    for _ in 0..args.rounds {
+        rounds.push(round(args.concurrency).await?);
+    }
+    let one_client = round(1).await?;
     baseline.stop().await?;
     qrlogin.stop().await?;
     let mut ratios: Vec<f64> = rounds.iter().map(|r| r.ratio).collect();
@@ -579,16 +587,19 @@ async fn flow_against_baseline(paths: &Paths, args: &RunArgs) -> anyhow::Result<
 }
 
 /// `concurrency` clients, each on its own keep-alive connections, repeat
-/// their work until `duration` is over; returns units of work per second.
+/// their work on `server` until `duration` is over; returns units of work
+/// per second, and the server's CPU time per unit in µs.
 async fn run_clients<F, Fut>(
+    server: &Server,
     concurrency: usize,
     duration: Duration,
     client: F,
-) -> anyhow::Result<f64>
+) -> anyhow::Result<(f64, f64)>
 where
     F: Fn(Instant) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<u64>> + Send + 'static,
 {
+    let cpu_before = server.cpu_seconds()?;
     let start = Instant::now();
     let mut clients = JoinSet::new();
     for _ in 0..concurrency {
@@ -598,7 +609,9 @@ where
     while let Some(count) = clients.join_next().await {
         done += count??;
     }
-    Ok(done as f64 / start.elapsed().as_secs_f64())
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds()? - cpu_before;
+    Ok((done as f64 / elapsed, cpu * 1e6 / done.max(1) as f64))
 }
 
 async fn hello(addr: SocketAddr, until: Instant) -> anyhow::Result<u64> {

@@ -148,6 +148,13 @@ impl Server {
         Ok(Self { child, addr, pid })
     }
 
+    /// CPU time the server has used (user + system), from /proc; in
+    /// clock ticks of 10 ms, so measure over seconds.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        // USER_HZ is 100 on Linux whatever the kernel's own tick.
+        Ok(cpu_ticks(self.pid)? as f64 / 100.0)
+    }
+
     /// Resident memory, from /proc.
     pub fn rss_bytes(&self) -> anyhow::Result<u64> {
         rss_of(self.pid)
