@@ -323,29 +323,34 @@ fn table(r: &Results) -> String {
     let _ = write!(
         s,
         "\n### Whole flow against plain axum\n\n\
-         {} clients on keep-alive HTTP/1.1 connections, {} s per round, the baseline and \
-         qrlogin alternating. A flow is {} requests: create, scan, a status read (the desktop \
-         learns the match code), approve, redeem. Ratio = cost of one flow / cost of four \
-         baseline requests = baseline req/s ÷ (4 × flows/s).\n\n\
-         | round | plain axum req/s | qrlogin flows/s | ratio |\n|---:|---:|---:|---:|\n",
+         {} clients, each on its own keep-alive HTTP/1.1 connections, {} s per round, the \
+         baseline and qrlogin alternating; then one client each, one request at a time. A flow \
+         is {} requests: create, scan, a status read (the desktop learns the match code), \
+         approve, redeem. Ratio = cost of one flow / cost of four baseline requests = baseline \
+         req/s ÷ (4 × flows/s), the load generator's own work included (it shares the 2 cores). \
+         Server CPU is each server's user + system time from /proc over the round, per request \
+         or flow; its ratio leaves the load generator out.\n\n\
+         | round | plain axum req/s | qrlogin flows/s | ratio | baseline server CPU µs/request | qrlogin server CPU µs/flow | CPU ratio |\n\
+         |---:|---:|---:|---:|---:|---:|---:|\n",
         f.concurrency, f.seconds_per_round, f.requests_per_flow
     );
-    for (i, round) in f.rounds.iter().enumerate() {
+    let row = |s: &mut String, name: &str, round: &crate::scenarios::FlowRound| {
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {:.0} | {:.2} |",
-            i + 1,
+            "| {name} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.2} |",
             round.baseline_requests_per_s,
             round.flows_per_s,
-            round.ratio
+            round.ratio,
+            round.baseline_server_cpu_us,
+            round.qrlogin_server_cpu_us,
+            round.server_cpu_ratio
         );
+    };
+    for (i, round) in f.rounds.iter().enumerate() {
+        row(&mut s, &(i + 1).to_string(), round);
     }
-    let _ = writeln!(s, "| median | | | **{:.2}** |", f.ratio_median);
-    let _ = writeln!(
-        s,
-        "| one client each, one request at a time | {:.0} | {:.0} | {:.2} |",
-        f.one_client.baseline_requests_per_s, f.one_client.flows_per_s, f.one_client.ratio
-    );
+    let _ = writeln!(s, "| median | | | **{:.2}** | | | |", f.ratio_median);
+    row(&mut s, "one client each", &f.one_client);
     s.push_str(
         "\n### Login bundle (release, as served from target/site/pkg)\n\n\
          gzip level 9, brotli quality 11.\n\n\

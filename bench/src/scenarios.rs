@@ -46,13 +46,15 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1000)]
     samples: usize,
     /// Seconds per throughput round.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 3.0)]
     flow_seconds: f64,
-    /// Throughput rounds (baseline and qrlogin alternate).
-    #[arg(long, default_value_t = 3)]
+    /// Throughput rounds (baseline and qrlogin alternate; this machine's
+    /// baseline swings ±20% between rounds, hence several).
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
-    /// Concurrent clients in the throughput rounds.
-    #[arg(long, default_value_t = 16)]
+    /// Concurrent clients in the throughput rounds (each on its own
+    /// connections), as many users signing in at once.
+    #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Page loads for the first-QR median (cold and warm each); cold loads
     /// in this Chromium spread over ±60 ms, so not too few.
