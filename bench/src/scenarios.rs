@@ -124,13 +124,24 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         None => {}
     }
 
-    eprintln!("bundle: measuring {}", args.site_root.display());
+    eprintln!(
+        "[{:5.1} s] bundle: measuring {}",
+        started.elapsed().as_secs_f64(),
+        args.site_root.display()
+    );
     let bundle = bundle::measure_site(&args.site_root)?;
 
-    eprintln!("flow: qrlogin's whole flow against plain axum");
+    eprintln!(
+        "[{:5.1} s] flow: qrlogin's whole flow against plain axum",
+        started.elapsed().as_secs_f64()
+    );
     let flow = flow_against_baseline(&paths, &args).await?;
 
-    eprintln!("first QR: Chromium, {} loads", args.first_qr_loads);
+    eprintln!(
+        "[{:5.1} s] first QR: Chromium, {} loads",
+        started.elapsed().as_secs_f64(),
+        args.first_qr_loads
+    );
     let first_qr = {
         let server = Server::qrlogin(&paths, "qrlogin-first-qr").await?;
         let result = first_qr::measure(&repo, server.addr, args.first_qr_loads).await;
@@ -145,7 +156,10 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         .map(|&n| (Proto::H1, n))
         .chain(args.waiters.iter().map(|&n| (Proto::H2, n)));
     for (proto, n) in levels {
-        eprintln!("waiting: {n} desktops over {proto:?}");
+        eprintln!(
+            "[{:5.1} s] waiting: {n} desktops over {proto:?}",
+            started.elapsed().as_secs_f64()
+        );
         let level = waiting_level(&paths, proto, n, args.samples).await?;
         eprintln!(
             "  approve→answered p50 {:.2} ms p99 {:.2} ms max {:.2} ms; RSS {:.0} MiB",

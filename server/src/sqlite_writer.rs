@@ -233,10 +233,7 @@ fn write(
 mod tests {
     use super::*;
     use crate::{
-        account::{
-            store::{AccountStore, SqliteAccountStore},
-            DisplayName, Username,
-        },
+        account::store::{store_with_alice, AccountStore, SqliteAccountStore},
         audit::AuditEvent,
         secret::Secret,
     };
@@ -277,16 +274,7 @@ mod tests {
     async fn a_refused_session_fails_alone_in_its_batch() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("writer.db");
-        let store = SqliteAccountStore::open(&path).await.unwrap();
-        let account = store
-            .create_account(
-                &Username::parse("alice").unwrap(),
-                &DisplayName::parse("Alice").unwrap(),
-                "not-a-hash",
-                1_000,
-            )
-            .await
-            .unwrap();
+        let (store, account) = store_with_alice(&path).await;
         let (good, good_answer) = session(account.id);
         let good_hash = good.token_hash;
         let (orphan, orphan_answer) = session(account.id + 1000);

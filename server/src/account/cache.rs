@@ -237,7 +237,7 @@ impl<S: AccountStore> AccountStore for CachedSessions<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::store::{SignInMethod, SqliteAccountStore};
+    use crate::account::store::{store_with_alice, SignInMethod, SqliteAccountStore};
     use crate::secret::Secret;
 
     /// Whether the token still signs someone in.
@@ -248,18 +248,7 @@ mod tests {
     async fn store_with_session(
         dir: &tempfile::TempDir,
     ) -> (SqliteAccountStore, Account, SecretHash, Session) {
-        let store = SqliteAccountStore::open(&dir.path().join("cache.db"))
-            .await
-            .unwrap();
-        let account = store
-            .create_account(
-                &Username::parse("alice").unwrap(),
-                &DisplayName::parse("Alice").unwrap(),
-                "not-a-hash",
-                1_000,
-            )
-            .await
-            .unwrap();
+        let (store, account) = store_with_alice(&dir.path().join("cache.db")).await;
         let hash = Secret::new_random().hash();
         let new = NewSession {
             account_id: account.id,

@@ -417,3 +417,19 @@ impl AccountStore for SqliteAccountStore {
         Ok(done.rows_affected() > 0)
     }
 }
+
+/// For tests: a store in a new file at `path` holding the account `alice`.
+#[cfg(test)]
+pub(crate) async fn store_with_alice(path: &Path) -> (SqliteAccountStore, Account) {
+    let store = SqliteAccountStore::open(path).await.unwrap();
+    let account = store
+        .create_account(
+            &Username::parse("alice").unwrap(),
+            &DisplayName::parse("Alice").unwrap(),
+            "not-a-hash",
+            1_000,
+        )
+        .await
+        .unwrap();
+    (store, account)
+}
