@@ -79,6 +79,7 @@ pub struct RunArgs {
 pub enum Part {
     Flow,
     FirstQr,
+    Waiting,
 }
 
 impl RunArgs {
@@ -121,9 +122,20 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
             println!("{:?}", result?);
             return Ok(());
         }
-        None => {}
+        Some(Part::Waiting) | None => {}
     }
 
+    if args.only == Some(Part::Waiting) {
+        for (proto, n) in levels(&args) {
+            let level = waiting_level(&paths, proto, n, args.samples).await?;
+            println!(
+                "{proto:?} {n}: {:?} ({:.1} s)",
+                level.approve,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        return Ok(());
+    }
     eprintln!(
         "[{:5.1} s] bundle: measuring {}",
         started.elapsed().as_secs_f64(),
@@ -150,12 +162,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     };
 
     let mut waiting = Vec::new();
-    let levels = args
-        .http1_waiters
-        .iter()
-        .map(|&n| (Proto::H1, n))
-        .chain(args.waiters.iter().map(|&n| (Proto::H2, n)));
-    for (proto, n) in levels {
+    for (proto, n) in levels(&args) {
         eprintln!(
             "[{:5.1} s] waiting: {n} desktops over {proto:?}",
             started.elapsed().as_secs_f64()
@@ -185,6 +192,14 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     results.check_complete()?;
     print!("{}", report::summary(&results));
     Ok(())
+}
+
+/// The waiting levels to measure: HTTP/1.1 ones first.
+fn levels(args: &RunArgs) -> Vec<(Proto, usize)> {
+    let http1 = args.http1_waiters.iter().map(|&n| (Proto::H1, n));
+    http1
+        .chain(args.waiters.iter().map(|&n| (Proto::H2, n)))
+        .collect()
 }
 
 // ---- waiting desktops ------------------------------------------------------
