@@ -9,8 +9,7 @@ ensure_build_tools
 ensure_browser
 
 say "release build (site + server + benchmark)"
-cargo leptos build --release
-cargo build --release -p bench
+release_build_with_bench
 
 say "benchmark"
 target/release/qrlogin-bench run "$@"

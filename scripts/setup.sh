@@ -80,3 +80,11 @@ ensure_browser() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium
   fi
 }
+
+# The release site and server, and the benchmark binary in the same cargo
+# run: built separately, the benchmark's different feature set made cargo
+# compile ~90 shared crates (leptos, axum, tokio, ...) a second time.
+release_build_with_bench() {
+  cargo leptos build --release \
+    --bin-cargo-args=--package=bench --bin-cargo-args=--bin=qrlogin-bench
+}

@@ -28,11 +28,10 @@ cargo test -p server 2>&1 | tee -a "$log"
 cargo test -p app --features ssr 2>&1 | tee -a "$log"
 cargo test -p bench 2>&1 | tee -a "$log"
 
-say "release build (site + server)"
-cargo leptos build --release
+say "release build (site + server + benchmark)"
+release_build_with_bench
 
 say "login bundle budget (WASM + JS ≤ 250 kB brotli)"
-cargo build --release -p bench
 target/release/qrlogin-bench budget
 
 say "browser tests (Playwright, Debian chromium)"
