@@ -335,16 +335,7 @@ fn table(r: &Results) -> String {
         f.concurrency, f.seconds_per_round, f.requests_per_flow
     );
     let row = |s: &mut String, name: &str, round: &crate::scenarios::FlowRound| {
-        let _ = writeln!(
-            s,
-            "| {name} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.2} |",
-            round.baseline_requests_per_s,
-            round.flows_per_s,
-            round.ratio,
-            round.baseline_server_cpu_us,
-            round.qrlogin_server_cpu_us,
-            round.server_cpu_ratio
-        );
+        let _ = writeln!(s, "| {name} | {} |", round.table_cells());
     };
     for (i, round) in f.rounds.iter().enumerate() {
         row(&mut s, &(i + 1).to_string(), round);

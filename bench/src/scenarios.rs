@@ -538,6 +538,22 @@ pub struct FlowRound {
     pub server_cpu_ratio: f64,
 }
 
+impl FlowRound {
+    /// The round's figures as Markdown table cells, in field order; the
+    /// report's table and the progress line both use it.
+    pub fn table_cells(&self) -> String {
+        format!(
+            "{:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.2}",
+            self.baseline_requests_per_s,
+            self.flows_per_s,
+            self.ratio,
+            self.baseline_server_cpu_us,
+            self.qrlogin_server_cpu_us,
+            self.server_cpu_ratio
+        )
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Flow {
     pub concurrency: usize,
@@ -587,14 +603,9 @@ async fn flow_against_baseline(paths: &Paths, args: &RunArgs) -> anyhow::Result<
                 server_cpu_ratio: flow_cpu / (4.0 * baseline_cpu),
             };
             eprintln!(
-                "  {concurrency} clients: baseline {:.0} req/s, qrlogin {:.0} flows/s: ratio {:.2}; \
-                 server CPU {:.1} µs/request, {:.1} µs/flow: ratio {:.2}",
-                round.baseline_requests_per_s,
-                round.flows_per_s,
-                round.ratio,
-                round.baseline_server_cpu_us,
-                round.qrlogin_server_cpu_us,
-                round.server_cpu_ratio
+                "  {concurrency} clients (baseline req/s | flows/s | ratio | baseline CPU µs/request | \
+                 qrlogin CPU µs/flow | CPU ratio): {}",
+                round.table_cells()
             );
             anyhow::Ok(round)
         }
