@@ -60,10 +60,19 @@ pub struct SqliteWriter {
 #[error("the SQLite writer has stopped")]
 pub struct WriterStopped;
 
+/// Why the writer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the writer's connection: {0}")]
+    Connection(#[from] rusqlite::Error),
+    #[error("cannot start the writer thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
 impl SqliteWriter {
     /// Opens its connection to `path` (schema already migrated) and starts
     /// the thread.
-    pub fn start(path: &Path) -> Result<Self, rusqlite::Error> {
+    pub fn start(path: &Path) -> Result<Self, StartError> {
         let connection = Connection::open(path)?;
         connection.busy_timeout(Duration::from_secs(5))?;
         // As the pool's connections: WAL, no fsync per commit.
@@ -79,8 +88,7 @@ impl SqliteWriter {
         let buffer = audit.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(connection, queued, buffer))
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            .spawn(move || run(connection, queued, buffer))?;
         Ok(Self { jobs, audit })
     }
 

@@ -26,12 +26,6 @@ pub enum AccountStoreError {
     Write(String),
 }
 
-impl From<rusqlite::Error> for AccountStoreError {
-    fn from(err: rusqlite::Error) -> Self {
-        Self::Write(err.to_string())
-    }
-}
-
 /// How a session was signed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignInMethod {
@@ -170,7 +164,8 @@ impl SqliteAccountStore {
             .run(&pool)
             .await
             .map_err(|e| AccountStoreError::Open(e.to_string()))?;
-        let writer = SqliteWriter::start(path)?;
+        let writer =
+            SqliteWriter::start(path).map_err(|e| AccountStoreError::Open(e.to_string()))?;
         Ok(Self { pool, writer })
     }
 
