@@ -122,19 +122,18 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
             println!("{:?}", result?);
             return Ok(());
         }
-        Some(Part::Waiting) | None => {}
-    }
-
-    if args.only == Some(Part::Waiting) {
-        for (proto, n) in levels(&args) {
-            let level = waiting_level(&paths, proto, n, args.samples).await?;
-            println!(
-                "{proto:?} {n}: {:?} ({:.1} s)",
-                level.approve,
-                started.elapsed().as_secs_f64()
-            );
+        Some(Part::Waiting) => {
+            for (proto, n) in levels(&args) {
+                let level = waiting_level(&paths, proto, n, args.samples).await?;
+                println!(
+                    "{proto:?} {n}: {:?} ({:.1} s)",
+                    level.approve,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            return Ok(());
         }
-        return Ok(());
+        None => {}
     }
     eprintln!(
         "[{:5.1} s] bundle: measuring {}",
