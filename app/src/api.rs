@@ -2,10 +2,28 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Paths of the API, so the client and the router cannot drift apart.
-pub const LOGINS_PATH: &str = "/api/v1/logins";
+/// Paths of API v1, so the router, the WASM client, the tests and the
+/// benchmark cannot drift apart. `{id}` is filled in by [`paths::with_id`].
+pub mod paths {
+    pub const LOGINS: &str = "/api/v1/logins";
+    pub const LOGIN: &str = "/api/v1/logins/{id}";
+    pub const LOGIN_REDEEM: &str = "/api/v1/logins/{id}/redeem";
+    pub const LOGIN_SCAN: &str = "/api/v1/logins/{id}/scan";
+    pub const LOGIN_APPROVE: &str = "/api/v1/logins/{id}/approve";
+    pub const LOGIN_DENY: &str = "/api/v1/logins/{id}/deny";
+    pub const SESSION: &str = "/api/v1/session";
+    pub const ME: &str = "/api/v1/me";
+    pub const SESSIONS: &str = "/api/v1/sessions";
+    pub const SESSION_BY_ID: &str = "/api/v1/sessions/{id}";
+    pub const OPENAPI: &str = "/api/v1/openapi.json";
 
-/// Where an attempt stands; see the state diagram in SPEC.md.
+    /// `template` with its `{id}` replaced by `id`.
+    pub fn with_id(template: &str, id: impl std::fmt::Display) -> String {
+        template.replace("{id}", &id.to_string())
+    }
+}
+
+/// Where an attempt stands; see the state diagram in docs/design.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LoginState {

@@ -153,7 +153,10 @@ mod session_watch {
         spawn_local(async move {
             while alive.load(Ordering::Relaxed) {
                 TimeoutFuture::new(EVERY_MS).await;
-                let Ok(response) = gloo_net::http::Request::get("/api/v1/me").send().await else {
+                let Ok(response) = gloo_net::http::Request::get(crate::api::paths::ME)
+                    .send()
+                    .await
+                else {
                     continue; // offline for a moment; try again
                 };
                 if response.status() == 401 && alive.load(Ordering::Relaxed) {

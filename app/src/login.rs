@@ -78,7 +78,7 @@ pub fn LoginPage() -> impl IntoView {
     // the QR is drawn). Without JavaScript it does nothing.
     let ask_early = format!(
         r#"window.{FIRST_CODE_KEY} = fetch("{}", {{ method: "POST", headers: {{ Accept: "application/json" }} }});"#,
-        crate::api::LOGINS_PATH
+        crate::api::paths::LOGINS
     );
     view! {
         <Title text="Sign in · qrlogin"/>
@@ -227,11 +227,11 @@ mod wait_loop {
 
     use super::{LoginSignals, Phase};
     use crate::{
-        api::{ApiErrorBody, LoginCreated, LoginState, LoginStatus, Redeemed, LOGINS_PATH},
+        api::{paths, ApiErrorBody, LoginCreated, LoginState, LoginStatus, Redeemed},
         qr::qr_svg,
     };
 
-    /// SPEC: an expired code is replaced by itself up to 5 times.
+    /// docs/design.md: an expired code is replaced by itself up to 5 times.
     const AUTOMATIC_REPLACEMENTS: u32 = 5;
     const FIRST_BACKOFF_MS: u32 = 1_000;
     const MAX_BACKOFF_MS: u32 = 30_000;
@@ -271,7 +271,7 @@ mod wait_loop {
                     .map_err(offline)?;
                 Response::from(raw.dyn_into::<web_sys::Response>().map_err(offline)?)
             }
-            None => Request::post(LOGINS_PATH)
+            None => Request::post(paths::LOGINS)
                 .header("Accept", "application/json")
                 .send()
                 .await
@@ -293,7 +293,10 @@ mod wait_loop {
     }
 
     async fn poll(id: &str, since: u64) -> Result<Polled, String> {
-        let url = format!("{LOGINS_PATH}/{id}?since={since}&wait={WAIT_S}");
+        let url = format!(
+            "{}?since={since}&wait={WAIT_S}",
+            paths::with_id(paths::LOGIN, &id)
+        );
         let response = Request::get(&url)
             .send()
             .await
@@ -310,7 +313,7 @@ mod wait_loop {
     }
 
     async fn redeem(id: &str) -> Result<Redeemed, String> {
-        let response = Request::post(&format!("{LOGINS_PATH}/{id}/redeem"))
+        let response = Request::post(&paths::with_id(paths::LOGIN_REDEEM, &id))
             .send()
             .await
             .map_err(|_| "connection lost".to_owned())?;
@@ -336,7 +339,7 @@ mod wait_loop {
             &wasm_bindgen::JsValue::from_str("keepalive"),
             &wasm_bindgen::JsValue::TRUE,
         );
-        let _ = window.fetch_with_str_and_init(&format!("{LOGINS_PATH}/{id}"), &init);
+        let _ = window.fetch_with_str_and_init(&paths::with_id(paths::LOGIN, &id), &init);
     }
 
     /// One page's wait loop. `start` (again) abandons any earlier run.

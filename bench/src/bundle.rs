@@ -16,7 +16,7 @@ pub struct FileSize {
 #[derive(Clone, Debug, Serialize)]
 pub struct Bundle {
     pub files: Vec<FileSize>,
-    /// WASM + JS: what SPEC's 250 kB budget covers.
+    /// WASM + JS: what the design's 250 kB budget covers.
     pub wasm_js: FileSize,
     /// WASM + JS + CSS.
     pub total: FileSize,

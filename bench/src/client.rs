@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::{anyhow, bail, Context};
-use app::api::{LoginCreated, LoginStatus, Scanned, SignedIn, LOGINS_PATH};
+use app::api::{paths, LoginCreated, LoginStatus, Scanned, SignedIn};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{
@@ -170,7 +170,7 @@ pub struct Phone {
 pub async fn sign_in(conn: &mut Conn, username: &str, password: &str) -> anyhow::Result<Phone> {
     let body = serde_json::json!({ "username": username, "password": password }).to_string();
     let answer = conn
-        .send(Method::POST, "/api/v1/session", &[], Some(body))
+        .send(Method::POST, paths::SESSION, &[], Some(body))
         .await?
         .expect(StatusCode::OK)?;
     let signed_in: SignedIn = answer.json()?;
@@ -181,7 +181,7 @@ pub async fn sign_in(conn: &mut Conn, username: &str, password: &str) -> anyhow:
 
 pub async fn create(conn: &mut Conn) -> anyhow::Result<Desktop> {
     let answer = conn
-        .send(Method::POST, LOGINS_PATH, &[], None)
+        .send(Method::POST, paths::LOGINS, &[], None)
         .await?
         .expect(StatusCode::CREATED)?;
     let cookie = answer
@@ -201,10 +201,16 @@ pub async fn create(conn: &mut Conn) -> anyhow::Result<Desktop> {
 
 /// `GET` the attempt: at once (`wait` 0) or as a long poll.
 impl Desktop {
-    /// A call on this desktop's attempt (`tail` after its path), with its
-    /// bind cookie, answered with `OK`.
-    async fn call(&self, conn: &mut Conn, method: Method, tail: &str) -> anyhow::Result<Answer> {
-        let path = format!("{LOGINS_PATH}/{}{tail}", self.id);
+    /// A call on this desktop's attempt at `template` (with `query`), with
+    /// its bind cookie, answered with `OK`.
+    async fn call(
+        &self,
+        conn: &mut Conn,
+        method: Method,
+        template: &str,
+        query: &str,
+    ) -> anyhow::Result<Answer> {
+        let path = format!("{}{query}", paths::with_id(template, &self.id));
         conn.send(
             method,
             &path,
@@ -223,17 +229,22 @@ pub async fn poll(
     wait: u32,
 ) -> anyhow::Result<LoginStatus> {
     let query = format!("?since={since}&wait={wait}");
-    desktop.call(conn, Method::GET, &query).await?.json()
+    desktop
+        .call(conn, Method::GET, paths::LOGIN, &query)
+        .await?
+        .json()
 }
 
 pub async fn redeem(conn: &mut Conn, desktop: &Desktop) -> anyhow::Result<()> {
-    desktop.call(conn, Method::POST, "/redeem").await?;
+    desktop
+        .call(conn, Method::POST, paths::LOGIN_REDEEM, "")
+        .await?;
     Ok(())
 }
 
 impl Phone {
     pub async fn scan(&self, conn: &mut Conn, id: &str) -> anyhow::Result<Scanned> {
-        let path = format!("{LOGINS_PATH}/{id}/scan");
+        let path = paths::with_id(paths::LOGIN_SCAN, id);
         conn.send(Method::POST, &path, &self.auth(), None)
             .await?
             .expect(StatusCode::OK)?
@@ -241,7 +252,7 @@ impl Phone {
     }
 
     pub async fn approve(&self, conn: &mut Conn, id: &str, match_code: u8) -> anyhow::Result<()> {
-        let path = format!("{LOGINS_PATH}/{id}/approve");
+        let path = paths::with_id(paths::LOGIN_APPROVE, id);
         let body = serde_json::json!({ "match_code": match_code }).to_string();
         conn.send(Method::POST, &path, &self.auth(), Some(body))
             .await?

@@ -277,7 +277,7 @@ fn table(r: &Results) -> String {
         "Run of {} on commit `{}`: {} ({} cores, {} GiB, Linux {}, open-files limit {}); {:.0} s in all.\n",
         r.date, r.commit, m.cpu, m.cores, m.memory_gib, m.kernel, m.open_files_limit, r.duration_s
     );
-    s.push_str("### Targets\n\n| target | SPEC | measured | |\n|---|---|---|---|\n");
+    s.push_str("### Targets\n\n| target | design | measured | |\n|---|---|---|---|\n");
     for t in &r.targets {
         let _ = writeln!(
             s,

@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 use url::Url;
 
-use crate::limits::LimitSettings;
+use crate::{
+    domain::attempt::Ttls,
+    services::limits::LimitSettings,
+    storage::{DatabaseUrl, UnsupportedDatabaseUrl},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,9 +38,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct UserArgs {
-    /// SQLite file for accounts and sessions [default: data/qrlogin.db]
-    #[arg(long, env = "QRLOGIN_DATABASE", value_name = "PATH", global = true)]
-    pub database: Option<PathBuf>,
+    /// Database for accounts, sessions and the audit trail: sqlite://PATH
+    /// (or a plain file path) [default: sqlite://data/qrlogin.db]
+    #[arg(long, env = "QRLOGIN_DATABASE", value_name = "URL", global = true)]
+    pub database: Option<String>,
     /// Optional TOML settings file (only `database` is used here).
     #[arg(long, env = "QRLOGIN_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
@@ -78,9 +83,10 @@ pub struct ServeArgs {
     /// `{public_url}/q/{id}` [default: http://127.0.0.1:3000]
     #[arg(long, env = "QRLOGIN_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
-    /// SQLite file for accounts and sessions [default: data/qrlogin.db]
-    #[arg(long, env = "QRLOGIN_DATABASE", value_name = "PATH")]
-    pub database: Option<PathBuf>,
+    /// Database for accounts, sessions and the audit trail: sqlite://PATH
+    /// (or a plain file path) [default: sqlite://data/qrlogin.db]
+    #[arg(long, env = "QRLOGIN_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
     /// Optional TOML file with any of these settings (keys as the long flags,
     /// with `_` for `-`); flags and environment variables win over it.
     #[arg(long, env = "QRLOGIN_CONFIG", value_name = "FILE")]
@@ -136,7 +142,7 @@ pub struct ServeArgs {
 struct FileSettings {
     addr: Option<SocketAddr>,
     public_url: Option<String>,
-    database: Option<PathBuf>,
+    database: Option<String>,
     site_root: Option<PathBuf>,
     log_format: Option<LogFormat>,
     pending_ttl: Option<u64>,
@@ -150,30 +156,12 @@ struct FileSettings {
     trusted_proxies: Option<Vec<std::net::IpAddr>>,
 }
 
-/// How long an attempt may stay in each waiting state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ttls {
-    pub pending: Duration,
-    pub scanned: Duration,
-    pub approved: Duration,
-}
-
-impl Default for Ttls {
-    fn default() -> Self {
-        Self {
-            pending: Duration::from_secs(60),
-            scanned: Duration::from_secs(90),
-            approved: Duration::from_secs(30),
-        }
-    }
-}
-
 /// The resolved settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub addr: SocketAddr,
     pub public_url: PublicUrl,
-    pub database: PathBuf,
+    pub database: DatabaseUrl,
     pub site_root: PathBuf,
     pub log_format: LogFormat,
     pub ttls: Ttls,
@@ -197,6 +185,8 @@ pub enum ConfigError {
     PublicUrl(String),
     #[error("{0} must be between 1 and 86400 seconds")]
     Ttl(&'static str),
+    #[error(transparent)]
+    Database(#[from] UnsupportedDatabaseUrl),
 }
 
 impl Settings {
@@ -232,11 +222,12 @@ impl Settings {
                 .or(file.addr)
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 3000))),
             public_url: PublicUrl::parse(&public_url)?,
-            database: args
-                .database
-                .clone()
-                .or(file.database)
-                .unwrap_or_else(|| PathBuf::from("data/qrlogin.db")),
+            database: DatabaseUrl::parse(
+                args.database
+                    .as_deref()
+                    .or(file.database.as_deref())
+                    .unwrap_or("sqlite://data/qrlogin.db"),
+            )?,
             site_root: args
                 .site_root
                 .clone()

@@ -1,0 +1,203 @@
+//! The `qrlogin` command: `serve` (the default) and `user add|list|remove`.
+
+use std::{
+    io::{IsTerminal, Read},
+    process::ExitCode,
+    time::Duration,
+};
+
+use crate::{
+    config::{Cli, Command, LogFormat, ServeArgs, Settings, UserAction, UserArgs},
+    domain::{secret::Secret, time::now_millis},
+    http::{router, AppState},
+    services::accounts::AccountService,
+    storage,
+};
+use axum::serve::ListenerExt;
+use clap::Parser;
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// Logs go to stdout through a background writer, so a slow terminal or
+/// pipe never stalls a request. Keep the guard: dropping it flushes.
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let filter = EnvFilter::try_from_env("QRLOGIN_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Human => registry
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stdout().is_terminal())
+                    .with_writer(writer),
+            )
+            .init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(writer))
+            .init(),
+    }
+    guard
+}
+
+/// Runs the command line's command.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::User(args)) => manage_users(args).await,
+        None => serve(cli.serve).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("qrlogin: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), BoxError> {
+    let settings = Settings::resolve(&args)?;
+    let _log_writer = init_tracing(settings.log_format);
+
+    let state = AppState::open(&settings).await?;
+    if args.demo {
+        let password = ensure_demo_account(&state.services.accounts).await?;
+        println!();
+        println!("  Demo account  username: demo   password: {password}");
+        println!("  Sign in on a phone at {}/m", settings.public_url.as_str());
+        println!(
+            "  and scan the code at  {}/login",
+            settings.public_url.as_str()
+        );
+        println!();
+    }
+    tokio::spawn(
+        state
+            .services
+            .clone()
+            .purge_forever(Duration::from_secs(30)),
+    );
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?
+        // Answers go out at once: with Nagle's algorithm an HTTP/2 answer
+        // written in several frames waited ~40 ms for the client's delayed ACK.
+        .tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+        });
+    tracing::info!(
+        addr = %settings.addr,
+        public_url = settings.public_url.as_str(),
+        database = %settings.database,
+        "qrlogin listening; open {}/login",
+        settings.public_url.as_str()
+    );
+    axum::serve(
+        listener,
+        router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    // The last requests' audit rows are still queued for the writer.
+    state.services.audit.flush().await;
+    tracing::info!("qrlogin stopped");
+    Ok(())
+}
+
+/// Creates the `demo` account, or gives it a new password; returns the password.
+async fn ensure_demo_account(accounts: &AccountService) -> Result<String, BoxError> {
+    // 20 characters of the random token: ~120 bits, easy to copy.
+    let password: String = Secret::new_random().encode().chars().take(20).collect();
+    if !accounts.set_password("demo", &password).await? {
+        accounts
+            .add_account("demo", Some("Demo User"), &password, now_millis())
+            .await?;
+    }
+    Ok(password)
+}
+
+/// `qrlogin user …`: account management, through the same services and
+/// stores as the server.
+async fn manage_users(args: UserArgs) -> Result<(), BoxError> {
+    let settings = Settings::resolve(&ServeArgs {
+        database: args.database,
+        config: args.config,
+        ..ServeArgs::default()
+    })?;
+    let stores = storage::open(&settings.database).await?;
+    let services = crate::services::Services::new(stores, settings.ttls, settings.limits);
+    let accounts = &services.accounts;
+    match args.action {
+        UserAction::Add {
+            username,
+            display_name,
+        } => {
+            let password = read_new_password()?;
+            let account = accounts
+                .add_account(&username, display_name.as_deref(), &password, now_millis())
+                .await?;
+            println!("added {} ({})", account.username, account.display_name);
+        }
+        UserAction::List => {
+            for account in accounts.list_accounts().await? {
+                println!("{}\t{}", account.username, account.display_name);
+            }
+        }
+        UserAction::Remove { username } => {
+            accounts.remove_account(&username).await?;
+            println!("removed {}", username.trim().to_ascii_lowercase());
+        }
+    }
+    services.audit.flush().await;
+    Ok(())
+}
+
+/// The new password: prompted twice on a terminal, else the first line of stdin.
+fn read_new_password() -> Result<String, BoxError> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Again: ")?;
+        if first != second {
+            return Err("the passwords differ".into());
+        }
+        Ok(first)
+    } else {
+        let mut input = String::new();
+        std::io::stdin().take(4096).read_to_string(&mut input)?;
+        Ok(input.lines().next().unwrap_or_default().to_owned())
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

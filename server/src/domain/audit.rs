@@ -1,0 +1,136 @@
+//! What the audit trail records: every attempt event and every sign-in and
+//! sign-out, with time, address, browser and account.
+
+use app::api::LoginState;
+
+use super::{
+    attempt::{Attempt, LoginId},
+    caller::Caller,
+    time::UnixMillis,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditEvent {
+    LoginCreated,
+    LoginScanned,
+    LoginApproved,
+    LoginDenied,
+    LoginRedeemed,
+    LoginCancelled,
+    LoginExpired,
+    SignedIn,
+    SignInFailed,
+    SignedOut,
+    SessionRevoked,
+}
+
+impl AuditEvent {
+    pub const ALL: [Self; 11] = [
+        Self::LoginCreated,
+        Self::LoginScanned,
+        Self::LoginApproved,
+        Self::LoginDenied,
+        Self::LoginRedeemed,
+        Self::LoginCancelled,
+        Self::LoginExpired,
+        Self::SignedIn,
+        Self::SignInFailed,
+        Self::SignedOut,
+        Self::SessionRevoked,
+    ];
+
+    /// The event a change of an attempt into `state` records; `None` for
+    /// expiry, which is recorded once, when the attempt is purged.
+    pub fn of_attempt_entering(state: LoginState) -> Option<Self> {
+        match state {
+            LoginState::Scanned => Some(Self::LoginScanned),
+            LoginState::Approved => Some(Self::LoginApproved),
+            LoginState::Denied => Some(Self::LoginDenied),
+            LoginState::Redeemed => Some(Self::LoginRedeemed),
+            LoginState::Cancelled => Some(Self::LoginCancelled),
+            LoginState::Expired | LoginState::Pending => None,
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == raw)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginCreated => "login_created",
+            Self::LoginScanned => "login_scanned",
+            Self::LoginApproved => "login_approved",
+            Self::LoginDenied => "login_denied",
+            Self::LoginRedeemed => "login_redeemed",
+            Self::LoginCancelled => "login_cancelled",
+            Self::LoginExpired => "login_expired",
+            Self::SignedIn => "signed_in",
+            Self::SignInFailed => "sign_in_failed",
+            Self::SignedOut => "signed_out",
+            Self::SessionRevoked => "session_revoked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub at: UnixMillis,
+    pub event: AuditEvent,
+    pub login_id: Option<String>,
+    pub account_id: Option<i64>,
+    pub session_id: Option<String>,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl AuditRecord {
+    /// An event of `caller`'s, now.
+    pub fn new(
+        at: UnixMillis,
+        event: AuditEvent,
+        login_id: Option<LoginId>,
+        account_id: Option<i64>,
+        caller: &Caller,
+    ) -> Self {
+        Self {
+            at,
+            event,
+            login_id: login_id.map(|id| id.to_string()),
+            account_id,
+            session_id: None,
+            ip: caller.ip_string(),
+            user_agent: caller.user_agent.clone(),
+        }
+    }
+
+    /// An attempt that ran out, stamped with when it did.
+    pub fn expired(attempt: &Attempt) -> Self {
+        Self {
+            at: attempt.expires_at,
+            event: AuditEvent::LoginExpired,
+            login_id: Some(attempt.id.to_string()),
+            account_id: attempt.scanner.as_ref().map(|s| s.account_id),
+            session_id: None,
+            ip: attempt
+                .requester
+                .ip
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+            user_agent: attempt.requester.user_agent.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_round_trip() {
+        for event in AuditEvent::ALL {
+            assert_eq!(AuditEvent::parse(event.as_str()), Some(event));
+        }
+        assert_eq!(AuditEvent::parse("nonsense"), None);
+    }
+}

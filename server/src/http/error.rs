@@ -1,0 +1,237 @@
+//! The one error type of the HTTP API: each variant has a status and a stable
+//! machine code; internal causes are logged, never sent. The `From` impls
+//! below are the one table from the services' errors to what a client
+//! hears (the pages show the same codes).
+
+use app::api::ApiErrorBody;
+
+use crate::{
+    domain::attempt::TransitionError,
+    services::{accounts::AccountError, limits::RateLimited, logins::LoginError},
+    storage::StoreError,
+};
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Unknown id, or a request without the creating browser's bind secret:
+    /// the two must be indistinguishable.
+    #[error("No sign-in request with this id exists for this browser.")]
+    LoginNotFound,
+    #[error("The sign-in id is malformed: it must be a UUID as issued by this server.")]
+    InvalidLoginId,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Sign in first.")]
+    NotSignedIn,
+    #[error("Wrong username or password.")]
+    InvalidCredentials,
+    #[error("Too many requests; try again in a moment.")]
+    RateLimited { retry_after: std::time::Duration },
+    #[error("This request came from another site and was refused.")]
+    CrossSite,
+    #[error("The request body is too large.")]
+    PayloadTooLarge,
+    #[error("The request headers are too large.")]
+    HeadersTooLarge,
+    #[error("No such session on this account.")]
+    SessionNotFound,
+    #[error("{0}")]
+    Transition(#[from] TransitionError),
+    #[error("There is nothing at this address.")]
+    RouteNotFound,
+    #[error("This address does not accept that method.")]
+    MethodNotAllowed,
+    #[error("The service is unavailable for a moment; please try again.")]
+    Unavailable(#[source] StoreError),
+    #[error("Something went wrong on our side; please try again.")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub(crate) fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
+    pub(crate) fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+
+    /// Every machine code this API can answer with, and its status.
+    pub(crate) const CODES: [(&'static str, StatusCode); 20] = [
+        ("login_not_found", StatusCode::NOT_FOUND),
+        ("invalid_login_id", StatusCode::BAD_REQUEST),
+        ("bad_request", StatusCode::BAD_REQUEST),
+        ("not_signed_in", StatusCode::UNAUTHORIZED),
+        ("invalid_credentials", StatusCode::UNAUTHORIZED),
+        ("session_not_found", StatusCode::NOT_FOUND),
+        ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
+        ("cross_site_request", StatusCode::FORBIDDEN),
+        ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            "headers_too_large",
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ),
+        ("already_scanned", StatusCode::CONFLICT),
+        ("not_scanned", StatusCode::CONFLICT),
+        ("not_approved", StatusCode::CONFLICT),
+        ("already_approved", StatusCode::CONFLICT),
+        ("wrong_match_code", StatusCode::CONFLICT),
+        ("login_finished", StatusCode::GONE),
+        ("route_not_found", StatusCode::NOT_FOUND),
+        ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
+        ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+        ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+    ];
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::LoginNotFound => (StatusCode::NOT_FOUND, "login_not_found"),
+            Self::InvalidLoginId => (StatusCode::BAD_REQUEST, "invalid_login_id"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::NotSignedIn => (StatusCode::UNAUTHORIZED, "not_signed_in"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::CrossSite => (StatusCode::FORBIDDEN, "cross_site_request"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+            Self::Transition(e) => match e {
+                TransitionError::ScannedByOther => (StatusCode::CONFLICT, "already_scanned"),
+                TransitionError::NotScanned => (StatusCode::CONFLICT, "not_scanned"),
+                TransitionError::NotApproved => (StatusCode::CONFLICT, "not_approved"),
+                TransitionError::AlreadyApproved => (StatusCode::CONFLICT, "already_approved"),
+                TransitionError::WrongMatchCode => (StatusCode::CONFLICT, "wrong_match_code"),
+                TransitionError::Finished(_) => (StatusCode::GONE, "login_finished"),
+            },
+            Self::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        match &self {
+            Self::Internal(source) => tracing::error!(error = %source, "request failed"),
+            Self::Unavailable(source) => tracing::warn!(error = %source, "a store is unavailable"),
+            _ => {}
+        }
+        let body = ApiErrorBody {
+            error: code.to_owned(),
+            message: self.to_string(),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Self::RateLimited { retry_after } = &self {
+            let seconds = retry_after.as_secs_f64().ceil() as u64;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(RateLimited { retry_after }: RateLimited) -> Self {
+        Self::RateLimited { retry_after }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::Unavailable(err)
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(err: LoginError) -> Self {
+        match err {
+            LoginError::NotFound => Self::LoginNotFound,
+            LoginError::Transition(e) => Self::Transition(e),
+            LoginError::WaitTooLong => Self::BadRequest(format!(
+                "wait must be between 0 and {} seconds.",
+                crate::services::logins::MAX_WAIT_S
+            )),
+            LoginError::RateLimited(e) => e.into(),
+            LoginError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            // Malformed names or passwords fail like wrong ones: the answer
+            // tells nothing about which accounts exist.
+            AccountError::InvalidCredentials | AccountError::InvalidInput(_) => {
+                Self::InvalidCredentials
+            }
+            AccountError::SessionNotFound => Self::SessionNotFound,
+            AccountError::RateLimited(e) => e.into(),
+            AccountError::Store(e) => e.into(),
+            e @ (AccountError::UsernameTaken(_)
+            | AccountError::NoSuchAccount(_)
+            | AccountError::Password(_)) => Self::internal(e),
+        }
+    }
+}
+
+pub(crate) async fn route_not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The published table agrees with what the variants answer.
+    #[test]
+    fn every_variant_answers_a_listed_code_and_status() {
+        let transitions = [
+            TransitionError::ScannedByOther,
+            TransitionError::NotScanned,
+            TransitionError::NotApproved,
+            TransitionError::AlreadyApproved,
+            TransitionError::WrongMatchCode,
+            TransitionError::Finished(app::api::LoginState::Denied),
+        ];
+        let mut errors = vec![
+            ApiError::LoginNotFound,
+            ApiError::InvalidLoginId,
+            ApiError::BadRequest("x".into()),
+            ApiError::NotSignedIn,
+            ApiError::InvalidCredentials,
+            ApiError::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            ApiError::CrossSite,
+            ApiError::PayloadTooLarge,
+            ApiError::HeadersTooLarge,
+            ApiError::SessionNotFound,
+            ApiError::RouteNotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::Unavailable(StoreError::Unavailable("down".into())),
+            ApiError::internal(StoreError::Duplicate),
+        ];
+        errors.extend(transitions.map(ApiError::Transition));
+        for error in errors {
+            let (status, code) = error.status_and_code();
+            assert!(ApiError::CODES.contains(&(code, status)), "{code}");
+        }
+    }
+}

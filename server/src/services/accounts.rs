@@ -1,0 +1,321 @@
+//! Accounts and sessions: signing in with a password, the session a token
+//! names, signing out, revoking, the sign-in history, and the operator's
+//! account management.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use super::{
+    audit::AuditLog,
+    limits::{ip_key, RateLimited, RateLimits},
+};
+use crate::{
+    domain::{
+        account::{
+            Account, DisplayName, InvalidInput, NewSession, Password, PasswordError, Session,
+            SignInMethod, SignInRecord, Username,
+        },
+        audit::AuditEvent,
+        caller::Caller,
+        secret::Secret,
+        time::{now_millis, UnixMillis},
+    },
+    storage::{AccountStore, AuditStore, SessionStore, StoreError},
+};
+
+/// Refresh `last_seen_at` at most this often, to spare the database.
+const TOUCH_EVERY_MS: u64 = 60_000;
+/// How many sign-ins the phone's history lists.
+const RECENT_SIGN_INS: u32 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Wrong username or password, or no such account: one answer for all.
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    InvalidInput(#[from] InvalidInput),
+    #[error("an account named {0} already exists")]
+    UsernameTaken(String),
+    #[error("no account named {0}")]
+    NoSuchAccount(String),
+    #[error("no such session on this account")]
+    SessionNotFound,
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The signed-in account making a request.
+#[derive(Debug, Clone)]
+pub struct CurrentSession {
+    pub session: Session,
+    pub account: Account,
+}
+
+/// One sign-in of the history, as its account is shown it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenSignIn {
+    pub record: SignInRecord,
+    /// Whether it happened since the account last looked.
+    pub new: bool,
+    /// Whether it started the session that is looking.
+    pub current: bool,
+}
+
+/// A hash to check passwords against when the account does not exist, so
+/// that "no such user" costs the same time as "wrong password".
+static DUMMY_HASH: OnceCell<String> = OnceCell::const_new();
+
+#[derive(Clone)]
+pub struct AccountService {
+    accounts: Arc<dyn AccountStore>,
+    sessions: Arc<dyn SessionStore>,
+    history: Arc<dyn AuditStore>,
+    audit: AuditLog,
+    limits: Arc<RateLimits>,
+}
+
+/// Argon2 costs ≈20 ms of CPU: off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+) -> Result<T, PasswordError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| PasswordError)?
+}
+
+impl AccountService {
+    pub fn new(
+        accounts: Arc<dyn AccountStore>,
+        sessions: Arc<dyn SessionStore>,
+        history: Arc<dyn AuditStore>,
+        audit: AuditLog,
+        limits: Arc<RateLimits>,
+    ) -> Self {
+        Self {
+            accounts,
+            sessions,
+            history,
+            audit,
+            limits,
+        }
+    }
+
+    /// Checks a username and password; the same error for every failure.
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+        caller: &Caller,
+    ) -> Result<Account, AccountError> {
+        // Before any hashing, so a flood cannot burn the CPU either. Keyed by
+        // the name as typed, existing or not: the answer tells nothing.
+        self.limits.sign_in_ip.check(&ip_key(caller.ip))?;
+        let folded = username.trim().to_ascii_lowercase();
+        self.limits
+            .sign_in_username
+            .check(&folded.chars().take(64).collect())?;
+        let (Ok(username), Ok(password)) = (Username::parse(username), Password::parse(password))
+        else {
+            return Err(AccountError::InvalidCredentials);
+        };
+        let (account, stored) = match self.accounts.find_account(&username).await? {
+            Some((account, hash)) => (Some(account), hash),
+            None => {
+                let dummy = DUMMY_HASH
+                    .get_or_try_init(|| {
+                        blocking(|| {
+                            Password::parse("not a real password")
+                                .map_err(|_| PasswordError)?
+                                .hash()
+                        })
+                    })
+                    .await?;
+                (None, dummy.clone())
+            }
+        };
+        let ok = blocking(move || password.verify(&stored)).await?;
+        match account {
+            Some(account) if ok => Ok(account),
+            account => {
+                tracing::info!(username = %username, "sign-in refused");
+                let account_id = account.map(|a| a.id);
+                self.audit
+                    .record(AuditEvent::SignInFailed, None, account_id, caller);
+                Err(AccountError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Password sign-in: the new session's token and the account.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        caller: &Caller,
+    ) -> Result<(Secret, Account), AccountError> {
+        let account = self.authenticate(username, password, caller).await?;
+        let token = self
+            .start_session(&account, SignInMethod::Password, caller)
+            .await?;
+        Ok((token, account))
+    }
+
+    /// Signs `account` in from `caller`: a new session, answered once it is
+    /// stored; returns its token.
+    pub async fn start_session(
+        &self,
+        account: &Account,
+        method: SignInMethod,
+        caller: &Caller,
+    ) -> Result<Secret, StoreError> {
+        let token = Secret::new_random();
+        let new = NewSession {
+            account_id: account.id,
+            method,
+            user_agent: caller.user_agent.clone(),
+            ip: caller.ip_string(),
+        };
+        let session = self
+            .sessions
+            .create_session(&token.hash(), &new, now_millis())
+            .await?;
+        tracing::debug!(account = %account.username, session = %session.id, method = ?method, "signed in");
+        self.audit.record_sign_in(account.id, &session.id, caller);
+        Ok(token)
+    }
+
+    /// The live session `token` names, if any.
+    pub async fn current(&self, token: &Secret) -> Result<Option<CurrentSession>, StoreError> {
+        let now = now_millis();
+        let Some((session, account)) = self.sessions.session_by_token(&token.hash(), now).await?
+        else {
+            return Ok(None);
+        };
+        if now.saturating_sub(session.last_seen_at) > TOUCH_EVERY_MS {
+            self.sessions.touch_session(&session.id, now).await?;
+        }
+        Ok(Some(CurrentSession { session, account }))
+    }
+
+    /// Ends the caller's own session.
+    pub async fn sign_out(
+        &self,
+        current: &CurrentSession,
+        caller: &Caller,
+    ) -> Result<(), StoreError> {
+        let CurrentSession { session, account } = current;
+        self.sessions
+            .delete_session(account.id, &session.id)
+            .await?;
+        tracing::info!(account = %account.username, session = %session.id, "signed out");
+        self.audit
+            .record(AuditEvent::SignedOut, None, Some(account.id), caller);
+        Ok(())
+    }
+
+    /// The account's sessions, newest first.
+    pub async fn sessions(&self, current: &CurrentSession) -> Result<Vec<Session>, StoreError> {
+        self.sessions.list_sessions(current.account.id).await
+    }
+
+    /// Revokes one of the account's own sessions; at once, everywhere.
+    pub async fn revoke(
+        &self,
+        current: &CurrentSession,
+        session_id: &str,
+        caller: &Caller,
+    ) -> Result<(), AccountError> {
+        let account = &current.account;
+        let removed = uuid::Uuid::try_parse(session_id).is_ok()
+            && self.sessions.delete_session(account.id, session_id).await?;
+        if !removed {
+            return Err(AccountError::SessionNotFound);
+        }
+        tracing::info!(account = %account.username, session = %session_id, "session revoked");
+        self.audit
+            .record(AuditEvent::SessionRevoked, None, Some(account.id), caller);
+        Ok(())
+    }
+
+    /// The account's latest sign-ins, those since its last look marked new
+    /// (and that look noted now).
+    pub async fn recent_sign_ins(
+        &self,
+        current: &CurrentSession,
+    ) -> Result<Vec<SeenSignIn>, StoreError> {
+        let account = current.account.id;
+        let seen_before = self
+            .history
+            .mark_sign_ins_seen(account, now_millis())
+            .await?;
+        let records = self
+            .history
+            .recent_sign_ins(account, RECENT_SIGN_INS)
+            .await?;
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let current = record.active_session.as_deref() == Some(current.session.id.as_str());
+                SeenSignIn {
+                    new: record.at > seen_before && !current,
+                    current,
+                    record,
+                }
+            })
+            .collect())
+    }
+
+    /// The account that approved a sign-in, if it still exists.
+    pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
+        self.accounts.account_by_id(id).await
+    }
+
+    /// Creates an account (operators: `qrlogin user add`).
+    pub async fn add_account(
+        &self,
+        username: &str,
+        display_name: Option<&str>,
+        password: &str,
+        now: UnixMillis,
+    ) -> Result<Account, AccountError> {
+        let username = Username::parse(username)?;
+        let display_name = DisplayName::parse(display_name.unwrap_or(username.as_str()))?;
+        let password = Password::parse(password)?;
+        let hash = blocking(move || password.hash()).await?;
+        match self
+            .accounts
+            .create_account(&username, &display_name, &hash, now)
+            .await
+        {
+            Err(StoreError::Duplicate) => Err(AccountError::UsernameTaken(username.to_string())),
+            other => Ok(other?),
+        }
+    }
+
+    /// Gives an existing account a new password; false if there is none.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<bool, AccountError> {
+        let username = Username::parse(username)?;
+        let password = Password::parse(password)?;
+        let hash = blocking(move || password.hash()).await?;
+        Ok(self.accounts.set_password(&username, &hash).await?)
+    }
+
+    pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.accounts.list_accounts().await
+    }
+
+    /// Removes an account and signs out all its sessions.
+    pub async fn remove_account(&self, username: &str) -> Result<(), AccountError> {
+        let username = Username::parse(username)?;
+        if !self.accounts.remove_account(&username).await? {
+            return Err(AccountError::NoSuchAccount(username.to_string()));
+        }
+        Ok(())
+    }
+}

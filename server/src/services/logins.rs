@@ -1,0 +1,341 @@
+//! Login attempts: the desktop creates one (bound to its browser by a
+//! secret), waits, and redeems it; the signed-in phone scans, approves or
+//! denies it. Every change goes through the domain's state machine in the
+//! attempt store, is audited, and wakes the desktops waiting on it.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{
+    accounts::{AccountService, CurrentSession},
+    audit::AuditLog,
+    limits::{ip_key, RateLimited, RateLimits},
+};
+use crate::{
+    domain::{
+        account::{Account, SignInMethod},
+        attempt::{
+            Attempt, LoginId, LoginState, Requester, Scanner, Transition, TransitionError, Ttls,
+        },
+        audit::AuditEvent,
+        caller::Caller,
+        secret::{Secret, SecretHash},
+        time::{now_millis, UnixMillis},
+    },
+    storage::{Applied, AttemptStore, ChangeNotifier, StoreError},
+};
+
+/// Longest long poll a desktop may ask for, in seconds.
+pub const MAX_WAIT_S: u64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown id, or a desktop without the creating browser's bind secret:
+    /// the two must be indistinguishable.
+    #[error("no such sign-in request for this browser")]
+    NotFound,
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("wait must be between 0 and {MAX_WAIT_S} seconds")]
+    WaitTooLong,
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new attempt and the secret that binds it to its browser.
+pub struct Created {
+    pub attempt: Attempt,
+    pub bind_secret: Secret,
+}
+
+#[derive(Clone)]
+pub struct LoginService {
+    attempts: Arc<dyn AttemptStore>,
+    notifier: Arc<dyn ChangeNotifier>,
+    accounts: AccountService,
+    audit: AuditLog,
+    limits: Arc<RateLimits>,
+    ttls: Ttls,
+}
+
+impl LoginService {
+    pub fn new(
+        attempts: Arc<dyn AttemptStore>,
+        notifier: Arc<dyn ChangeNotifier>,
+        accounts: AccountService,
+        audit: AuditLog,
+        limits: Arc<RateLimits>,
+        ttls: Ttls,
+    ) -> Self {
+        Self {
+            attempts,
+            notifier,
+            accounts,
+            audit,
+            limits,
+            ttls,
+        }
+    }
+
+    pub fn ttls(&self) -> Ttls {
+        self.ttls
+    }
+
+    /// A new attempt for `caller`'s browser; id and secret come from the
+    /// OS CSPRNG, never from the request.
+    pub async fn create(&self, caller: &Caller) -> Result<Created, LoginError> {
+        self.limits.create.check(&ip_key(caller.ip))?;
+        let bind_secret = Secret::new_random();
+        let requester = Requester {
+            ip: caller.ip,
+            user_agent: caller.user_agent.clone(),
+        };
+        let attempt = Attempt::new(
+            LoginId::new_random(),
+            bind_secret.hash(),
+            requester,
+            now_millis(),
+            &self.ttls,
+        );
+        self.attempts.insert(attempt.clone()).await?;
+        tracing::debug!(login_id = %attempt.id, "login attempt created");
+        self.audit
+            .record(AuditEvent::LoginCreated, Some(attempt.id), None, caller);
+        Ok(Created {
+            attempt,
+            bind_secret,
+        })
+    }
+
+    /// The attempt for its bound browser, which presents `secrets` (a
+    /// browser may hold several bind cookies; any one may be the right one).
+    /// Unknown ids and wrong or missing secrets fail alike, after the same
+    /// work.
+    async fn load_bound(&self, id: LoginId, secrets: &[Secret]) -> Result<Attempt, LoginError> {
+        let attempt = self.attempts.get(id, now_millis()).await?;
+        let stored = attempt
+            .as_ref()
+            .map(|a| a.bind_hash)
+            .unwrap_or(SecretHash([0; 32]));
+        let mut bound = secrets.is_empty() && stored.matches(None);
+        for secret in secrets {
+            bound |= stored.matches(Some(secret));
+        }
+        match attempt {
+            Some(attempt) if bound => Ok(attempt),
+            _ => Err(LoginError::NotFound),
+        }
+    }
+
+    /// The attempt as its browser may see it; with `since` and a `wait`,
+    /// once its version passes `since` (or its time or the wait runs out).
+    pub async fn status(
+        &self,
+        id: LoginId,
+        secrets: &[Secret],
+        caller: &Caller,
+        since: Option<u64>,
+        wait_s: u64,
+    ) -> Result<Attempt, LoginError> {
+        self.limits.poll.check(&ip_key(caller.ip))?;
+        if wait_s > MAX_WAIT_S {
+            return Err(LoginError::WaitTooLong);
+        }
+        let attempt = self.load_bound(id, secrets).await?;
+        match since {
+            Some(since)
+                if wait_s > 0 && attempt.version <= since && !attempt.state.is_terminal() =>
+            {
+                self.wait_for_change(attempt, since, Duration::from_secs(wait_s))
+                    .await
+            }
+            _ => Ok(attempt),
+        }
+    }
+
+    /// Waits on the notifier (no polling, no task) until the attempt's
+    /// version passes `since`, its time runs out, or `wait` ends.
+    async fn wait_for_change(
+        &self,
+        attempt: Attempt,
+        since: u64,
+        wait: Duration,
+    ) -> Result<Attempt, LoginError> {
+        let mut versions = self.notifier.subscribe(attempt.id);
+        // Read again now that we listen: a change made between the first
+        // read and the subscription is not missed.
+        let now = now_millis();
+        let attempt = self.attempts.get(attempt.id, now).await?.unwrap_or(attempt);
+        if attempt.version > since || attempt.state.is_terminal() {
+            return Ok(attempt);
+        }
+        let until_expiry = Duration::from_millis(attempt.expires_at.saturating_sub(now));
+        let changed = versions.wait_for(|version| *version > since);
+        let _ = tokio::time::timeout(wait.min(until_expiry), changed).await;
+        // Reading again also expires the attempt if its time ran out.
+        Ok(self
+            .attempts
+            .get(attempt.id, now_millis())
+            .await?
+            .unwrap_or(attempt))
+    }
+
+    /// Applies a transition to an attempt that exists, audits what changed
+    /// and wakes whoever waits on it.
+    async fn transition(
+        &self,
+        id: LoginId,
+        transition: &Transition,
+        account_id: Option<i64>,
+        caller: &Caller,
+    ) -> Result<Attempt, LoginError> {
+        let Applied {
+            attempt,
+            outcome,
+            changed,
+        } = self
+            .attempts
+            .apply(id, transition, now_millis(), &self.ttls)
+            .await?
+            .ok_or(LoginError::NotFound)?;
+        if changed {
+            if let Some(event) = AuditEvent::of_attempt_entering(attempt.state) {
+                self.audit.record(event, Some(id), account_id, caller);
+            }
+            if let Err(err) = self.notifier.publish(id, attempt.version).await {
+                // The change is stored; waiters see it when their wait ends.
+                tracing::warn!(login_id = %id, error = %err, "cannot notify waiting desktops");
+            }
+        }
+        outcome?;
+        Ok(attempt)
+    }
+
+    /// The bound desktop collects its session. Atomic: of racing redeems
+    /// exactly one succeeds. The account is the approving phone's, never
+    /// anything from the request.
+    pub async fn redeem(
+        &self,
+        id: LoginId,
+        secrets: &[Secret],
+        caller: &Caller,
+    ) -> Result<(Secret, Account), LoginError> {
+        self.limits.poll.check(&ip_key(caller.ip))?;
+        self.load_bound(id, secrets).await?;
+        let attempt = self
+            .transition(id, &Transition::Redeem, None, caller)
+            .await?;
+        let gone = LoginError::Transition(TransitionError::Finished(LoginState::Redeemed));
+        let Some(approver) = attempt.scanner else {
+            return Err(gone);
+        };
+        let Some(account) = self.accounts.account_by_id(approver.account_id).await? else {
+            return Err(gone);
+        };
+        let token = self
+            .accounts
+            .start_session(&account, SignInMethod::Qr, caller)
+            .await?;
+        tracing::debug!(login_id = %id, account = %account.username, "login redeemed");
+        Ok((token, account))
+    }
+
+    /// The desktop gave up (page left); harmless when already cancelled.
+    pub async fn cancel(
+        &self,
+        id: LoginId,
+        secrets: &[Secret],
+        caller: &Caller,
+    ) -> Result<(), LoginError> {
+        self.limits.poll.check(&ip_key(caller.ip))?;
+        let attempt = self.load_bound(id, secrets).await?;
+        if attempt.state != LoginState::Cancelled {
+            self.transition(id, &Transition::Cancel, None, caller)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Scans for the signed-in phone account; repeating it is harmless.
+    pub async fn scan(
+        &self,
+        id: LoginId,
+        current: &CurrentSession,
+        caller: &Caller,
+    ) -> Result<Attempt, LoginError> {
+        let account = &current.account;
+        self.limits.scan_ip.check(&ip_key(caller.ip))?;
+        self.limits.scan_account.check(&account.id)?;
+        let scanner = Scanner {
+            account_id: account.id,
+            display_name: account.display_name.clone(),
+        };
+        let scan = Transition::scan(scanner);
+        let attempt = self.transition(id, &scan, Some(account.id), caller).await?;
+        tracing::debug!(login_id = %id, account = %account.username, "login scanned");
+        Ok(attempt)
+    }
+
+    /// Approves for the phone's own account, which must be the scanner's
+    /// and must pick the number the desktop shows.
+    pub async fn approve(
+        &self,
+        id: LoginId,
+        current: &CurrentSession,
+        caller: &Caller,
+        match_code: u8,
+    ) -> Result<Attempt, LoginError> {
+        let account_id = self.check_decide_limits(current, caller)?;
+        let approve = Transition::Approve {
+            account_id,
+            match_code,
+        };
+        let result = self
+            .transition(id, &approve, Some(account_id), caller)
+            .await;
+        tracing::debug!(login_id = %id, account = %current.account.username, ok = result.is_ok(), "login approval");
+        result
+    }
+
+    pub async fn deny(
+        &self,
+        id: LoginId,
+        current: &CurrentSession,
+        caller: &Caller,
+    ) -> Result<Attempt, LoginError> {
+        let account_id = self.check_decide_limits(current, caller)?;
+        let deny = Transition::Deny { account_id };
+        let attempt = self.transition(id, &deny, Some(account_id), caller).await?;
+        tracing::debug!(login_id = %id, account = %current.account.username, "login denied");
+        Ok(attempt)
+    }
+
+    fn check_decide_limits(
+        &self,
+        current: &CurrentSession,
+        caller: &Caller,
+    ) -> Result<i64, RateLimited> {
+        self.limits.decide_ip.check(&ip_key(caller.ip))?;
+        self.limits.decide_account.check(&current.account.id)?;
+        Ok(current.account.id)
+    }
+
+    /// Drops attempts that ended long ago, auditing each expiry once, and
+    /// what is kept for idle rate-limit keys and notifications.
+    pub async fn purge(&self, now: UnixMillis) {
+        self.limits.forget_idle();
+        self.notifier.forget_idle();
+        match self.attempts.purge(now).await {
+            Ok(purged) => {
+                for attempt in purged.iter().filter(|a| a.state == LoginState::Expired) {
+                    self.audit.record_expired(attempt);
+                }
+                if !purged.is_empty() {
+                    tracing::debug!(purged = purged.len(), "purged finished login attempts");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "purging login attempts failed"),
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! The store contracts: one suite per trait, written once, run against
+//! every back-end that implements it. A new back-end adds one line to each
+//! `*_on_every_back_end` test.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{
+    cache::CachedSessions, memory, sqlite::SqliteStore, AccountStore, AttemptStore, AuditQuery,
+    AuditStore, ChangeNotifier, SessionStore, StoreError,
+};
+use crate::domain::{
+    account::{DisplayName, NewSession, SignInMethod, Username, SESSION_IDLE_LIMIT_MS},
+    attempt::{
+        test_attempt, LoginId, LoginState, Scanner, Transition, TransitionError, Ttls,
+        FINISHED_RETENTION_MS,
+    },
+    audit::{AuditEvent, AuditRecord},
+    caller::Caller,
+    secret::Secret,
+};
+
+/// A fresh SQLite store in its own folder (kept alive with it).
+async fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("contract.db"))
+        .await
+        .unwrap();
+    (Arc::new(store), dir)
+}
+
+// ---- AttemptStore ----
+
+async fn attempt_store_contract(store: Arc<dyn AttemptStore>) {
+    let ttls = Ttls::default();
+    let a = test_attempt(0);
+    store.insert(a.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert(a.clone()).await,
+        Err(StoreError::Duplicate)
+    ));
+    assert!(store.get(LoginId::new_random(), 0).await.unwrap().is_none());
+
+    // Expires on read, once; a terminal attempt never changes again.
+    let live = store.get(a.id, 59_999).await.unwrap().unwrap();
+    assert_eq!((live.state, live.version), (LoginState::Pending, 1));
+    let gone = store.get(a.id, 60_000).await.unwrap().unwrap();
+    assert_eq!((gone.state, gone.version), (LoginState::Expired, 2));
+    let again = store.get(a.id, 90_000).await.unwrap().unwrap();
+    assert_eq!(again.version, 2);
+
+    // Purged once, after the retention, as it ended.
+    let end = 60_000 + FINISHED_RETENTION_MS;
+    assert!(store.purge(end - 1).await.unwrap().is_empty());
+    let purged = store.purge(end).await.unwrap();
+    assert_eq!(purged.len(), 1);
+    assert_eq!(purged[0].state, LoginState::Expired);
+    assert!(store.purge(end + 1).await.unwrap().is_empty());
+    assert!(store.get(a.id, 0).await.unwrap().is_none());
+
+    // Refusals change nothing; changes bump the version.
+    let b = test_attempt(0);
+    store.insert(b.clone()).await.unwrap();
+    let refused = store
+        .apply(b.id, &Transition::Redeem, 1, &ttls)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refused.outcome, Err(TransitionError::NotApproved));
+    assert!(!refused.changed);
+    let scanner = Scanner {
+        account_id: 7,
+        display_name: "Alice".into(),
+    };
+    let scanned = store
+        .apply(b.id, &Transition::scan(scanner), 1, &ttls)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(scanned.outcome, Ok(()));
+    assert!(scanned.changed);
+    assert_eq!(
+        (scanned.attempt.state, scanned.attempt.version),
+        (LoginState::Scanned, 2)
+    );
+    let stored = store.get(b.id, 2).await.unwrap().unwrap();
+    assert_eq!(stored, scanned.attempt);
+    assert!(store
+        .apply(LoginId::new_random(), &Transition::Cancel, 1, &ttls)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Of racing transitions exactly one wins.
+    let code = stored.match_code.unwrap();
+    let approve = Transition::Approve {
+        account_id: 7,
+        match_code: code,
+    };
+    store.apply(b.id, &approve, 3, &ttls).await.unwrap();
+    let redeems = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.apply(b.id, &Transition::Redeem, 4, &ttls).await })
+    });
+    let mut winners = 0;
+    for redeem in redeems {
+        let applied = redeem.await.unwrap().unwrap().unwrap();
+        winners += usize::from(applied.outcome.is_ok());
+    }
+    assert_eq!(winners, 1);
+}
+
+#[tokio::test]
+async fn attempt_store_contract_on_every_back_end() {
+    attempt_store_contract(Arc::new(memory::MemoryAttemptStore::default())).await;
+}
+
+// ---- ChangeNotifier ----
+
+/// Whether `rx` hears `version` within two seconds.
+async fn hears(rx: &mut tokio::sync::watch::Receiver<u64>, version: u64) -> bool {
+    let heard = rx.wait_for(|v| *v == version);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), heard).await,
+        Ok(Ok(_))
+    )
+}
+
+async fn change_notifier_contract(notifier: Arc<dyn ChangeNotifier>) {
+    let id = LoginId::new_random();
+    let other = LoginId::new_random();
+    let mut first = notifier.subscribe(id);
+    let mut second = notifier.subscribe(id);
+    let mut elsewhere = notifier.subscribe(other);
+    first.borrow_and_update();
+    second.borrow_and_update();
+    elsewhere.borrow_and_update();
+
+    notifier.publish(id, 2).await.unwrap();
+    assert!(hears(&mut first, 2).await, "the first subscriber heard it");
+    assert!(hears(&mut second, 2).await, "so did the second");
+    assert!(!elsewhere.has_changed().unwrap(), "not another attempt's");
+
+    // Forgetting idle entries keeps the ones someone waits on.
+    drop(second);
+    notifier.forget_idle();
+    notifier.publish(id, 3).await.unwrap();
+    assert!(hears(&mut first, 3).await);
+    // Publishing to nobody is harmless.
+    notifier.publish(LoginId::new_random(), 1).await.unwrap();
+}
+
+#[tokio::test]
+async fn change_notifier_contract_on_every_back_end() {
+    change_notifier_contract(Arc::new(memory::LocalNotifier::default())).await;
+}
+
+// ---- AccountStore ----
+
+fn name(raw: &str) -> Username {
+    Username::parse(raw).unwrap()
+}
+
+async fn account_store_contract<S: AccountStore + SessionStore>(store: Arc<S>) {
+    let display = DisplayName::parse("Alice").unwrap();
+    let alice = store
+        .create_account(&name("alice"), &display, "hash-1", 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (alice.username.as_str(), alice.display_name.as_str()),
+        ("alice", "Alice")
+    );
+    assert!(matches!(
+        store.create_account(&name("alice"), &display, "x", 1).await,
+        Err(StoreError::Duplicate)
+    ));
+    let bob = store
+        .create_account(
+            &name("bob"),
+            &DisplayName::parse("Bob").unwrap(),
+            "h",
+            2_000,
+        )
+        .await
+        .unwrap();
+    assert_ne!(alice.id, bob.id);
+
+    let (found, hash) = store.find_account(&name("alice")).await.unwrap().unwrap();
+    assert_eq!((found, hash.as_str()), (alice.clone(), "hash-1"));
+    assert!(store.find_account(&name("carol")).await.unwrap().is_none());
+    assert!(store.set_password(&name("alice"), "hash-2").await.unwrap());
+    assert!(!store.set_password(&name("carol"), "x").await.unwrap());
+    let (_, hash) = store.find_account(&name("alice")).await.unwrap().unwrap();
+    assert_eq!(hash, "hash-2");
+    assert_eq!(
+        store.account_by_id(bob.id).await.unwrap(),
+        Some(bob.clone())
+    );
+    let names: Vec<String> = store
+        .list_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.username)
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    // Removing an account ends its sessions.
+    let token = Secret::new_random().hash();
+    store
+        .create_session(&token, &new_session(bob.id), 3_000)
+        .await
+        .unwrap();
+    assert!(store
+        .session_by_token(&token, 3_001)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store.remove_account(&name("bob")).await.unwrap());
+    assert!(!store.remove_account(&name("bob")).await.unwrap());
+    assert!(store.account_by_id(bob.id).await.unwrap().is_none());
+    assert!(store
+        .session_by_token(&token, 3_002)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn account_store_contract_on_every_back_end() {
+    let (store, _dir) = sqlite().await;
+    account_store_contract(store).await;
+    let (store, _dir) = sqlite().await;
+    account_store_contract(Arc::new(CachedSessions::new(store))).await;
+}
+
+// ---- SessionStore ----
+
+fn new_session(account_id: i64) -> NewSession {
+    NewSession {
+        account_id,
+        method: SignInMethod::Qr,
+        user_agent: "test agent".into(),
+        ip: "192.0.2.1".into(),
+    }
+}
+
+async fn session_store_contract<S: AccountStore + SessionStore>(store: Arc<S>) {
+    let alice = store
+        .create_account(
+            &name("alice"),
+            &DisplayName::parse("Alice").unwrap(),
+            "h",
+            1,
+        )
+        .await
+        .unwrap();
+    let token = Secret::new_random().hash();
+    let first = store
+        .create_session(&token, &new_session(alice.id), 1_000)
+        .await
+        .unwrap();
+    assert_eq!((first.created_at, first.last_seen_at), (1_000, 1_000));
+    assert_eq!(
+        (first.method.as_str(), first.ip.as_str()),
+        ("qr", "192.0.2.1")
+    );
+    let (found, account) = store
+        .session_by_token(&token, 2_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found, account), (first.clone(), alice.clone()));
+    assert!(store
+        .session_by_token(&Secret::new_random().hash(), 2_000)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Idle sessions stop working; touching keeps them alive.
+    let idle_end = 1_000 + SESSION_IDLE_LIMIT_MS;
+    assert!(store
+        .session_by_token(&token, idle_end)
+        .await
+        .unwrap()
+        .is_none());
+    store.touch_session(&first.id, 5_000).await.unwrap();
+    let (touched, _) = store
+        .session_by_token(&token, idle_end)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(touched.last_seen_at, 5_000);
+
+    let second = store
+        .create_session(&Secret::new_random().hash(), &new_session(alice.id), 9_000)
+        .await
+        .unwrap();
+    let listed: Vec<String> = store
+        .list_sessions(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        listed,
+        [second.id.clone(), first.id.clone()],
+        "newest first"
+    );
+
+    // Only the owner can delete, once.
+    assert!(!store.delete_session(alice.id + 1, &first.id).await.unwrap());
+    assert!(store.delete_session(alice.id, &first.id).await.unwrap());
+    assert!(!store.delete_session(alice.id, &first.id).await.unwrap());
+    assert!(store
+        .session_by_token(&token, 9_001)
+        .await
+        .unwrap()
+        .is_none());
+    // A session for an account that does not exist is refused.
+    assert!(store
+        .create_session(&Secret::new_random().hash(), &new_session(alice.id + 99), 1)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn session_store_contract_on_every_back_end() {
+    let (store, _dir) = sqlite().await;
+    session_store_contract(store).await;
+    let (store, _dir) = sqlite().await;
+    session_store_contract(Arc::new(CachedSessions::new(store))).await;
+}
+
+// ---- AuditStore ----
+
+async fn audit_store_contract<S: AccountStore + SessionStore + AuditStore>(store: Arc<S>) {
+    let alice = store
+        .create_account(
+            &name("alice"),
+            &DisplayName::parse("Alice").unwrap(),
+            "h",
+            1,
+        )
+        .await
+        .unwrap();
+    let caller = Caller::new(Some([192, 0, 2, 9].into()), "Firefox");
+    let login = LoginId::new_random();
+    let events = [
+        AuditEvent::LoginCreated,
+        AuditEvent::LoginScanned,
+        AuditEvent::LoginApproved,
+    ];
+    for (i, event) in events.into_iter().enumerate() {
+        let record = AuditRecord::new(10 + i as u64, event, Some(login), Some(alice.id), &caller);
+        assert!(store.append(record));
+    }
+    assert!(store.append(AuditRecord::new(
+        20,
+        AuditEvent::SignInFailed,
+        None,
+        None,
+        &caller
+    )));
+
+    // Read back in order, whole, and by each filter.
+    let all = store.events(&AuditQuery::default()).await.unwrap();
+    let got: Vec<AuditEvent> = all.iter().map(|r| r.event).collect();
+    assert_eq!(
+        got,
+        [events.as_slice(), &[AuditEvent::SignInFailed]].concat()
+    );
+    assert_eq!(all[0].ip, "192.0.2.9");
+    assert_eq!(all[0].user_agent, "Firefox");
+    assert_eq!(all[0].login_id, Some(login.to_string()));
+    let of_login = AuditQuery {
+        login_id: Some(login.to_string()),
+        ..AuditQuery::default()
+    };
+    assert_eq!(store.events(&of_login).await.unwrap().len(), 3);
+    let failed = AuditQuery {
+        event: Some(AuditEvent::SignInFailed),
+        ..AuditQuery::default()
+    };
+    assert_eq!(store.events(&failed).await.unwrap().len(), 1);
+    let limited = AuditQuery {
+        limit: Some(2),
+        ..AuditQuery::default()
+    };
+    assert_eq!(store.events(&limited).await.unwrap().len(), 2);
+
+    // Sign-ins: newest first, with the session while it works.
+    let token = Secret::new_random().hash();
+    let session = store
+        .create_session(&token, &new_session(alice.id), 30)
+        .await
+        .unwrap();
+    for (at, session_id) in [(30, Some(session.id.clone())), (40, None)] {
+        let mut record = AuditRecord::new(at, AuditEvent::SignedIn, None, Some(alice.id), &caller);
+        record.session_id = session_id;
+        store.append(record);
+    }
+    store.flush().await.unwrap();
+    let recent = store.recent_sign_ins(alice.id, 10).await.unwrap();
+    let at: Vec<u64> = recent.iter().map(|r| r.at).collect();
+    assert_eq!(at, [40, 30]);
+    assert_eq!(recent[1].active_session, Some(session.id.clone()));
+    assert_eq!(store.recent_sign_ins(alice.id, 1).await.unwrap().len(), 1);
+    store.delete_session(alice.id, &session.id).await.unwrap();
+    let recent = store.recent_sign_ins(alice.id, 10).await.unwrap();
+    assert_eq!(recent[1].active_session, None, "revoked");
+
+    // The history's "seen" mark returns the previous one.
+    assert_eq!(store.mark_sign_ins_seen(alice.id, 100).await.unwrap(), 0);
+    assert_eq!(store.mark_sign_ins_seen(alice.id, 200).await.unwrap(), 100);
+}
+
+#[tokio::test]
+async fn audit_store_contract_on_every_back_end() {
+    let (store, _dir) = sqlite().await;
+    audit_store_contract(store).await;
+}

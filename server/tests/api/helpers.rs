@@ -1,0 +1,312 @@
+//! One real router per test, with its own SQLite database and in-memory
+//! attempt store, opened by URL exactly as `qrlogin serve` opens them;
+//! requests go through `tower::ServiceExt::oneshot`. A desktop and a phone
+//! are what the tests drive it with.
+
+use std::net::SocketAddr;
+
+pub use app::api::paths;
+use app::api::{ApiErrorBody, LoginCreated, LoginStatus, SignedIn};
+use axum::{
+    body::Body,
+    extract::ConnectInfo,
+    http::{header, Method, Request, StatusCode},
+    response::Response,
+    Router,
+};
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use server::{
+    app,
+    config::{ServeArgs, Settings},
+    domain::time::now_millis,
+    AppState,
+};
+pub use server::{domain::audit::AuditRecord, storage::AuditQuery};
+use tower::ServiceExt;
+
+pub const DESKTOP_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+pub const PHONE_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+}
+
+/// A request under construction: method, path, headers, body, peer address.
+pub struct Call {
+    builder: axum::http::request::Builder,
+    body: Body,
+    peer: SocketAddr,
+}
+
+impl Call {
+    pub fn new(method: Method, uri: &str) -> Self {
+        Self {
+            builder: Request::builder().method(method).uri(uri),
+            body: Body::empty(),
+            peer: SocketAddr::from(([192, 168, 1, 10], 50000)),
+        }
+    }
+
+    pub fn header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+        self.builder = self.builder.header(name.as_ref(), value.as_ref());
+        self
+    }
+
+    pub fn cookie(self, cookie: &str) -> Self {
+        self.header(header::COOKIE, cookie)
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header(header::AUTHORIZATION, format!("Bearer {token}"))
+    }
+
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.builder = self
+            .builder
+            .header(header::CONTENT_TYPE, "application/json");
+        self.body = Body::from(body.to_string());
+        self
+    }
+
+    pub fn body(mut self, body: Vec<u8>) -> Self {
+        self.body = Body::from(body);
+        self
+    }
+
+    pub fn peer_ip(mut self, ip: [u8; 4]) -> Self {
+        self.peer = SocketAddr::from((ip, 50000));
+        self
+    }
+}
+
+pub async fn test_app_with(args: ServeArgs) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = ServeArgs {
+        database: Some(format!(
+            "sqlite://{}",
+            dir.path().join("qrlogin.db").display()
+        )),
+        site_root: Some(dir.path().join("site")),
+        ..args
+    };
+    let settings = Settings::resolve(&args).expect("settings");
+    let state = AppState::open(&settings).await.expect("state");
+    TestApp {
+        router: app(state.clone()),
+        state,
+        dir,
+    }
+}
+
+pub async fn test_app() -> TestApp {
+    test_app_with(ServeArgs::default()).await
+}
+
+/// A phone signed in as one account.
+pub struct Phone {
+    pub token: String,
+    pub username: String,
+}
+
+impl Phone {
+    pub fn auth(&self, call: Call) -> Call {
+        call.bearer(&self.token)
+            .header(header::USER_AGENT, PHONE_UA)
+    }
+}
+
+/// A desktop browser holding one attempt's bind cookie.
+pub struct Desktop {
+    pub id: String,
+    pub cookie: String,
+    pub created: LoginCreated,
+}
+
+impl TestApp {
+    pub async fn send(&self, call: Call) -> Response {
+        let mut request = call.builder.body(call.body).expect("request");
+        request.extensions_mut().insert(ConnectInfo(call.peer));
+        self.router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router is infallible")
+    }
+
+    pub async fn add_account(&self, username: &str, display_name: &str) {
+        self.state
+            .services
+            .accounts
+            .add_account(username, Some(display_name), PASSWORD, now_millis())
+            .await
+            .expect("account");
+    }
+
+    /// Creates the account and signs a phone in with its password.
+    pub async fn phone(&self, username: &str, display_name: &str) -> Phone {
+        self.add_account(username, display_name).await;
+        let response = self
+            .send(
+                Call::new(Method::POST, paths::SESSION)
+                    .header(header::USER_AGENT, PHONE_UA)
+                    .json(serde_json::json!({ "username": username, "password": PASSWORD })),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let signed_in: SignedIn = json(response).await;
+        Phone {
+            token: signed_in.token,
+            username: username.to_owned(),
+        }
+    }
+
+    pub async fn desktop(&self) -> Desktop {
+        let response = self
+            .send(Call::new(Method::POST, paths::LOGINS).header(header::USER_AGENT, DESKTOP_UA))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let cookie = cookie_pair(&set_cookie(&response));
+        let created: LoginCreated = json(response).await;
+        Desktop {
+            id: created.id.clone(),
+            cookie,
+            created,
+        }
+    }
+
+    pub async fn poll(&self, desktop: &Desktop) -> LoginStatus {
+        let response = self
+            .send(
+                Call::new(Method::GET, &paths::with_id(paths::LOGIN, &desktop.id))
+                    .cookie(&desktop.cookie),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        json(response).await
+    }
+
+    pub async fn scan(&self, phone: &Phone, id: &str) -> Response {
+        self.send(phone.auth(Call::new(
+            Method::POST,
+            &paths::with_id(paths::LOGIN_SCAN, &id),
+        )))
+        .await
+    }
+
+    pub async fn approve(&self, phone: &Phone, id: &str, code: u8) -> Response {
+        self.send(
+            phone.auth(
+                Call::new(Method::POST, &paths::with_id(paths::LOGIN_APPROVE, &id))
+                    .json(serde_json::json!({ "match_code": code })),
+            ),
+        )
+        .await
+    }
+
+    pub async fn deny(&self, phone: &Phone, id: &str) -> Response {
+        self.send(phone.auth(Call::new(
+            Method::POST,
+            &paths::with_id(paths::LOGIN_DENY, &id),
+        )))
+        .await
+    }
+
+    pub async fn redeem(&self, desktop: &Desktop) -> Response {
+        self.send(
+            Call::new(
+                Method::POST,
+                &paths::with_id(paths::LOGIN_REDEEM, &desktop.id),
+            )
+            .cookie(&desktop.cookie)
+            .header(header::USER_AGENT, DESKTOP_UA),
+        )
+        .await
+    }
+
+    /// Scans with `phone` and returns the code the desktop is shown.
+    pub async fn scan_and_read_code(&self, phone: &Phone, desktop: &Desktop) -> u8 {
+        assert_eq!(self.scan(phone, &desktop.id).await.status(), StatusCode::OK);
+        self.poll(desktop).await.match_code.expect("a match code")
+    }
+
+    /// Runs the whole flow: the desktop ends signed in; returns its session
+    /// cookie as the browser would send it.
+    pub async fn signed_in_desktop(&self, phone: &Phone) -> String {
+        let desktop = self.approved(phone).await;
+        let response = self.redeem(&desktop).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        cookie_pair(&set_cookie(&response))
+    }
+
+    /// The phone account's sessions, as `GET /api/v1/sessions` lists them.
+    pub async fn sessions(&self, phone: &Phone) -> Vec<app::api::SessionInfo> {
+        let response = self
+            .send(phone.auth(Call::new(Method::GET, paths::SESSIONS)))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        json(response).await
+    }
+
+    /// Runs the whole flow up to an approved attempt.
+    pub async fn approved(&self, phone: &Phone) -> Desktop {
+        let desktop = self.desktop().await;
+        let code = self.scan_and_read_code(phone, &desktop).await;
+        assert_eq!(
+            self.approve(phone, &desktop.id, code).await.status(),
+            StatusCode::OK
+        );
+        desktop
+    }
+}
+
+pub fn set_cookie(response: &Response) -> String {
+    response
+        .headers()
+        .get(header::SET_COOKIE)
+        .expect("a Set-Cookie header")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `name=value` part of a Set-Cookie header, as a browser sends it back.
+pub fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+pub async fn body_bytes(response: Response) -> Vec<u8> {
+    response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
+}
+
+pub async fn json<T: DeserializeOwned>(response: Response) -> T {
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    let bytes = body_bytes(response).await;
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)))
+}
+
+/// The audit rows `query` selects, oldest first, through the audit store.
+pub async fn audit_events(app: &TestApp, query: AuditQuery) -> Vec<AuditRecord> {
+    app.state.services.audit.events(&query).await.unwrap()
+}
+
+pub async fn error_body(response: Response, status: StatusCode) -> ApiErrorBody {
+    assert_eq!(response.status(), status);
+    let body: ApiErrorBody = json(response).await;
+    assert!(!body.error.is_empty() && !body.message.is_empty());
+    body
+}

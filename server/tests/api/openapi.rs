@@ -1,0 +1,1 @@
+//! The OpenAPI document: served, committed, and true to the router.
