@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test qrlogin has: formatting, lints, Rust unit and API tests,
-# then Playwright in Debian's Chromium against the release build.
+# Runs every test qrlogin has: formatting, lints, Rust unit, store contract
+# and API tests, a schemathesis run against the release server's OpenAPI
+# document, then Playwright in Debian's Chromium against the release build.
 # Installs whatever is missing first. Exits non-zero on any failure.
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$REPO_ROOT"
@@ -30,6 +31,9 @@ cargo test -p bench 2>&1 | tee -a "$log"
 
 say "release build (site + server + benchmark)"
 release_build_with_bench
+
+say "API contract: schemathesis against the release server's OpenAPI document"
+scripts/schemathesis.sh target/release/qrlogin 2>&1 | tee -a "$log"
 
 say "login bundle budget (WASM + JS ≤ 250 kB brotli)"
 target/release/qrlogin-bench budget

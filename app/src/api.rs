@@ -25,6 +25,7 @@ pub mod paths {
 
 /// Where an attempt stands; see the state diagram in docs/design.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LoginState {
     Pending,
@@ -48,6 +49,7 @@ impl LoginState {
 
 /// `201` answer to `POST /api/v1/logins`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LoginCreated {
     pub id: String,
     /// What the QR code encodes: `{public_url}/q/{id}`.
@@ -61,6 +63,7 @@ pub struct LoginCreated {
 
 /// `200` answer to `GET /api/v1/logins/{id}`, for the bound browser only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LoginStatus {
     pub id: String,
     pub state: LoginState,
@@ -77,6 +80,7 @@ pub struct LoginStatus {
 
 /// Every error answer: a stable machine code and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApiErrorBody {
     pub error: String,
     pub message: String,
@@ -84,6 +88,7 @@ pub struct ApiErrorBody {
 
 /// An account as others may see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct User {
     pub username: String,
     pub display_name: String,
@@ -91,6 +96,7 @@ pub struct User {
 
 /// `POST /api/v1/session` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
     pub username: String,
@@ -100,6 +106,7 @@ pub struct SignInRequest {
 /// `200` answer to `POST /api/v1/session`. `token` works as
 /// `Authorization: Bearer <token>` for native apps and scripts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SignedIn {
     pub user: User,
     pub token: String,
@@ -107,6 +114,7 @@ pub struct SignedIn {
 
 /// One signed-in device, as its account sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     pub id: String,
     /// `password` or `qr`.
@@ -123,6 +131,7 @@ pub struct SessionInfo {
 
 /// `200` answer to `GET /api/v1/me`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Me {
     pub user: User,
     pub session: SessionInfo,
@@ -130,6 +139,7 @@ pub struct Me {
 
 /// The desktop that asked to sign in, as the phone is shown it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Requester {
     pub browser: String,
     pub os: String,
@@ -142,27 +152,33 @@ pub struct Requester {
 
 /// `200` answer to `POST /api/v1/logins/{id}/scan`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Scanned {
     pub requester: Requester,
+    #[cfg_attr(feature = "ssr", schema(min_items = 3, max_items = 3))]
     pub match_choices: [u8; 3],
     pub state: LoginState,
 }
 
 /// `POST /api/v1/logins/{id}/approve` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
+    #[cfg_attr(feature = "ssr", schema(maximum = 255))]
     pub match_code: u8,
 }
 
 /// `200` answer to approve, deny and cancel-like calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StateChanged {
     pub state: LoginState,
 }
 
 /// `200` answer to `POST /api/v1/logins/{id}/redeem`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Redeemed {
     pub user: User,
 }

@@ -295,7 +295,7 @@ mod wait_loop {
     async fn poll(id: &str, since: u64) -> Result<Polled, String> {
         let url = format!(
             "{}?since={since}&wait={WAIT_S}",
-            paths::with_id(paths::LOGIN, &id)
+            paths::with_id(paths::LOGIN, id)
         );
         let response = Request::get(&url)
             .send()
@@ -313,7 +313,7 @@ mod wait_loop {
     }
 
     async fn redeem(id: &str) -> Result<Redeemed, String> {
-        let response = Request::post(&paths::with_id(paths::LOGIN_REDEEM, &id))
+        let response = Request::post(&paths::with_id(paths::LOGIN_REDEEM, id))
             .send()
             .await
             .map_err(|_| "connection lost".to_owned())?;
@@ -339,7 +339,7 @@ mod wait_loop {
             &wasm_bindgen::JsValue::from_str("keepalive"),
             &wasm_bindgen::JsValue::TRUE,
         );
-        let _ = window.fetch_with_str_and_init(&paths::with_id(paths::LOGIN, &id), &init);
+        let _ = window.fetch_with_str_and_init(&paths::with_id(paths::LOGIN, id), &init);
     }
 
     /// One page's wait loop. `start` (again) abandons any earlier run.

@@ -14,12 +14,12 @@ pub(crate) mod views;
 
 use std::{net::IpAddr, sync::Arc};
 
-use app::{api::paths, backend::Backend, shell, App};
+use app::{backend::Backend, shell, App};
 use axum::{
     extract::FromRef,
     http::{header, HeaderValue},
     middleware::from_fn_with_state,
-    routing::{any, delete, get, post},
+    routing::{any, get},
     Json, Router,
 };
 use leptos::prelude::{provide_context, use_context, LeptosOptions};
@@ -59,6 +59,8 @@ pub struct Shared {
     pub public_url: PublicUrl,
     /// Proxies whose forwarding headers name the real client.
     pub trusted_proxies: Arc<[IpAddr]>,
+    /// The OpenAPI document, as served.
+    pub openapi: openapi::Document,
     /// The site's CSS, inlined into pages (not under `cargo leptos watch`,
     /// which live-reloads the stylesheet link).
     pub inline_style: Option<app::InlineStyle>,
@@ -88,6 +90,7 @@ impl AppState {
             .build();
         Self(Arc::new(Shared {
             services: Services::new(stores, settings.ttls, settings.limits),
+            openapi: openapi::to_pretty_json(&openapi::routes().1).into(),
             leptos_options,
             public_url: settings.public_url.clone(),
             trusted_proxies: settings.trusted_proxies.clone().into(),
@@ -104,27 +107,11 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The JSON API, under `/api`. Its own fallbacks keep every answer JSON.
+/// The JSON API, under `/api`: API v1's routes as its OpenAPI document
+/// declares them, and fallbacks that keep every answer JSON.
 fn api_routes() -> Router<AppState> {
-    use api::{accounts, logins};
-    Router::new()
-        .route(paths::LOGINS, post(logins::create_login))
-        .route(
-            paths::LOGIN,
-            get(logins::get_login).delete(logins::cancel_login),
-        )
-        .route(paths::LOGIN_REDEEM, post(logins::redeem_login))
-        .route(paths::LOGIN_SCAN, post(logins::scan_login))
-        .route(paths::LOGIN_APPROVE, post(logins::approve_login))
-        .route(paths::LOGIN_DENY, post(logins::deny_login))
-        .route(
-            paths::SESSION,
-            post(accounts::sign_in).delete(accounts::sign_out),
-        )
-        .route(paths::ME, get(accounts::me))
-        .route(paths::SESSIONS, get(accounts::list_sessions))
-        .route(paths::SESSION_BY_ID, delete(accounts::revoke_session))
-        .route(paths::OPENAPI, get(openapi::serve))
+    let (routes, _) = openapi::routes();
+    routes
         .route("/api", any(error::route_not_found))
         .route("/api/{*rest}", any(error::route_not_found))
         .layer(SetResponseHeaderLayer::overriding(

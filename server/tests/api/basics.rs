@@ -100,7 +100,7 @@ async fn malformed_ids_are_a_400_json_error() {
             (Method::POST, "/redeem"),
             (Method::POST, "/scan"),
         ] {
-            let uri = format!("{}{tail}", paths::with_id(paths::LOGIN, &id));
+            let uri = format!("{}{tail}", paths::with_id(paths::LOGIN, id));
             let body = error_body(
                 app.send(Call::new(method, &uri)).await,
                 StatusCode::BAD_REQUEST,
@@ -157,12 +157,12 @@ async fn unknown_routes_and_wrong_methods_are_json_errors() {
         ),
         (
             Method::PATCH,
-            paths::with_id(paths::LOGIN, &some_id),
+            paths::with_id(paths::LOGIN, some_id),
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (
             Method::GET,
-            paths::with_id(paths::LOGIN_REDEEM, &some_id),
+            paths::with_id(paths::LOGIN_REDEEM, some_id),
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (

@@ -109,7 +109,6 @@ pub async fn test_app() -> TestApp {
 /// A phone signed in as one account.
 pub struct Phone {
     pub token: String,
-    pub username: String,
 }
 
 impl Phone {
@@ -160,7 +159,6 @@ impl TestApp {
         let signed_in: SignedIn = json(response).await;
         Phone {
             token: signed_in.token,
-            username: username.to_owned(),
         }
     }
 
@@ -192,7 +190,7 @@ impl TestApp {
     pub async fn scan(&self, phone: &Phone, id: &str) -> Response {
         self.send(phone.auth(Call::new(
             Method::POST,
-            &paths::with_id(paths::LOGIN_SCAN, &id),
+            &paths::with_id(paths::LOGIN_SCAN, id),
         )))
         .await
     }
@@ -200,7 +198,7 @@ impl TestApp {
     pub async fn approve(&self, phone: &Phone, id: &str, code: u8) -> Response {
         self.send(
             phone.auth(
-                Call::new(Method::POST, &paths::with_id(paths::LOGIN_APPROVE, &id))
+                Call::new(Method::POST, &paths::with_id(paths::LOGIN_APPROVE, id))
                     .json(serde_json::json!({ "match_code": code })),
             ),
         )
@@ -210,7 +208,7 @@ impl TestApp {
     pub async fn deny(&self, phone: &Phone, id: &str) -> Response {
         self.send(phone.auth(Call::new(
             Method::POST,
-            &paths::with_id(paths::LOGIN_DENY, &id),
+            &paths::with_id(paths::LOGIN_DENY, id),
         )))
         .await
     }

@@ -1,6 +1,9 @@
 //! The one integration-test binary: the real router with real stores, the
 //! `qrlogin` binary itself, and the OpenAPI contract.
 
+// A failing test should panic, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod basics;
 mod cli;
 mod flow;

@@ -107,7 +107,7 @@ async fn rule3_a_client_cannot_choose_the_id() {
     let unknown = app
         .send(Call::new(
             Method::GET,
-            &paths::with_id(paths::LOGIN, &chosen),
+            &paths::with_id(paths::LOGIN, chosen),
         ))
         .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
@@ -296,7 +296,7 @@ async fn rule6_a_revoked_session_stops_working_at_once() {
 
     // Another account cannot revoke it.
     let mallory = app.phone("mallory", "Mallory").await;
-    let uri = paths::with_id(paths::SESSION_BY_ID, &desktop_id);
+    let uri = paths::with_id(paths::SESSION_BY_ID, desktop_id);
     let error = error_body(
         app.send(mallory.auth(Call::new(Method::DELETE, &uri)))
             .await,

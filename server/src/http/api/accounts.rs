@@ -1,7 +1,7 @@
 //! Sign-in, sign-out and the session list: `/api/v1/session`, `/me`,
 //! `/sessions`.
 
-use app::api::{Me, SessionInfo, SignInRequest, SignedIn};
+use app::api::{paths, Me, SessionInfo, SignInRequest, SignedIn};
 use axum::{
     extract::State,
     http::{header, HeaderMap, StatusCode},
@@ -21,6 +21,9 @@ use crate::{
 };
 
 /// `POST /api/v1/session` `{username, password}`.
+#[utoipa::path(post, path = paths::SESSION, tag = "phone", request_body = SignInRequest,
+    responses((status = 200, description = "Signed in; `token` works as `Authorization: Bearer`", body = SignedIn,
+        headers(("Set-Cookie" = String, description = "The session cookie")))))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     caller: Caller,
@@ -39,6 +42,10 @@ pub(crate) async fn sign_in(
 }
 
 /// `DELETE /api/v1/session`: signs out; harmless when not signed in.
+#[utoipa::path(delete, path = paths::SESSION, tag = "phone",
+    security((), ("bearer" = []), ("session_cookie" = [])),
+    responses((status = 204, description = "Signed out (or was not signed in)",
+        headers(("Set-Cookie" = String, description = "Clears the session cookie")))))]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
     caller: Caller,
@@ -52,6 +59,9 @@ pub(crate) async fn sign_out(
 }
 
 /// `GET /api/v1/me`.
+#[utoipa::path(get, path = paths::ME, tag = "phone",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The signed-in account and this session", body = Me)))]
 pub(crate) async fn me(current: CurrentSession) -> Json<Me> {
     Json(Me {
         user: current.account.to_api(),
@@ -61,6 +71,9 @@ pub(crate) async fn me(current: CurrentSession) -> Json<Me> {
 
 /// `GET /api/v1/sessions`: the account's sessions, newest first, this one
 /// marked.
+#[utoipa::path(get, path = paths::SESSIONS, tag = "phone",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The account's sessions, newest first", body = Vec<SessionInfo>)))]
 pub(crate) async fn list_sessions(
     State(state): State<AppState>,
     current: CurrentSession,
@@ -77,6 +90,10 @@ pub(crate) async fn list_sessions(
 
 /// `DELETE /api/v1/sessions/{id}`: revokes one of the account's own
 /// sessions.
+#[utoipa::path(delete, path = paths::SESSION_BY_ID, tag = "phone",
+    params(("id" = String, Path, description = "A session id from `GET /api/v1/sessions`")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 204, description = "Revoked: it stops working at once")))]
 pub(crate) async fn revoke_session(
     State(state): State<AppState>,
     current: CurrentSession,

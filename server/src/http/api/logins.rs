@@ -10,6 +10,7 @@ use axum::{
     Json,
 };
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::{
     domain::{
@@ -27,6 +28,10 @@ use crate::{
 
 /// `POST /api/v1/logins`: a new attempt bound to the calling browser.
 /// The request body is never read, so a client cannot choose the id.
+#[utoipa::path(post, path = paths::LOGINS, tag = "desktop",
+    responses((status = 201, description = "A new attempt, bound to this browser by the cookie", body = LoginCreated,
+        headers(("Set-Cookie" = String, description = "The bind cookie: `qrlogin_bind` (`__Secure-qrlogin_bind` over https), HttpOnly, SameSite=Strict, scoped to the attempt's path"),
+                ("Location" = String, description = "The attempt's path")))))]
 pub(crate) async fn create_login(
     State(state): State<AppState>,
     caller: Caller,
@@ -35,7 +40,7 @@ pub(crate) async fn create_login(
         attempt,
         bind_secret,
     } = state.services.logins.create(&caller).await?;
-    let path = paths::with_id(paths::LOGIN, &attempt.id.to_string());
+    let path = paths::with_id(paths::LOGIN, attempt.id);
     let https = state.public_url.is_https();
     let ttls = state.services.logins.ttls();
     let body = LoginCreated {
@@ -55,17 +60,22 @@ pub(crate) async fn create_login(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PollParams {
     /// Answer once the version is greater than this.
     since: Option<u64>,
     /// Seconds to wait for that, at most 30.
+    #[param(maximum = 30)]
     wait: Option<u64>,
 }
 
 /// `GET /api/v1/logins/{id}?since=V&wait=S`: the attempt's state, for its
 /// browser only; a long poll when `since` and `wait` are given.
+#[utoipa::path(get, path = paths::LOGIN, tag = "desktop", params(("id" = String, Path, description = "The attempt's id, as `POST /api/v1/logins` made it (a lower-case version-4 UUID)", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"), PollParams),
+    security(("bind_cookie" = [])),
+    responses((status = 200, description = "The attempt as its browser may see it", body = LoginStatus)))]
 pub(crate) async fn get_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
@@ -83,6 +93,10 @@ pub(crate) async fn get_login(
 }
 
 /// `POST /api/v1/logins/{id}/redeem`: the bound desktop collects its session.
+#[utoipa::path(post, path = paths::LOGIN_REDEEM, tag = "desktop", params(("id" = String, Path, description = "The attempt's id, as `POST /api/v1/logins` made it (a lower-case version-4 UUID)", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    security(("bind_cookie" = [])),
+    responses((status = 200, description = "Signed in as the approving account", body = Redeemed,
+        headers(("Set-Cookie" = String, description = "The session cookie: `qrlogin_session` (`__Host-qrlogin_session` over https)")))))]
 pub(crate) async fn redeem_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
@@ -98,6 +112,9 @@ pub(crate) async fn redeem_login(
 }
 
 /// `DELETE /api/v1/logins/{id}`: the desktop gave up (page left).
+#[utoipa::path(delete, path = paths::LOGIN, tag = "desktop", params(("id" = String, Path, description = "The attempt's id, as `POST /api/v1/logins` made it (a lower-case version-4 UUID)", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    security(("bind_cookie" = [])),
+    responses((status = 204, description = "Cancelled (or it already was)")))]
 pub(crate) async fn cancel_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
@@ -109,6 +126,9 @@ pub(crate) async fn cancel_login(
 }
 
 /// `POST /api/v1/logins/{id}/scan`.
+#[utoipa::path(post, path = paths::LOGIN_SCAN, tag = "phone", params(("id" = String, Path, description = "The attempt's id, as `POST /api/v1/logins` made it (a lower-case version-4 UUID)", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "Scanned by this account: who asks, and the numbers to pick from", body = Scanned)))]
 pub(crate) async fn scan_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
@@ -121,6 +141,10 @@ pub(crate) async fn scan_login(
 
 /// `POST /api/v1/logins/{id}/approve` `{match_code}`. The approving account
 /// is the session's; the body carries nothing else.
+#[utoipa::path(post, path = paths::LOGIN_APPROVE, tag = "phone", params(("id" = String, Path, description = "The attempt's id, as `POST /api/v1/logins` made it (a lower-case version-4 UUID)", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    request_body = ApproveRequest,
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "Approved", body = StateChanged)))]
 pub(crate) async fn approve_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
@@ -138,6 +162,9 @@ pub(crate) async fn approve_login(
 }
 
 /// `POST /api/v1/logins/{id}/deny`.
+#[utoipa::path(post, path = paths::LOGIN_DENY, tag = "phone", params(("id" = String, Path, description = "The attempt's id, as `POST /api/v1/logins` made it (a lower-case version-4 UUID)", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "Denied", body = StateChanged)))]
 pub(crate) async fn deny_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
