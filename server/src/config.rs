@@ -191,30 +191,11 @@ pub enum ConfigError {
 
 impl Settings {
     pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Parse {
-                    path: path.clone(),
-                    source: Box::new(source),
-                })?
-            }
-            None => FileSettings::default(),
-        };
-        let defaults = Ttls::default();
-        let ttl =
-            |flag: Option<u64>, file: Option<u64>, default: Duration, name| match flag.or(file) {
-                None => Ok(default),
-                Some(s @ 1..=86_400) => Ok(Duration::from_secs(s)),
-                Some(_) => Err(ConfigError::Ttl(name)),
-            };
+        let file = FileSettings::read(args.config.as_deref())?;
         let public_url = args
             .public_url
             .clone()
-            .or(file.public_url)
+            .or(file.public_url.clone())
             .unwrap_or_else(|| "http://127.0.0.1:3000".to_owned());
         Ok(Self {
             addr: args
@@ -231,7 +212,7 @@ impl Settings {
             site_root: args
                 .site_root
                 .clone()
-                .or(file.site_root)
+                .or(file.site_root.clone())
                 // cargo-leptos tells the server where it put the site.
                 .or_else(|| std::env::var_os("LEPTOS_SITE_ROOT").map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from("target/site")),
@@ -239,46 +220,65 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
-            limits: {
-                let d = LimitSettings::default();
-                LimitSettings {
-                    sign_in: args
-                        .limit_sign_in
-                        .or(file.limit_sign_in)
-                        .unwrap_or(d.sign_in),
-                    create: args.limit_create.or(file.limit_create).unwrap_or(d.create),
-                    poll: args.limit_poll.or(file.limit_poll).unwrap_or(d.poll),
-                    scan: args.limit_scan.or(file.limit_scan).unwrap_or(d.scan),
-                    decide: args.limit_decide.or(file.limit_decide).unwrap_or(d.decide),
-                }
-            },
+            limits: limits(args, &file),
             trusted_proxies: args
                 .trusted_proxies
                 .clone()
-                .or(file.trusted_proxies)
+                .or(file.trusted_proxies.clone())
                 .unwrap_or_default(),
-            ttls: Ttls {
-                pending: ttl(
-                    args.pending_ttl,
-                    file.pending_ttl,
-                    defaults.pending,
-                    "pending_ttl",
-                )?,
-                scanned: ttl(
-                    args.scanned_ttl,
-                    file.scanned_ttl,
-                    defaults.scanned,
-                    "scanned_ttl",
-                )?,
-                approved: ttl(
-                    args.approved_ttl,
-                    file.approved_ttl,
-                    defaults.approved,
-                    "approved_ttl",
-                )?,
-            },
+            ttls: ttls(args, &file)?,
         })
     }
+}
+
+impl FileSettings {
+    /// The TOML file at `path`; none at all is all defaults.
+    fn read(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+}
+
+fn limits(args: &ServeArgs, file: &FileSettings) -> LimitSettings {
+    let d = LimitSettings::default();
+    LimitSettings {
+        sign_in: args
+            .limit_sign_in
+            .or(file.limit_sign_in)
+            .unwrap_or(d.sign_in),
+        create: args.limit_create.or(file.limit_create).unwrap_or(d.create),
+        poll: args.limit_poll.or(file.limit_poll).unwrap_or(d.poll),
+        scan: args.limit_scan.or(file.limit_scan).unwrap_or(d.scan),
+        decide: args.limit_decide.or(file.limit_decide).unwrap_or(d.decide),
+    }
+}
+
+fn ttls(args: &ServeArgs, file: &FileSettings) -> Result<Ttls, ConfigError> {
+    let ttl = |flag: Option<u64>, file: Option<u64>, default: Duration, name| match flag.or(file) {
+        None => Ok(default),
+        Some(s @ 1..=86_400) => Ok(Duration::from_secs(s)),
+        Some(_) => Err(ConfigError::Ttl(name)),
+    };
+    let d = Ttls::default();
+    Ok(Ttls {
+        pending: ttl(args.pending_ttl, file.pending_ttl, d.pending, "pending_ttl")?,
+        scanned: ttl(args.scanned_ttl, file.scanned_ttl, d.scanned, "scanned_ttl")?,
+        approved: ttl(
+            args.approved_ttl,
+            file.approved_ttl,
+            d.approved,
+            "approved_ttl",
+        )?,
+    })
 }
 
 /// The externally reachable base URL, without a trailing slash.

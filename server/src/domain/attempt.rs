@@ -228,71 +228,101 @@ impl Attempt {
         now: UnixMillis,
         ttls: &Ttls,
     ) -> Result<(), TransitionError> {
-        use LoginState::*;
         self.expire_if_due(now);
         if self.state.is_terminal() {
             return Err(TransitionError::Finished(self.state));
         }
-        let ms = |d: std::time::Duration| now + d.as_millis() as u64;
+        let after = |d: Duration| now + d.as_millis() as u64;
         match transition {
             Transition::Scan {
                 scanner,
                 match_code,
                 match_choices,
-            } => match self.state {
-                Pending => {
-                    self.scanner = Some(scanner.clone());
-                    self.match_code = Some(*match_code);
-                    self.match_choices = Some(*match_choices);
-                    self.enter(Scanned, ms(ttls.scanned));
-                    Ok(())
-                }
-                // The same phone opening the link again sees the same request.
-                _ if self.is_scanner(scanner.account_id) => Ok(()),
-                _ => {
-                    self.refused_scans = self.refused_scans.saturating_add(1);
-                    if self.refused_scans >= MAX_REFUSED_SCANS {
-                        self.enter(Denied, now);
-                    }
-                    Err(TransitionError::ScannedByOther)
-                }
-            },
+            } => self.scan(
+                scanner,
+                *match_code,
+                *match_choices,
+                now,
+                after(ttls.scanned),
+            ),
             Transition::Approve {
                 account_id,
                 match_code,
-            } => match self.state {
-                Pending => Err(TransitionError::NotScanned),
-                _ if !self.is_scanner(*account_id) => Err(TransitionError::ScannedByOther),
-                Approved => Ok(()),
-                _ if self.match_code != Some(*match_code) => {
-                    // Deny is the safe default: a wrong pick may mean the
-                    // phone is looking at somebody else's screen.
-                    self.enter(Denied, now);
-                    Err(TransitionError::WrongMatchCode)
-                }
-                _ => {
-                    self.enter(Approved, ms(ttls.approved));
-                    Ok(())
-                }
-            },
-            Transition::Deny { account_id } => match self.state {
-                Pending => Err(TransitionError::NotScanned),
-                _ if !self.is_scanner(*account_id) => Err(TransitionError::ScannedByOther),
-                Approved => Err(TransitionError::AlreadyApproved),
-                _ => {
-                    self.enter(Denied, now);
-                    Ok(())
-                }
-            },
+            } => self.approve(*account_id, *match_code, now, after(ttls.approved)),
+            Transition::Deny { account_id } => self.deny(*account_id, now),
             Transition::Redeem => match self.state {
-                Approved => {
-                    self.enter(Redeemed, now);
+                LoginState::Approved => {
+                    self.enter(LoginState::Redeemed, now);
                     Ok(())
                 }
                 _ => Err(TransitionError::NotApproved),
             },
             Transition::Cancel => {
-                self.enter(Cancelled, now);
+                self.enter(LoginState::Cancelled, now);
+                Ok(())
+            }
+        }
+    }
+
+    fn scan(
+        &mut self,
+        scanner: &Scanner,
+        match_code: u8,
+        match_choices: [u8; 3],
+        now: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Result<(), TransitionError> {
+        match self.state {
+            LoginState::Pending => {
+                self.scanner = Some(scanner.clone());
+                self.match_code = Some(match_code);
+                self.match_choices = Some(match_choices);
+                self.enter(LoginState::Scanned, expires_at);
+                Ok(())
+            }
+            // The same phone opening the link again sees the same request.
+            _ if self.is_scanner(scanner.account_id) => Ok(()),
+            _ => {
+                self.refused_scans = self.refused_scans.saturating_add(1);
+                if self.refused_scans >= MAX_REFUSED_SCANS {
+                    self.enter(LoginState::Denied, now);
+                }
+                Err(TransitionError::ScannedByOther)
+            }
+        }
+    }
+
+    fn approve(
+        &mut self,
+        account_id: i64,
+        match_code: u8,
+        now: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Result<(), TransitionError> {
+        match self.state {
+            LoginState::Pending => Err(TransitionError::NotScanned),
+            _ if !self.is_scanner(account_id) => Err(TransitionError::ScannedByOther),
+            LoginState::Approved => Ok(()),
+            _ if self.match_code != Some(match_code) => {
+                // Deny is the safe default: a wrong pick may mean the
+                // phone is looking at somebody else's screen.
+                self.enter(LoginState::Denied, now);
+                Err(TransitionError::WrongMatchCode)
+            }
+            _ => {
+                self.enter(LoginState::Approved, expires_at);
+                Ok(())
+            }
+        }
+    }
+
+    fn deny(&mut self, account_id: i64, now: UnixMillis) -> Result<(), TransitionError> {
+        match self.state {
+            LoginState::Pending => Err(TransitionError::NotScanned),
+            _ if !self.is_scanner(account_id) => Err(TransitionError::ScannedByOther),
+            LoginState::Approved => Err(TransitionError::AlreadyApproved),
+            _ => {
+                self.enter(LoginState::Denied, now);
                 Ok(())
             }
         }
@@ -367,6 +397,23 @@ mod tests {
         }
         assert_eq!(a.state, state);
         a
+    }
+
+    #[test]
+    fn login_ids_are_strict_v4_uuids() {
+        let id = LoginId::new_random();
+        assert_eq!(id.to_string().parse::<LoginId>(), Ok(id));
+        for bad in [
+            "0B8F6A52-2F6E-4B8E-9A4E-6F1D2C3B4A59",   // upper case
+            "0b8f6a522f6e4b8e9a4e6f1d2c3b4a59",       // no hyphens
+            "{0b8f6a52-2f6e-4b8e-9a4e-6f1d2c3b4a59}", // braced
+            "urn:uuid:0b8f6a52-2f6e-4b8e-9a4e-6f1d2c3b4a59",
+            "0b8f6a52-2f6e-1b8e-9a4e-6f1d2c3b4a59", // version 1
+            "0b8f6a52-2f6e-7b8e-9a4e-6f1d2c3b4a59", // version 7
+            "",
+        ] {
+            assert_eq!(bad.parse::<LoginId>(), Err(InvalidLoginId), "{bad}");
+        }
     }
 
     #[test]

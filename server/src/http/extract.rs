@@ -12,7 +12,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{cookies, error::ApiError, AppState};
+use super::{cookies, error::ApiError, state::AppState};
 use crate::{
     domain::{attempt::LoginId, caller::Caller, secret::Secret},
     services::accounts::CurrentSession,

@@ -10,6 +10,7 @@ use app::api::paths;
 use axum::{
     http::{header, HeaderValue},
     response::IntoResponse,
+    routing::get,
     Router,
 };
 use serde_json::{json, Value};
@@ -19,7 +20,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     api::{accounts, logins},
     error::ApiError,
-    AppState,
+    state::AppState,
 };
 
 #[derive(OpenApi)]
@@ -30,6 +31,7 @@ use super::{
                        Errors are `{error, message}` with a stable machine code in `error`; \
                        see docs/design.md."
     ),
+    paths(openapi),
     components(schemas(app::api::ApiErrorBody)),
     tags(
         (name = "desktop", description = "The browser that wants to sign in; bound to its attempt by the bind cookie"),
@@ -157,18 +159,20 @@ pub(crate) fn routes() -> (Router<AppState>, Value) {
         .routes(routes!(accounts::me))
         .routes(routes!(accounts::list_sessions))
         .routes(routes!(accounts::revoke_session))
-        .routes(routes!(openapi))
         .split_for_parts();
     // Serialising a document of plain strings and maps cannot fail.
     let mut doc = serde_json::to_value(&api).unwrap_or_default();
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
     add_security_schemes(&mut doc);
     add_error_answers(&mut doc);
+    // The document serves itself; the layer sits on its route alone.
+    let served: Document = to_pretty_json(&doc).into();
+    let router = router.route(paths::OPENAPI, get(openapi).layer(axum::Extension(served)));
     (router, doc)
 }
 
 /// The document as served (and committed).
-pub(crate) fn to_pretty_json(doc: &Value) -> String {
+fn to_pretty_json(doc: &Value) -> String {
     let mut text = serde_json::to_string_pretty(doc).unwrap_or_default();
     text.push('\n');
     text
@@ -177,18 +181,18 @@ pub(crate) fn to_pretty_json(doc: &Value) -> String {
 /// This document.
 #[utoipa::path(get, path = paths::OPENAPI, tag = "meta",
     responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json")))]
-async fn openapi(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+async fn openapi(axum::Extension(doc): axum::Extension<Document>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        state.openapi.clone(),
+        doc,
     )
 }
 
 /// The served text, made once (cheap to clone).
-pub(crate) type Document = axum::body::Bytes;
+type Document = axum::body::Bytes;
 
 fn add_security_schemes(doc: &mut Value) {
     doc["components"]["securitySchemes"] = json!({

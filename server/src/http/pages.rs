@@ -15,7 +15,8 @@ use super::{
     cookies::{clear_session_cookie, session_cookie},
     error::ApiError,
     extract::{caller, current_session},
-    views, AppState,
+    state::AppState,
+    views,
 };
 use crate::{
     domain::{

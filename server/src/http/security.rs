@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{error::ApiError, AppState};
+use super::{error::ApiError, state::AppState};
 
 /// The policy for everything that is not a page (JSON, static files): load
 /// nothing, be framed by nobody.

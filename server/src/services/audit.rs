@@ -44,11 +44,6 @@ impl AuditLog {
         self.store.events(query).await
     }
 
-    /// Rows dropped because the queue was full, since start.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
     pub fn record(
         &self,
         event: AuditEvent,

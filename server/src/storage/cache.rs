@@ -22,7 +22,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{AccountStore, SessionStore, StoreError};
+use super::traits::{AccountStore, SessionStore, StoreError};
 use crate::domain::{
     account::{Account, DisplayName, NewSession, Session, Username},
     secret::SecretHash,

@@ -5,8 +5,13 @@
 use std::{sync::Arc, time::Duration};
 
 use super::{
-    cache::CachedSessions, memory, sqlite::SqliteStore, AccountStore, AttemptStore, AuditQuery,
-    AuditStore, ChangeNotifier, SessionStore, StoreError,
+    cache::CachedSessions,
+    memory,
+    sqlite::SqliteStore,
+    traits::{
+        AccountStore, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, SessionStore,
+        StoreError,
+    },
 };
 use crate::domain::{
     account::{DisplayName, NewSession, SignInMethod, Username, SESSION_IDLE_LIMIT_MS},

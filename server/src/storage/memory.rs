@@ -9,7 +9,7 @@ use std::{
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::{Applied, AttemptStore, ChangeNotifier, StoreError};
+use super::traits::{Applied, AttemptStore, ChangeNotifier, StoreError};
 use crate::domain::{
     attempt::{Attempt, LoginId, Transition, Ttls, FINISHED_RETENTION_MS},
     time::UnixMillis,

@@ -9,186 +9,23 @@
 //! | [`SessionStore`]   | signed-in sessions by token hash       | SQLite (+ cache)    |
 //! | [`AuditStore`]     | the audit trail and sign-in history    | SQLite              |
 //!
-//! A new back-end is one module here plus one arm in [`open`]; the contract
-//! suites in `contract` then run against it with one line each.
+//! The traits are in `traits.rs`. A new back-end is one module here plus
+//! one arm in [`open`]; the contract suites in `contract` then run against
+//! it with one line each.
 
 pub(crate) mod cache;
 #[cfg(test)]
 mod contract;
 pub(crate) mod memory;
 pub(crate) mod sqlite;
+mod traits;
 
-use std::{path::PathBuf, sync::Arc};
-
-use async_trait::async_trait;
-use tokio::sync::watch;
-
-use crate::domain::{
-    account::{Account, DisplayName, NewSession, Session, SignInRecord, Username},
-    attempt::{Attempt, LoginId, Transition, TransitionError, Ttls},
-    audit::{AuditEvent, AuditRecord},
-    secret::SecretHash,
-    time::UnixMillis,
+pub use traits::{
+    AccountStore, Applied, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, SessionStore,
+    StoreError, Stores,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// An attempt with this id, or an account with this username, exists.
-    #[error("already exists")]
-    Duplicate,
-    /// The back-end failed or cannot be reached; the request may be retried.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Unavailable(err.to_string())
-    }
-}
-
-/// What applying a transition did.
-#[derive(Debug, Clone)]
-pub struct Applied {
-    /// The attempt as it now is.
-    pub attempt: Attempt,
-    pub outcome: Result<(), TransitionError>,
-    /// Whether the attempt changed (a repeated scan, say, does not).
-    pub changed: bool,
-}
-
-#[async_trait]
-pub trait AttemptStore: Send + Sync + 'static {
-    /// Fails with [`StoreError::Duplicate`] when the id is taken.
-    async fn insert(&self, attempt: Attempt) -> Result<(), StoreError>;
-
-    /// The attempt as of `now`: one whose time ran out comes back expired.
-    async fn get(&self, id: LoginId, now: UnixMillis) -> Result<Option<Attempt>, StoreError>;
-
-    /// Applies `transition` atomically: of two racing calls, one sees the
-    /// other's result. `None` when there is no such attempt.
-    async fn apply(
-        &self,
-        id: LoginId,
-        transition: &Transition,
-        now: UnixMillis,
-        ttls: &Ttls,
-    ) -> Result<Option<Applied>, StoreError>;
-
-    /// Forgets attempts that ended more than
-    /// [`FINISHED_RETENTION_MS`](crate::domain::attempt::FINISHED_RETENTION_MS)
-    /// ago; returns each of them once, as it ended (expired where its time
-    /// ran out).
-    async fn purge(&self, now: UnixMillis) -> Result<Vec<Attempt>, StoreError>;
-}
-
-/// Tells waiting desktops that their attempt changed. Apart from
-/// [`AttemptStore`] so that a back-end spanning processes (pub/sub) can
-/// carry it; waiters hold a `watch` receiver each, so a waiting long poll
-/// costs no task or timer.
-#[async_trait]
-pub trait ChangeNotifier: Send + Sync + 'static {
-    /// Receives every version published for `id` from now on. Its first
-    /// value means nothing: read the attempt after subscribing.
-    fn subscribe(&self, id: LoginId) -> watch::Receiver<u64>;
-
-    /// Wakes every subscriber of `id` (in every process) with `version`.
-    async fn publish(&self, id: LoginId, version: u64) -> Result<(), StoreError>;
-
-    /// Drops what it keeps for attempts nobody waits on any more.
-    fn forget_idle(&self);
-}
-
-#[async_trait]
-pub trait AccountStore: Send + Sync + 'static {
-    /// Fails with [`StoreError::Duplicate`] when the username is taken.
-    async fn create_account(
-        &self,
-        username: &Username,
-        display_name: &DisplayName,
-        password_hash: &str,
-        now: UnixMillis,
-    ) -> Result<Account, StoreError>;
-    /// The account and its password hash.
-    async fn find_account(
-        &self,
-        username: &Username,
-    ) -> Result<Option<(Account, String)>, StoreError>;
-    /// Replaces the password hash; false if there is no such account.
-    async fn set_password(
-        &self,
-        username: &Username,
-        password_hash: &str,
-    ) -> Result<bool, StoreError>;
-    async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError>;
-    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
-    /// Removes the account and all its sessions; false if there was none.
-    async fn remove_account(&self, username: &Username) -> Result<bool, StoreError>;
-}
-
-#[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session; answers once it is durable.
-    async fn create_session(
-        &self,
-        token_hash: &SecretHash,
-        new: &NewSession,
-        now: UnixMillis,
-    ) -> Result<Session, StoreError>;
-    /// The live session with this token hash, and its account.
-    async fn session_by_token(
-        &self,
-        token_hash: &SecretHash,
-        now: UnixMillis,
-    ) -> Result<Option<(Session, Account)>, StoreError>;
-    async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), StoreError>;
-    /// The account's sessions, newest first.
-    async fn list_sessions(&self, account_id: i64) -> Result<Vec<Session>, StoreError>;
-    /// Revokes one of the account's sessions; false if it has none by that id.
-    async fn delete_session(&self, account_id: i64, id: &str) -> Result<bool, StoreError>;
-}
-
-/// Which audit rows to read, oldest first.
-#[derive(Debug, Clone, Default)]
-pub struct AuditQuery {
-    pub login_id: Option<String>,
-    pub account_id: Option<i64>,
-    pub event: Option<AuditEvent>,
-    pub limit: Option<u32>,
-}
-
-#[async_trait]
-pub trait AuditStore: Send + Sync + 'static {
-    /// Queues a row without waiting; false when the queue is full (the row
-    /// is dropped, never a request slowed down).
-    fn append(&self, record: AuditRecord) -> bool;
-    /// Resolves once every row appended before it is stored.
-    async fn flush(&self) -> Result<(), StoreError>;
-    /// Rows matching `query`, oldest first (what was appended is flushed first).
-    async fn events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
-    /// The account's latest sign-ins, newest first.
-    async fn recent_sign_ins(
-        &self,
-        account_id: i64,
-        limit: u32,
-    ) -> Result<Vec<SignInRecord>, StoreError>;
-    /// Notes that the account looked at its sign-ins; returns when it last did.
-    async fn mark_sign_ins_seen(
-        &self,
-        account_id: i64,
-        now: UnixMillis,
-    ) -> Result<UnixMillis, StoreError>;
-}
-
-/// Every store a running server uses.
-#[derive(Clone)]
-pub struct Stores {
-    pub attempts: Arc<dyn AttemptStore>,
-    pub notifier: Arc<dyn ChangeNotifier>,
-    pub accounts: Arc<dyn AccountStore>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub audit: Arc<dyn AuditStore>,
-}
+use std::{path::PathBuf, sync::Arc};
 
 /// Where accounts, sessions and the audit trail live, from `--database`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -114,7 +114,7 @@ async fn a_wrong_number_denies_the_attempt() {
 }
 
 #[tokio::test]
-async fn illegal_transitions_give_the_spec_status_and_change_nothing() {
+async fn illegal_transitions_give_the_documented_status_and_change_nothing() {
     let app = test_app().await;
     let phone = app.phone("alice", "Alice").await;
 

@@ -15,7 +15,8 @@ use crate::{
         cookies::{clear_session_cookie, session_cookie},
         error::ApiError,
         extract::{current_session, ApiJson, ApiPath},
-        views, AppState,
+        state::AppState,
+        views,
     },
     services::accounts::CurrentSession,
 };

@@ -21,7 +21,8 @@ use crate::{
         cookies::{bind_cookie, session_cookie},
         error::ApiError,
         extract::{ApiJson, ApiQuery, BindSecrets, LoginIdPath},
-        views, AppState,
+        state::AppState,
+        views,
     },
     services::{accounts::CurrentSession, logins::Created},
 };

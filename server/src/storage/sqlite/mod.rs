@@ -3,9 +3,10 @@
 //! this module. Reads go through a small sqlx pool; the frequent writes
 //! (new sessions, audit rows) through one [`writer::SqliteWriter`] thread.
 
+mod connection;
 mod writer;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -13,7 +14,6 @@ use sqlx::{
     Row, SqlitePool,
 };
 
-use super::{AccountStore, AuditQuery, AuditStore, SessionStore, StoreError};
 use crate::domain::{
     account::{
         Account, DisplayName, NewSession, Session, SignInRecord, Username, SESSION_IDLE_LIMIT_MS,
@@ -22,19 +22,9 @@ use crate::domain::{
     secret::SecretHash,
     time::UnixMillis,
 };
+use crate::storage::traits::{AccountStore, AuditQuery, AuditStore, SessionStore, StoreError};
+use connection::{BUSY_TIMEOUT, PRAGMAS};
 use writer::SqliteWriter;
-
-/// The connection settings every connection shares: WAL + NORMAL (no fsync
-/// per commit, still never corrupt; a power cut may only lose the last
-/// moments' sessions and audit rows), foreign keys on.
-const PRAGMAS: [(&str, &str); 4] = [
-    ("journal_mode", "wal"),
-    ("synchronous", "normal"),
-    ("foreign_keys", "on"),
-    // Fewer, larger checkpoints (each one fsyncs).
-    ("wal_autocheckpoint", "4000"),
-];
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct SqliteStore {

@@ -20,7 +20,7 @@ use std::{
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 
-use super::{BUSY_TIMEOUT, PRAGMAS};
+use super::connection::{BUSY_TIMEOUT, PRAGMAS};
 use crate::domain::{account::Session, audit::AuditRecord, secret::SecretHash};
 
 /// Audit rows waiting for a commit; beyond this they are dropped (and
