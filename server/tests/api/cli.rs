@@ -94,3 +94,31 @@ fn help_documents_every_setting() {
         assert!(help.contains(setting), "{setting} missing from:\n{help}");
     }
 }
+
+#[test]
+fn the_database_is_named_by_url_and_unknown_schemes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("by-url.db");
+    let url = format!("sqlite://{}", path.display());
+    let out = qrlogin(&["user", "add", "carol"], "a long password\n", &path);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The same file through its URL: the account is there.
+    let out = Command::new(env!("CARGO_BIN_EXE_qrlogin"))
+        .args(["user", "list", "--database", &url])
+        .env_remove("QRLOGIN_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "carol\tcarol\n", "{}", text(&out.stderr));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_qrlogin"))
+        .args(["user", "list", "--database", "mysql://db.example/qrlogin"])
+        .env_remove("QRLOGIN_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not supported"),
+        "{}",
+        text(&out.stderr)
+    );
+}
