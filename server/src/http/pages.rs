@@ -33,11 +33,7 @@ use crate::{
 /// Internal causes are logged; the page gets only the machine code.
 fn page_error(err: impl Into<ApiError>) -> ServerFnError {
     let err = err.into();
-    match &err {
-        ApiError::Internal(source) => tracing::error!(error = %source, "page request failed"),
-        ApiError::Unavailable(source) => tracing::warn!(error = %source, "a store is unavailable"),
-        _ => {}
-    }
+    err.log_cause();
     ServerFnError::new(err.code())
 }
 
