@@ -1,7 +1,11 @@
 # Installs what building and testing qrlogin needs, skipping what is there.
-# Sourced by scripts/run.sh and scripts/test.sh; safe to run again.
+# Sourced by scripts/run.sh, scripts/test.sh and scripts/cluster.sh; safe to
+# run again.
 #   ensure_build_tools   wasm32 target, cargo-leptos, wasm-bindgen-cli, npm packages (wasm-opt)
 #   ensure_browser       Debian's chromium for the Playwright tests
+#   ensure_redis         Debian's redis-server and redis-cli (store tests, cluster.sh)
+#   ensure_postgres      PostgreSQL 15 (store tests, cluster.sh)
+#   ensure_nginx         nginx-light, the load balancer of cluster.sh
 
 set -euo pipefail
 
@@ -11,6 +15,8 @@ CARGO_LEPTOS_VERSION="0.3.10"
 export PATH="$REPO_ROOT/end2end/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # Playwright must use Debian's Chromium; its own download cannot work here.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+# Debian keeps PostgreSQL's server binaries (initdb, pg_ctl, postgres) off PATH.
+PG_BIN="${QRLOGIN_PG_BIN:-/usr/lib/postgresql/15/bin}"
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 
@@ -73,12 +79,40 @@ ensure_build_tools() {
   ensure_cargo_leptos
 }
 
+# env inside as_root: sudo would drop DEBIAN_FRONTEND from the environment.
+apt_install() {
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
 ensure_browser() {
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Debian's chromium"
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium
+    apt_install chromium
   fi
+}
+
+ensure_redis() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    say "installing Debian's redis-server and redis-tools"
+    apt_install redis-server redis-tools
+  fi
+}
+
+ensure_postgres() {
+  if [ ! -x "$PG_BIN/initdb" ]; then
+    say "installing Debian's postgresql-15"
+    apt_install postgresql-15
+  fi
+}
+
+ensure_nginx() {
+  if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    say "installing Debian's nginx-light"
+    apt_install nginx-light
+  fi
+  # A non-root PATH often lacks /usr/sbin.
+  case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 }
 
 # The release site and server, and the benchmark binary in the same cargo

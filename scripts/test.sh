@@ -4,16 +4,27 @@
 # document, then Playwright in Debian's Chromium against the release build.
 # Installs whatever is missing first. Exits non-zero on any failure.
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+source "$REPO_ROOT/scripts/services.sh"
 cd "$REPO_ROOT"
 ensure_build_tools
 ensure_browser
+ensure_redis
+ensure_postgres
+ensure_nginx
 
 # A fresh clone gains nothing from incremental caches; they only cost disk.
 if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL=0; fi
 check_free_disk 6
 
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# Redis and PostgreSQL for the store contracts and the multi-instance
+# tests, on unix sockets in a throwaway folder; stopped however this ends.
+services="$(mktemp -d /tmp/qrlogin-services.XXXXXX)"
+trap 'stop_test_services "$services"; rm -rf "$services" "$log"' EXIT
+say "starting Redis and PostgreSQL under $services"
+start_test_services "$services"
+# Tests that need them fail (rather than skip) without them.
+export QRLOGIN_REQUIRE_SERVICES=1
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

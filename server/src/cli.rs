@@ -126,10 +126,12 @@ async fn ensure_demo_account(accounts: &AccountService) -> Result<String, BoxErr
 async fn manage_users(args: UserArgs) -> Result<(), BoxError> {
     let settings = Settings::resolve(&ServeArgs {
         database: args.database,
+        redis: args.redis,
+        redis_prefix: args.redis_prefix,
         config: args.config,
         ..ServeArgs::default()
     })?;
-    let stores = storage::open(&settings.database).await?;
+    let stores = storage::open(&settings.database, settings.redis.as_ref()).await?;
     let services = crate::services::Services::new(stores, settings.ttls, settings.limits);
     let accounts = &services.accounts;
     match args.action {

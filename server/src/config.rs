@@ -10,7 +10,7 @@ use url::Url;
 use crate::{
     domain::attempt::Ttls,
     services::limits::LimitSettings,
-    storage::{DatabaseUrl, UnsupportedDatabaseUrl},
+    storage::{DatabaseUrl, RedisSettings, UnsupportedDatabaseUrl, DEFAULT_REDIS_PREFIX},
 };
 
 #[derive(Debug, Parser)]
@@ -42,7 +42,19 @@ pub struct UserArgs {
     /// (or a plain file path) [default: sqlite://data/qrlogin.db]
     #[arg(long, env = "QRLOGIN_DATABASE", value_name = "URL", global = true)]
     pub database: Option<String>,
-    /// Optional TOML settings file (only `database` is used here).
+    /// Redis the servers share, so that a removed account's sessions end on
+    /// every instance at once
+    #[arg(long, env = "QRLOGIN_REDIS", value_name = "URL", global = true)]
+    pub redis: Option<String>,
+    /// Starts every Redis key [default: qrlogin:]
+    #[arg(
+        long,
+        env = "QRLOGIN_REDIS_PREFIX",
+        value_name = "PREFIX",
+        global = true
+    )]
+    pub redis_prefix: Option<String>,
+    /// Optional TOML settings file (only `database` and `redis` are used here).
     #[arg(long, env = "QRLOGIN_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -84,9 +96,19 @@ pub struct ServeArgs {
     #[arg(long, env = "QRLOGIN_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
     /// Database for accounts, sessions and the audit trail: sqlite://PATH
-    /// (or a plain file path) [default: sqlite://data/qrlogin.db]
+    /// (or a plain file path), or postgres://USER@HOST/DB for several
+    /// instances [default: sqlite://data/qrlogin.db]
     #[arg(long, env = "QRLOGIN_DATABASE", value_name = "URL")]
     pub database: Option<String>,
+    /// Redis for pending logins, their notifications and the rate limits,
+    /// shared by several instances: redis://HOST:PORT or redis+unix:///PATH
+    /// [default: none; kept in this process]
+    #[arg(long, env = "QRLOGIN_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+    /// Starts every Redis key and channel, so that deployments sharing one
+    /// Redis stay apart [default: qrlogin:]
+    #[arg(long, env = "QRLOGIN_REDIS_PREFIX", value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
     /// Optional TOML file with any of these settings (keys as the long flags,
     /// with `_` for `-`); flags and environment variables win over it.
     #[arg(long, env = "QRLOGIN_CONFIG", value_name = "FILE")]
@@ -143,6 +165,8 @@ struct FileSettings {
     addr: Option<SocketAddr>,
     public_url: Option<String>,
     database: Option<String>,
+    redis: Option<String>,
+    redis_prefix: Option<String>,
     site_root: Option<PathBuf>,
     log_format: Option<LogFormat>,
     pending_ttl: Option<u64>,
@@ -162,6 +186,8 @@ pub struct Settings {
     pub addr: SocketAddr,
     pub public_url: PublicUrl,
     pub database: DatabaseUrl,
+    /// Redis shared by every instance, if any.
+    pub redis: Option<RedisSettings>,
     pub site_root: PathBuf,
     pub log_format: LogFormat,
     pub ttls: Ttls,
@@ -209,6 +235,18 @@ impl Settings {
                     .or(file.database.as_deref())
                     .unwrap_or("sqlite://data/qrlogin.db"),
             )?,
+            redis: args
+                .redis
+                .clone()
+                .or(file.redis.clone())
+                .map(|url| RedisSettings {
+                    url,
+                    prefix: args
+                        .redis_prefix
+                        .clone()
+                        .or(file.redis_prefix.clone())
+                        .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned()),
+                }),
             site_root: args
                 .site_root
                 .clone()

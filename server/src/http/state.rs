@@ -46,7 +46,7 @@ impl AppState {
     pub async fn open(settings: &Settings) -> Result<Self, OpenError> {
         Ok(Self::with_stores(
             settings,
-            storage::open(&settings.database).await?,
+            storage::open(&settings.database, settings.redis.as_ref()).await?,
         ))
     }
 

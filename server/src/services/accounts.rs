@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     audit::AuditLog,
-    limits::{ip_key, RateLimited, RateLimits},
+    limits::{ip_key, LimitError, RateLimited, RateLimits},
 };
 use crate::{
     domain::{
@@ -48,6 +48,15 @@ pub enum AccountError {
     Password(#[from] PasswordError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<LimitError> for AccountError {
+    fn from(err: LimitError) -> Self {
+        match err {
+            LimitError::Limited(limited) => Self::RateLimited(limited),
+            LimitError::Store(store) => Self::Store(store),
+        }
+    }
 }
 
 /// The signed-in account making a request.
@@ -115,11 +124,12 @@ impl AccountService {
     ) -> Result<Account, AccountError> {
         // Before any hashing, so a flood cannot burn the CPU either. Keyed by
         // the name as typed, existing or not: the answer tells nothing.
-        self.limits.sign_in_ip.check(&ip_key(caller.ip))?;
+        self.limits.sign_in_ip.check(&ip_key(caller.ip)).await?;
         let folded = username.trim().to_ascii_lowercase();
         self.limits
             .sign_in_username
-            .check(&folded.chars().take(64).collect())?;
+            .check(&folded.chars().take(64).collect())
+            .await?;
         let (Ok(username), Ok(password)) = (Username::parse(username), Password::parse(password))
         else {
             return Err(AccountError::InvalidCredentials);

@@ -1,8 +1,14 @@
-//! Rate limits per client address and per account (governor's GCRA keyed
-//! limiters: a few bytes per key, no timer per key). The defaults never
-//! bother a person; a script that hammers gets 429 with `Retry-After`.
+//! Rate limits per client address and per account. One process counts in
+//! memory (governor's GCRA keyed limiters: a few bytes per key, no timer
+//! per key); several instances count together in a [`SharedLimiter`]
+//! (Redis, the same algorithm), so the 11th try is refused whichever
+//! instance gets it. The defaults never bother a person; a script that
+//! hammers gets 429 with `Retry-After`. A shared limiter that cannot be
+//! reached refuses (503): a login server does not drop its brute-force
+//! defence when a store is down.
 
 use std::{
+    fmt::Display,
     hash::Hash,
     net::{IpAddr, Ipv4Addr},
     num::NonZeroU32,
@@ -11,6 +17,8 @@ use std::{
 };
 
 use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::storage::{SharedLimiter, StoreError};
 
 /// Refused: the key is over its limit; try again after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -46,29 +54,67 @@ impl Default for LimitSettings {
     }
 }
 
-/// One keyed limiter, or none when its limit is off.
-pub struct Limit<K: Hash + Eq + Clone>(Option<DefaultKeyedRateLimiter<K>>);
+/// Why a request was not let through.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error(transparent)]
+    Limited(#[from] RateLimited),
+    /// The shared limiter cannot be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
-impl<K: Hash + Eq + Clone> Limit<K> {
-    fn per_minute(n: u32) -> Self {
-        Self(NonZeroU32::new(n).map(|n| RateLimiter::keyed(Quota::per_minute(n))))
-    }
+/// Where a limit counts.
+enum Counter<K: Hash + Eq + Clone> {
+    Off,
+    Local(DefaultKeyedRateLimiter<K>),
+    Shared {
+        name: &'static str,
+        per_minute: NonZeroU32,
+        limiter: Arc<dyn SharedLimiter>,
+    },
+}
 
-    /// Counts one request for `key`; 429 once the key is over its limit.
-    pub fn check(&self, key: &K) -> Result<(), RateLimited> {
-        let Some(limiter) = &self.0 else {
-            return Ok(());
-        };
-        limiter.check_key(key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            RateLimited {
-                retry_after: wait.max(Duration::from_secs(1)),
-            }
+/// One keyed limit.
+pub struct Limit<K: Hash + Eq + Clone>(Counter<K>);
+
+impl<K: Hash + Eq + Clone + Display> Limit<K> {
+    fn per_minute(name: &'static str, n: u32, shared: &Option<Arc<dyn SharedLimiter>>) -> Self {
+        Self(match (NonZeroU32::new(n), shared) {
+            (None, _) => Counter::Off,
+            (Some(n), None) => Counter::Local(RateLimiter::keyed(Quota::per_minute(n))),
+            (Some(per_minute), Some(limiter)) => Counter::Shared {
+                name,
+                per_minute,
+                limiter: limiter.clone(),
+            },
         })
     }
 
+    /// Counts one request for `key`; 429 once the key is over its limit.
+    pub async fn check(&self, key: &K) -> Result<(), LimitError> {
+        let wait = match &self.0 {
+            Counter::Off => None,
+            Counter::Local(limiter) => limiter.check_key(key).err().map(|not_until| {
+                not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+            }),
+            Counter::Shared {
+                name,
+                per_minute,
+                limiter,
+            } => limiter.check(name, &key.to_string(), *per_minute).await?,
+        };
+        match wait {
+            None => Ok(()),
+            Some(wait) => Err(RateLimited {
+                retry_after: wait.max(Duration::from_secs(1)),
+            }
+            .into()),
+        }
+    }
+
     fn forget_idle(&self) {
-        if let Some(limiter) = &self.0 {
+        if let Counter::Local(limiter) = &self.0 {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -89,16 +135,18 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
-    pub fn new(settings: LimitSettings) -> Arc<Self> {
+    /// Limits counted by `shared` for every instance, or in this process.
+    pub fn new(settings: LimitSettings, shared: Option<Arc<dyn SharedLimiter>>) -> Arc<Self> {
+        let s = &shared;
         Arc::new(Self {
-            create: Limit::per_minute(settings.create),
-            poll: Limit::per_minute(settings.poll),
-            scan_ip: Limit::per_minute(settings.scan),
-            scan_account: Limit::per_minute(settings.scan),
-            decide_ip: Limit::per_minute(settings.decide),
-            decide_account: Limit::per_minute(settings.decide),
-            sign_in_ip: Limit::per_minute(settings.sign_in),
-            sign_in_username: Limit::per_minute(settings.sign_in),
+            create: Limit::per_minute("create", settings.create, s),
+            poll: Limit::per_minute("poll", settings.poll, s),
+            scan_ip: Limit::per_minute("scan-ip", settings.scan, s),
+            scan_account: Limit::per_minute("scan-account", settings.scan, s),
+            decide_ip: Limit::per_minute("decide-ip", settings.decide, s),
+            decide_account: Limit::per_minute("decide-account", settings.decide, s),
+            sign_in_ip: Limit::per_minute("sign-in-ip", settings.sign_in, s),
+            sign_in_username: Limit::per_minute("sign-in-username", settings.sign_in, s),
         })
     }
 
@@ -124,31 +172,37 @@ pub fn ip_key(ip: Option<IpAddr>) -> IpAddr {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_eleventh_try_in_a_minute_is_refused_per_key() {
-        let limits = RateLimits::new(LimitSettings::default());
+    #[tokio::test]
+    async fn the_eleventh_try_in_a_minute_is_refused_per_key() {
+        let limits = RateLimits::new(LimitSettings::default(), None);
         let ip = IpAddr::from([10, 0, 0, 1]);
         for _ in 0..10 {
-            limits.sign_in_ip.check(&ip).unwrap();
+            limits.sign_in_ip.check(&ip).await.unwrap();
         }
-        let Err(RateLimited { retry_after }) = limits.sign_in_ip.check(&ip) else {
+        let Err(LimitError::Limited(RateLimited { retry_after })) =
+            limits.sign_in_ip.check(&ip).await
+        else {
             panic!("the 11th try must be refused");
         };
         assert!(retry_after >= Duration::from_secs(1));
         limits
             .sign_in_ip
             .check(&IpAddr::from([10, 0, 0, 2]))
+            .await
             .unwrap();
     }
 
-    #[test]
-    fn zero_turns_a_limit_off() {
-        let limits = RateLimits::new(LimitSettings {
-            create: 0,
-            ..LimitSettings::default()
-        });
+    #[tokio::test]
+    async fn zero_turns_a_limit_off() {
+        let limits = RateLimits::new(
+            LimitSettings {
+                create: 0,
+                ..LimitSettings::default()
+            },
+            None,
+        );
         for _ in 0..1000 {
-            limits.create.check(&ip_key(None)).unwrap();
+            limits.create.check(&ip_key(None)).await.unwrap();
         }
     }
 }

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use super::{
     accounts::{AccountService, CurrentSession},
     audit::AuditLog,
-    limits::{ip_key, RateLimited, RateLimits},
+    limits::{ip_key, LimitError, RateLimited, RateLimits},
 };
 use crate::{
     domain::{
@@ -41,6 +41,15 @@ pub enum LoginError {
     RateLimited(#[from] RateLimited),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<LimitError> for LoginError {
+    fn from(err: LimitError) -> Self {
+        match err {
+            LimitError::Limited(limited) => Self::RateLimited(limited),
+            LimitError::Store(store) => Self::Store(store),
+        }
+    }
 }
 
 /// A new attempt and the secret that binds it to its browser.
@@ -85,7 +94,7 @@ impl LoginService {
     /// A new attempt for `caller`'s browser; id and secret come from the
     /// OS CSPRNG, never from the request.
     pub async fn create(&self, caller: &Caller) -> Result<Created, LoginError> {
-        self.limits.create.check(&ip_key(caller.ip))?;
+        self.limits.create.check(&ip_key(caller.ip)).await?;
         let bind_secret = Secret::new_random();
         let requester = Requester {
             ip: caller.ip,
@@ -138,7 +147,7 @@ impl LoginService {
         since: Option<u64>,
         wait_s: u64,
     ) -> Result<Attempt, LoginError> {
-        self.limits.poll.check(&ip_key(caller.ip))?;
+        self.limits.poll.check(&ip_key(caller.ip)).await?;
         if wait_s > MAX_WAIT_S {
             return Err(LoginError::WaitTooLong);
         }
@@ -221,7 +230,7 @@ impl LoginService {
         secrets: &[Secret],
         caller: &Caller,
     ) -> Result<(Secret, Account), LoginError> {
-        self.limits.poll.check(&ip_key(caller.ip))?;
+        self.limits.poll.check(&ip_key(caller.ip)).await?;
         self.load_bound(id, secrets).await?;
         let attempt = self
             .transition(id, &Transition::Redeem, None, caller)
@@ -248,7 +257,7 @@ impl LoginService {
         secrets: &[Secret],
         caller: &Caller,
     ) -> Result<(), LoginError> {
-        self.limits.poll.check(&ip_key(caller.ip))?;
+        self.limits.poll.check(&ip_key(caller.ip)).await?;
         let attempt = self.load_bound(id, secrets).await?;
         if attempt.state != LoginState::Cancelled {
             self.transition(id, &Transition::Cancel, None, caller)
@@ -265,8 +274,8 @@ impl LoginService {
         caller: &Caller,
     ) -> Result<Attempt, LoginError> {
         let account = &current.account;
-        self.limits.scan_ip.check(&ip_key(caller.ip))?;
-        self.limits.scan_account.check(&account.id)?;
+        self.limits.scan_ip.check(&ip_key(caller.ip)).await?;
+        self.limits.scan_account.check(&account.id).await?;
         let scanner = Scanner {
             account_id: account.id,
             display_name: account.display_name.clone(),
@@ -286,7 +295,7 @@ impl LoginService {
         caller: &Caller,
         match_code: u8,
     ) -> Result<Attempt, LoginError> {
-        let account_id = self.check_decide_limits(current, caller)?;
+        let account_id = self.check_decide_limits(current, caller).await?;
         let approve = Transition::Approve {
             account_id,
             match_code,
@@ -304,20 +313,23 @@ impl LoginService {
         current: &CurrentSession,
         caller: &Caller,
     ) -> Result<Attempt, LoginError> {
-        let account_id = self.check_decide_limits(current, caller)?;
+        let account_id = self.check_decide_limits(current, caller).await?;
         let deny = Transition::Deny { account_id };
         let attempt = self.transition(id, &deny, Some(account_id), caller).await?;
         tracing::debug!(login_id = %id, account = %current.account.username, "login denied");
         Ok(attempt)
     }
 
-    fn check_decide_limits(
+    async fn check_decide_limits(
         &self,
         current: &CurrentSession,
         caller: &Caller,
-    ) -> Result<i64, RateLimited> {
-        self.limits.decide_ip.check(&ip_key(caller.ip))?;
-        self.limits.decide_account.check(&current.account.id)?;
+    ) -> Result<i64, LimitError> {
+        self.limits.decide_ip.check(&ip_key(caller.ip)).await?;
+        self.limits
+            .decide_account
+            .check(&current.account.id)
+            .await?;
         Ok(current.account.id)
     }
 

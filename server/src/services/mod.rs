@@ -29,7 +29,7 @@ pub struct Services {
 impl Services {
     pub fn new(stores: Stores, ttls: Ttls, limits: LimitSettings) -> Self {
         let audit = AuditLog::new(stores.audit.clone());
-        let limits = RateLimits::new(limits);
+        let limits = RateLimits::new(limits, stores.limiter.clone());
         let accounts = AccountService::new(
             stores.accounts,
             stores.sessions,

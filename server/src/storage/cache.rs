@@ -4,10 +4,15 @@
 //!
 //! Correctness: every change this process makes to a session or account
 //! (revoke, sign out, remove, touch) updates the cache before it returns, so
-//! a revoked token stops working at once. Changes made by another process
-//! (`qrlogin user remove` while the server runs) are seen when an entry is
-//! next revalidated, after [`REVALIDATE_AFTER`] at most. A generation
-//! counter keeps a lookup that raced a revocation from caching what it read.
+//! a revoked token stops working at once. With a shared [`RevocationClock`]
+//! (several instances), every revocation also advances the clock, and a
+//! lookup trusts the cache only while the clock reads what it read last:
+//! a session revoked on one instance is refused on every other at once, at
+//! the cost of one small Redis read per lookup. Without one, changes made
+//! by another process (`qrlogin user remove` while the server runs) are
+//! seen when an entry is next revalidated, after [`REVALIDATE_AFTER`] at
+//! most. A generation counter keeps a lookup that raced a revocation from
+//! caching what it read.
 
 use std::{
     collections::HashMap,
@@ -22,7 +27,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::traits::{AccountStore, SessionStore, StoreError};
+use super::traits::{AccountStore, RevocationClock, SessionStore, StoreError};
 use crate::domain::{
     account::{Account, DisplayName, NewSession, Session, Username},
     secret::SecretHash,
@@ -48,8 +53,12 @@ impl<K: Eq + Hash, V: Clone> Fetched<K, V> {
     }
 }
 
-pub struct CachedSessions<S> {
+pub struct CachedSessions<S: ?Sized> {
     inner: Arc<S>,
+    /// Shared by every instance; `None` for a single process.
+    revocations: Option<Arc<dyn RevocationClock>>,
+    /// The clock's reading the cached entries were made under.
+    clock_seen: AtomicU64,
     /// (session, its account) by token hash: every phone call's lookup.
     sessions: Fetched<SecretHash, (Session, Account)>,
     /// Accounts by id (redeem looks the approver up), same rules.
@@ -59,7 +68,7 @@ pub struct CachedSessions<S> {
     revalidate_after: Duration,
 }
 
-impl<S: AccountStore + SessionStore> CachedSessions<S> {
+impl<S: AccountStore + SessionStore + ?Sized> CachedSessions<S> {
     pub fn new(inner: Arc<S>) -> Self {
         Self::with_revalidation(inner, REVALIDATE_AFTER)
     }
@@ -67,10 +76,49 @@ impl<S: AccountStore + SessionStore> CachedSessions<S> {
     pub fn with_revalidation(inner: Arc<S>, revalidate_after: Duration) -> Self {
         Self {
             inner,
+            revocations: None,
+            clock_seen: AtomicU64::new(u64::MAX),
             sessions: Fetched::new(),
             accounts: Fetched::new(),
             generation: AtomicU64::new(0),
             revalidate_after,
+        }
+    }
+
+    /// Trusts the cache only while `revocations` stands still.
+    pub fn shared(mut self, revocations: Arc<dyn RevocationClock>) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// Whether the cache may be used now: with a shared clock, only if it
+    /// can be read; when it moved, everything cached is dropped first.
+    async fn cache_usable(&self) -> bool {
+        let Some(revocations) = &self.revocations else {
+            return true;
+        };
+        match revocations.current().await {
+            Ok(now) if now == self.clock_seen.load(Ordering::SeqCst) => true,
+            Ok(now) => {
+                let mut sessions = self.sessions.lock();
+                let mut accounts = self.accounts.lock();
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                sessions.clear();
+                accounts.clear();
+                self.clock_seen.store(now, Ordering::SeqCst);
+                true
+            }
+            // Cannot tell what was revoked: ask the store itself.
+            Err(_) => false,
+        }
+    }
+
+    /// Tells every instance that something was revoked.
+    async fn announce_revocation(&self) {
+        if let Some(revocations) = &self.revocations {
+            if let Err(err) = revocations.advance().await {
+                tracing::warn!(error = %err, "cannot tell other instances of a revocation; their caches trust it for at most the next lookups' clock read");
+            }
         }
     }
 
@@ -97,6 +145,9 @@ impl<S: AccountStore + SessionStore> CachedSessions<S> {
         V: Clone,
         F: Future<Output = Result<Option<V>, StoreError>>,
     {
+        if !self.cache_usable().await {
+            return load().await;
+        }
         if let Some((value, fetched)) = cache.lock().get(&key) {
             if fetched.elapsed() < self.revalidate_after && usable(value) {
                 return Ok(Some(value.clone()));
@@ -121,7 +172,7 @@ impl<S: AccountStore + SessionStore> CachedSessions<S> {
 }
 
 #[async_trait]
-impl<S: AccountStore + SessionStore> SessionStore for CachedSessions<S> {
+impl<S: AccountStore + SessionStore + ?Sized> SessionStore for CachedSessions<S> {
     async fn session_by_token(
         &self,
         token_hash: &SecretHash,
@@ -149,6 +200,7 @@ impl<S: AccountStore + SessionStore> SessionStore for CachedSessions<S> {
     async fn delete_session(&self, account_id: i64, id: &str) -> Result<bool, StoreError> {
         let deleted = self.inner.delete_session(account_id, id).await;
         self.invalidate(|session, _| session.id == id);
+        self.announce_revocation().await;
         deleted
     }
 
@@ -167,13 +219,14 @@ impl<S: AccountStore + SessionStore> SessionStore for CachedSessions<S> {
 }
 
 #[async_trait]
-impl<S: AccountStore + SessionStore> AccountStore for CachedSessions<S> {
+impl<S: AccountStore + SessionStore + ?Sized> AccountStore for CachedSessions<S> {
     async fn remove_account(&self, username: &Username) -> Result<bool, StoreError> {
         let removed = self.inner.remove_account(username).await;
         self.invalidate(|_, account| account.username == username.as_str());
         self.accounts
             .lock()
             .retain(|_, (account, _)| account.username != username.as_str());
+        self.announce_revocation().await;
         removed
     }
 

@@ -7,10 +7,13 @@ use std::{sync::Arc, time::Duration};
 use super::{
     cache::CachedSessions,
     memory,
+    postgres::PostgresStore,
+    redis::{RedisAttemptStore, RedisConnection, RedisLimiter, RedisNotifier, RedisRevocations},
     sqlite::SqliteStore,
+    testing,
     traits::{
-        AccountStore, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, SessionStore,
-        StoreError,
+        AccountStore, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, RevocationClock,
+        SessionStore, SharedLimiter, StoreError,
     },
 };
 use crate::domain::{
@@ -22,7 +25,24 @@ use crate::domain::{
     audit::{AuditEvent, AuditRecord},
     caller::Caller,
     secret::Secret,
+    time::now_millis,
 };
+
+/// A fresh PostgreSQL database, when the test servers run.
+async fn postgres() -> Option<Arc<PostgresStore>> {
+    let url = testing::fresh_postgres().await?;
+    Some(Arc::new(PostgresStore::open(&url).await.unwrap()))
+}
+
+/// The test Redis under a fresh prefix, when the test servers run.
+async fn redis() -> Option<RedisConnection> {
+    let settings = testing::fresh_redis()?;
+    Some(
+        RedisConnection::open(&settings.url, &settings.prefix)
+            .await
+            .unwrap(),
+    )
+}
 
 /// A fresh SQLite store in its own folder (kept alive with it).
 async fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
@@ -37,36 +57,43 @@ async fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
 
 async fn attempt_store_contract(store: Arc<dyn AttemptStore>) {
     let ttls = Ttls::default();
-    let a = test_attempt(0);
+    // Real times: a back-end may hand expiry to a server with a real clock.
+    let t0 = now_millis();
+    let t = |ms: u64| t0 + ms;
+    let a = test_attempt(t(0));
     store.insert(a.clone()).await.unwrap();
     assert!(matches!(
         store.insert(a.clone()).await,
         Err(StoreError::Duplicate)
     ));
-    assert!(store.get(LoginId::new_random(), 0).await.unwrap().is_none());
+    assert!(store
+        .get(LoginId::new_random(), t(0))
+        .await
+        .unwrap()
+        .is_none());
 
     // Expires on read, once; a terminal attempt never changes again.
-    let live = store.get(a.id, 59_999).await.unwrap().unwrap();
+    let live = store.get(a.id, t(59_999)).await.unwrap().unwrap();
     assert_eq!((live.state, live.version), (LoginState::Pending, 1));
-    let gone = store.get(a.id, 60_000).await.unwrap().unwrap();
+    let gone = store.get(a.id, t(60_000)).await.unwrap().unwrap();
     assert_eq!((gone.state, gone.version), (LoginState::Expired, 2));
-    let again = store.get(a.id, 90_000).await.unwrap().unwrap();
+    let again = store.get(a.id, t(90_000)).await.unwrap().unwrap();
     assert_eq!(again.version, 2);
 
     // Purged once, after the retention, as it ended.
-    let end = 60_000 + FINISHED_RETENTION_MS;
+    let end = t(60_000 + FINISHED_RETENTION_MS);
     assert!(store.purge(end - 1).await.unwrap().is_empty());
     let purged = store.purge(end).await.unwrap();
     assert_eq!(purged.len(), 1);
     assert_eq!(purged[0].state, LoginState::Expired);
     assert!(store.purge(end + 1).await.unwrap().is_empty());
-    assert!(store.get(a.id, 0).await.unwrap().is_none());
+    assert!(store.get(a.id, t(0)).await.unwrap().is_none());
 
     // Refusals change nothing; changes bump the version.
-    let b = test_attempt(0);
+    let b = test_attempt(t(0));
     store.insert(b.clone()).await.unwrap();
     let refused = store
-        .apply(b.id, &Transition::Redeem, 1, &ttls)
+        .apply(b.id, &Transition::Redeem, t(1), &ttls)
         .await
         .unwrap()
         .unwrap();
@@ -77,7 +104,7 @@ async fn attempt_store_contract(store: Arc<dyn AttemptStore>) {
         display_name: "Alice".into(),
     };
     let scanned = store
-        .apply(b.id, &Transition::scan(scanner), 1, &ttls)
+        .apply(b.id, &Transition::scan(scanner), t(1), &ttls)
         .await
         .unwrap()
         .unwrap();
@@ -87,10 +114,10 @@ async fn attempt_store_contract(store: Arc<dyn AttemptStore>) {
         (scanned.attempt.state, scanned.attempt.version),
         (LoginState::Scanned, 2)
     );
-    let stored = store.get(b.id, 2).await.unwrap().unwrap();
+    let stored = store.get(b.id, t(2)).await.unwrap().unwrap();
     assert_eq!(stored, scanned.attempt);
     assert!(store
-        .apply(LoginId::new_random(), &Transition::Cancel, 1, &ttls)
+        .apply(LoginId::new_random(), &Transition::Cancel, t(1), &ttls)
         .await
         .unwrap()
         .is_none());
@@ -101,10 +128,11 @@ async fn attempt_store_contract(store: Arc<dyn AttemptStore>) {
         account_id: 7,
         match_code: code,
     };
-    store.apply(b.id, &approve, 3, &ttls).await.unwrap();
+    store.apply(b.id, &approve, t(3), &ttls).await.unwrap();
     let redeems = (0..8).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.apply(b.id, &Transition::Redeem, 4, &ttls).await })
+        let now = t(4);
+        tokio::spawn(async move { store.apply(b.id, &Transition::Redeem, now, &ttls).await })
     });
     let mut winners = 0;
     for redeem in redeems {
@@ -117,6 +145,56 @@ async fn attempt_store_contract(store: Arc<dyn AttemptStore>) {
 #[tokio::test]
 async fn attempt_store_contract_on_every_back_end() {
     attempt_store_contract(Arc::new(memory::MemoryAttemptStore::default())).await;
+    if let Some(redis) = redis().await {
+        attempt_store_contract(Arc::new(RedisAttemptStore::new(redis))).await;
+    }
+}
+
+/// Two instances racing on one attempt through Redis: the version
+/// compare-and-set lets exactly one redeem win.
+#[tokio::test]
+async fn redis_attempts_race_safely_across_instances() {
+    let Some(settings) = testing::fresh_redis() else {
+        return;
+    };
+    let open = || RedisConnection::open(&settings.url, &settings.prefix);
+    let a = Arc::new(RedisAttemptStore::new(open().await.unwrap()));
+    let b = Arc::new(RedisAttemptStore::new(open().await.unwrap()));
+    let ttls = Ttls::default();
+    let now = now_millis();
+    let attempt = test_attempt(now);
+    a.insert(attempt.clone()).await.unwrap();
+    let scanner = Scanner {
+        account_id: 7,
+        display_name: "Alice".into(),
+    };
+    let scanned = b
+        .apply(attempt.id, &Transition::scan(scanner), now, &ttls)
+        .await
+        .unwrap()
+        .unwrap();
+    let approve = Transition::Approve {
+        account_id: 7,
+        match_code: scanned.attempt.match_code.unwrap(),
+    };
+    a.apply(attempt.id, &approve, now, &ttls).await.unwrap();
+    let redeems = (0..16).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(async move {
+            store
+                .apply(attempt.id, &Transition::Redeem, now, &Ttls::default())
+                .await
+        })
+    });
+    let mut winners = 0;
+    for redeem in redeems {
+        winners += usize::from(redeem.await.unwrap().unwrap().unwrap().outcome.is_ok());
+    }
+    assert_eq!(winners, 1);
+    // Each instance purges; only one gets the attempt.
+    let later = now + Ttls::default().longest_life().as_millis() as u64 + FINISHED_RETENTION_MS;
+    let (first, second) = tokio::join!(a.purge(later), b.purge(later));
+    assert_eq!(first.unwrap().len() + second.unwrap().len(), 1);
 }
 
 // ---- ChangeNotifier ----
@@ -157,6 +235,66 @@ async fn change_notifier_contract(notifier: Arc<dyn ChangeNotifier>) {
 #[tokio::test]
 async fn change_notifier_contract_on_every_back_end() {
     change_notifier_contract(Arc::new(memory::LocalNotifier::default())).await;
+    if let Some(redis) = redis().await {
+        change_notifier_contract(Arc::new(RedisNotifier::start(redis))).await;
+    }
+}
+
+/// A change published by one instance wakes the waiters of another.
+#[tokio::test]
+async fn redis_notifications_reach_other_instances() {
+    let Some(settings) = testing::fresh_redis() else {
+        return;
+    };
+    let open = || RedisConnection::open(&settings.url, &settings.prefix);
+    let here = RedisNotifier::start(open().await.unwrap());
+    let there = RedisNotifier::start(open().await.unwrap());
+    let id = LoginId::new_random();
+    let mut waiting = there.subscribe(id);
+    waiting.borrow_and_update();
+    // The subscriber connects in the background: publish until heard.
+    let mut heard = false;
+    for version in 2..40 {
+        here.publish(id, version).await.unwrap();
+        if hears(&mut waiting, version).await {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "the other instance heard the change");
+}
+
+// ---- SharedLimiter and RevocationClock ----
+
+#[tokio::test]
+async fn redis_limits_and_revocations_are_shared_by_instances() {
+    let Some(settings) = testing::fresh_redis() else {
+        return;
+    };
+    let open = || RedisConnection::open(&settings.url, &settings.prefix);
+    let a = RedisLimiter::new(open().await.unwrap());
+    let b = RedisLimiter::new(open().await.unwrap());
+    let ten = std::num::NonZeroU32::new(10).unwrap();
+    for i in 0..10 {
+        let limiter = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            limiter.check("sign-in", "10.0.0.1", ten).await.unwrap(),
+            None
+        );
+    }
+    let wait = b.check("sign-in", "10.0.0.1", ten).await.unwrap();
+    assert!(
+        wait.is_some_and(|w| w > Duration::from_millis(5_000)),
+        "the 11th is refused, wherever it lands: {wait:?}"
+    );
+    assert_eq!(a.check("sign-in", "10.0.0.2", ten).await.unwrap(), None);
+    assert_eq!(a.check("scan", "10.0.0.1", ten).await.unwrap(), None);
+
+    let clock_a = RedisRevocations::new(open().await.unwrap());
+    let clock_b = RedisRevocations::new(open().await.unwrap());
+    let before = clock_b.current().await.unwrap();
+    clock_a.advance().await.unwrap();
+    assert_eq!(clock_b.current().await.unwrap(), before + 1);
 }
 
 // ---- AccountStore ----
@@ -237,6 +375,13 @@ async fn account_store_contract_on_every_back_end() {
     account_store_contract(store).await;
     let (store, _dir) = sqlite().await;
     account_store_contract(Arc::new(CachedSessions::new(store))).await;
+    if let Some(store) = postgres().await {
+        account_store_contract(store).await;
+    }
+    if let (Some(store), Some(redis)) = (postgres().await, redis().await) {
+        let clock = Arc::new(RedisRevocations::new(redis));
+        account_store_contract(Arc::new(CachedSessions::new(store).shared(clock))).await;
+    }
 }
 
 // ---- SessionStore ----
@@ -336,6 +481,13 @@ async fn session_store_contract_on_every_back_end() {
     session_store_contract(store).await;
     let (store, _dir) = sqlite().await;
     session_store_contract(Arc::new(CachedSessions::new(store))).await;
+    if let Some(store) = postgres().await {
+        session_store_contract(store).await;
+    }
+    if let (Some(store), Some(redis)) = (postgres().await, redis().await) {
+        let clock = Arc::new(RedisRevocations::new(redis));
+        session_store_contract(Arc::new(CachedSessions::new(store).shared(clock))).await;
+    }
 }
 
 // ---- AuditStore ----
@@ -425,4 +577,7 @@ async fn audit_store_contract<S: AccountStore + SessionStore + AuditStore>(store
 async fn audit_store_contract_on_every_back_end() {
     let (store, _dir) = sqlite().await;
     audit_store_contract(store).await;
+    if let Some(store) = postgres().await {
+        audit_store_contract(store).await;
+    }
 }

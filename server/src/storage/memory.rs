@@ -102,6 +102,13 @@ impl LocalNotifier {
         }
     }
 
+    /// Wakes every waiter of this process (after messages may have been
+    /// missed): dropping the senders ends their waits; each then reads its
+    /// attempt again, and the next subscriber makes a new sender.
+    pub fn wake_all(&self) {
+        self.senders().clear();
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.senders().len()

@@ -3,11 +3,13 @@
 //!
 //! | trait              | holds                                  | back-ends           |
 //! |--------------------|----------------------------------------|---------------------|
-//! | [`AttemptStore`]   | pending login attempts                 | memory              |
-//! | [`ChangeNotifier`] | "attempt X is now at version V"        | memory (in-process) |
-//! | [`AccountStore`]   | accounts and password hashes           | SQLite              |
-//! | [`SessionStore`]   | signed-in sessions by token hash       | SQLite (+ cache)    |
-//! | [`AuditStore`]     | the audit trail and sign-in history    | SQLite              |
+//! | [`AttemptStore`]    | pending login attempts                | memory, Redis                |
+//! | [`ChangeNotifier`]  | "attempt X is now at version V"       | memory (in-process), Redis pub/sub |
+//! | [`SharedLimiter`]   | rate limits across instances          | Redis (none: per process)    |
+//! | [`RevocationClock`] | "a session was revoked somewhere"     | Redis (none: one process)    |
+//! | [`AccountStore`]    | accounts and password hashes          | SQLite, PostgreSQL           |
+//! | [`SessionStore`]    | signed-in sessions by token hash      | SQLite, PostgreSQL (+ cache) |
+//! | [`AuditStore`]      | the audit trail and sign-in history   | SQLite, PostgreSQL           |
 //!
 //! The traits are in `traits.rs`. A new back-end is one module here plus
 //! one arm in [`open`]; the contract suites in `contract` then run against
@@ -17,12 +19,18 @@ pub(crate) mod cache;
 #[cfg(test)]
 mod contract;
 pub(crate) mod memory;
+pub(crate) mod postgres;
+pub(crate) mod redis;
+mod sql_rows;
 pub(crate) mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 mod traits;
 
+pub use self::redis::DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX;
 pub use traits::{
-    AccountStore, Applied, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, SessionStore,
-    StoreError, Stores,
+    AccountStore, Applied, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, RevocationClock,
+    SessionStore, SharedLimiter, StoreError, Stores,
 };
 
 use std::{path::PathBuf, sync::Arc};
@@ -32,16 +40,22 @@ use std::{path::PathBuf, sync::Arc};
 pub enum DatabaseUrl {
     /// `sqlite://PATH`, `sqlite:PATH` or a bare path.
     Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`, as libpq takes it (a unix
+    /// socket folder goes in `?host=/path`).
+    Postgres(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("database URL {0:?} is not supported: use sqlite://PATH (or a plain file path)")]
+#[error("database URL {0:?} is not supported: use sqlite://PATH (or a plain file path) or postgres://USER@HOST/DB")]
 pub struct UnsupportedDatabaseUrl(pub String);
 
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, UnsupportedDatabaseUrl> {
         let unsupported = || UnsupportedDatabaseUrl(raw.to_owned());
         let path = match raw.split_once(':') {
+            Some(("postgres" | "postgresql", rest)) if rest.starts_with("//") => {
+                return Ok(Self::Postgres(raw.to_owned()))
+            }
             Some(("sqlite", rest)) => rest.strip_prefix("//").unwrap_or(rest),
             // A scheme we do not know (but not a Windows drive letter).
             Some((scheme, _))
@@ -65,7 +79,19 @@ impl std::fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => f.write_str(&redact_password(url)),
         }
+    }
+}
+
+/// `url` with any password replaced, for logs and error messages.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -76,29 +102,78 @@ pub struct OpenError {
     pub reason: String,
 }
 
-/// Opens the stores `database` names (bringing its schema up to date);
-/// pending attempts and their notifications live in this process.
-pub async fn open(database: &DatabaseUrl) -> Result<Stores, OpenError> {
-    let open_error = |reason: String| OpenError {
-        url: database.to_string(),
-        reason,
+/// Opens the stores `database` names (bringing its schema up to date).
+/// Without `redis`, pending attempts, their notifications and the rate
+/// limits live in this process; with it (`redis://…`, `redis+unix://…`),
+/// in Redis, shared by every instance.
+pub async fn open(
+    database: &DatabaseUrl,
+    redis: Option<&RedisSettings>,
+) -> Result<Stores, OpenError> {
+    let open_error = |url: String| move |reason: String| OpenError { url, reason };
+    let shared = match redis {
+        Some(RedisSettings { url, prefix }) => {
+            let connection = redis::RedisConnection::open(url, prefix)
+                .await
+                .map_err(open_error(redact_password(url)))?;
+            Some(connection)
+        }
+        None => None,
     };
-    let attempts = Arc::new(memory::MemoryAttemptStore::default());
-    let notifier = Arc::new(memory::LocalNotifier::default());
-    match database {
+    let (accounts, audit): (Arc<dyn AccountsAndSessions>, Arc<dyn AuditStore>) = match database {
         DatabaseUrl::Sqlite(path) => {
-            let sqlite = sqlite::SqliteStore::open(path).await.map_err(open_error)?;
-            let cached = Arc::new(cache::CachedSessions::new(Arc::new(sqlite.clone())));
-            Ok(Stores {
-                attempts,
-                notifier,
+            let sqlite = sqlite::SqliteStore::open(path)
+                .await
+                .map_err(open_error(database.to_string()))?;
+            (Arc::new(sqlite.clone()), Arc::new(sqlite))
+        }
+        DatabaseUrl::Postgres(url) => {
+            let postgres = postgres::PostgresStore::open(url)
+                .await
+                .map_err(open_error(database.to_string()))?;
+            (Arc::new(postgres.clone()), Arc::new(postgres))
+        }
+    };
+    let stores = match shared {
+        None => {
+            let cached = Arc::new(cache::CachedSessions::new(accounts));
+            Stores {
+                attempts: Arc::new(memory::MemoryAttemptStore::default()),
+                notifier: Arc::new(memory::LocalNotifier::default()),
                 accounts: cached.clone(),
                 sessions: cached,
-                audit: Arc::new(sqlite),
-            })
+                audit,
+                limiter: None,
+            }
         }
-    }
+        Some(connection) => {
+            let revocations = Arc::new(redis::RedisRevocations::new(connection.clone()));
+            let cached = Arc::new(cache::CachedSessions::new(accounts).shared(revocations));
+            Stores {
+                attempts: Arc::new(redis::RedisAttemptStore::new(connection.clone())),
+                notifier: Arc::new(redis::RedisNotifier::start(connection.clone())),
+                accounts: cached.clone(),
+                sessions: cached,
+                audit,
+                limiter: Some(Arc::new(redis::RedisLimiter::new(connection))),
+            }
+        }
+    };
+    Ok(stores)
 }
+
+/// Where the shared state of several instances lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://HOST:PORT[/DB]` or `redis+unix:///PATH`.
+    pub url: String,
+    /// Starts every key and channel name.
+    pub prefix: String,
+}
+
+/// An account and session back-end, as the session cache wraps it.
+pub(crate) trait AccountsAndSessions: AccountStore + SessionStore {}
+impl<T: AccountStore + SessionStore> AccountsAndSessions for T {}
 
 #[cfg(test)]
 mod tests {
@@ -119,6 +194,13 @@ mod tests {
         assert_eq!(DatabaseUrl::parse("data/q.db"), sqlite("data/q.db"));
         assert_eq!(DatabaseUrl::parse("C:\\q.db"), sqlite("C:\\q.db"));
         assert!(DatabaseUrl::parse("mysql://x").is_err());
+        let pg = "postgres://qr:secret@db.internal/qrlogin";
+        assert_eq!(DatabaseUrl::parse(pg), Ok(DatabaseUrl::Postgres(pg.into())));
+        assert_eq!(
+            DatabaseUrl::parse(pg).unwrap().to_string(),
+            "postgres://qr:***@db.internal/qrlogin",
+            "passwords never reach logs"
+        );
         assert!(DatabaseUrl::parse("sqlite://").is_err());
         assert!(DatabaseUrl::parse("").is_err());
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The store traits the services use, split by concern, and what they
 //! share. Back-ends implement them; nothing here knows a back-end.
 
-use std::sync::Arc;
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -163,6 +163,28 @@ pub trait AuditStore: Send + Sync + 'static {
     ) -> Result<UnixMillis, StoreError>;
 }
 
+/// Rate limits counted once for every instance (one process counts its
+/// own in memory and needs none).
+#[async_trait]
+pub trait SharedLimiter: Send + Sync + 'static {
+    /// Counts one request of `limit` for `key`, allowing `per_minute` (in a
+    /// burst, or spread out); `Some(wait)` when refused.
+    async fn check(
+        &self,
+        limit: &str,
+        key: &str,
+        per_minute: NonZeroU32,
+    ) -> Result<Option<Duration>, StoreError>;
+}
+
+/// A number that every session revocation, in any instance, advances:
+/// cached sessions are trusted only while it stands still.
+#[async_trait]
+pub trait RevocationClock: Send + Sync + 'static {
+    async fn current(&self) -> Result<u64, StoreError>;
+    async fn advance(&self) -> Result<(), StoreError>;
+}
+
 /// Every store a running server uses.
 #[derive(Clone)]
 pub struct Stores {
@@ -171,4 +193,6 @@ pub struct Stores {
     pub accounts: Arc<dyn AccountStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub audit: Arc<dyn AuditStore>,
+    /// Rate limits shared across instances; `None`: each process counts.
+    pub limiter: Option<Arc<dyn SharedLimiter>>,
 }

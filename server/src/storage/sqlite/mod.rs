@@ -22,7 +22,10 @@ use crate::domain::{
     secret::SecretHash,
     time::UnixMillis,
 };
-use crate::storage::traits::{AccountStore, AuditQuery, AuditStore, SessionStore, StoreError};
+use crate::storage::{
+    sql_rows::{account_from, audit_from, session_and_account_from, session_from, sign_in_from},
+    traits::{AccountStore, AuditQuery, AuditStore, SessionStore, StoreError},
+};
 use connection::{BUSY_TIMEOUT, PRAGMAS};
 use writer::SqliteWriter;
 
@@ -66,27 +69,6 @@ impl SqliteStore {
 
 fn unavailable(err: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(err.to_string())
-}
-
-fn account_from(row: &sqlx::sqlite::SqliteRow) -> Result<Account, sqlx::Error> {
-    Ok(Account {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        display_name: row.try_get("display_name")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn session_from(row: &sqlx::sqlite::SqliteRow) -> Result<Session, sqlx::Error> {
-    Ok(Session {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        method: row.try_get("method")?,
-        user_agent: row.try_get("user_agent")?,
-        ip: row.try_get("ip")?,
-        created_at: row.try_get::<i64, _>("created_at")? as u64,
-        last_seen_at: row.try_get::<i64, _>("last_seen_at")? as u64,
-    })
 }
 
 #[async_trait]
@@ -198,15 +180,7 @@ impl SessionStore for SqliteStore {
         .bind(now.saturating_sub(SESSION_IDLE_LIMIT_MS) as i64)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let session = session_from(&row)?;
-        let account = Account {
-            id: session.account_id,
-            username: row.try_get("username")?,
-            display_name: row.try_get("display_name")?,
-            created_at: row.try_get("account_created_at")?,
-        };
-        Ok(Some((session, account)))
+        Ok(row.as_ref().map(session_and_account_from).transpose()?)
     }
     async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
@@ -261,21 +235,7 @@ impl AuditStore for SqliteStore {
         .bind(query.limit.map_or(-1, i64::from))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let event: String = row.try_get("event")?;
-                Ok(AuditRecord {
-                    at: row.try_get::<i64, _>("at")? as u64,
-                    event: AuditEvent::parse(&event)
-                        .ok_or_else(|| unavailable(format!("unknown audit event {event:?}")))?,
-                    login_id: row.try_get("login_id")?,
-                    account_id: row.try_get("account_id")?,
-                    session_id: row.try_get("session_id")?,
-                    ip: row.try_get("ip")?,
-                    user_agent: row.try_get("user_agent")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from).collect()
     }
 
     async fn recent_sign_ins(
@@ -295,15 +255,7 @@ impl AuditStore for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let record = |row: &sqlx::sqlite::SqliteRow| -> Result<SignInRecord, sqlx::Error> {
-            Ok(SignInRecord {
-                at: row.try_get::<i64, _>("at")? as u64,
-                active_session: row.try_get("active_session")?,
-                ip: row.try_get("ip")?,
-                user_agent: row.try_get("user_agent")?,
-            })
-        };
-        Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(sign_in_from).collect::<Result<_, _>>()?)
     }
     async fn mark_sign_ins_seen(
         &self,

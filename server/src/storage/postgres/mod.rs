@@ -1,0 +1,287 @@
+//! The PostgreSQL back-end for accounts, sessions and the audit trail, for
+//! several instances sharing one database. Same guarantees as SQLite's: a
+//! new session is committed before the call returns; audit rows go in
+//! batches ([`audit_batcher`]) and none is dropped unless the buffer fills.
+
+mod audit_batcher;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool,
+};
+
+use super::{
+    sql_rows::{account_from, audit_from, session_and_account_from, session_from, sign_in_from},
+    traits::{AccountStore, AuditQuery, AuditStore, SessionStore, StoreError},
+};
+use crate::domain::{
+    account::{
+        Account, DisplayName, NewSession, Session, SignInRecord, Username, SESSION_IDLE_LIMIT_MS,
+    },
+    audit::{AuditEvent, AuditRecord},
+    secret::SecretHash,
+    time::UnixMillis,
+};
+use audit_batcher::AuditBatcher;
+
+/// How long a request waits for a connection before it answers 503: a
+/// database that is down must not hold requests (or the pool) for long.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    audit: AuditBatcher,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Self, String> {
+        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| e.to_string())?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A connection broken by a restart is found and replaced here,
+            // not failed in front of a request.
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::migrate!("src/storage/postgres/migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        let audit = AuditBatcher::start(pool.clone());
+        Ok(Self { pool, audit })
+    }
+}
+
+#[async_trait]
+impl AccountStore for PostgresStore {
+    async fn create_account(
+        &self,
+        username: &Username,
+        display_name: &DisplayName,
+        password_hash: &str,
+        now: UnixMillis,
+    ) -> Result<Account, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO accounts (username, display_name, password_hash, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING id, username, display_name, created_at",
+        )
+        .bind(username.as_str())
+        .bind(display_name.as_str())
+        .bind(password_hash)
+        .bind(now as i64)
+        .fetch_one(&self.pool)
+        .await;
+        match result {
+            Ok(row) => Ok(account_from(&row)?),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Duplicate),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn find_account(
+        &self,
+        username: &Username,
+    ) -> Result<Option<(Account, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, username, display_name, created_at, password_hash
+             FROM accounts WHERE username = $1",
+        )
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => Some((
+                account_from(&row)?,
+                sqlx::Row::try_get(&row, "password_hash")?,
+            )),
+            None => None,
+        })
+    }
+
+    async fn set_password(
+        &self,
+        username: &Username,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE username = $2")
+            .bind(password_hash)
+            .bind(username.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, username, display_name, created_at FROM accounts WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(account_from).transpose()?)
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, username, display_name, created_at FROM accounts ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn remove_account(&self, username: &Username) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM accounts WHERE username = $1")
+            .bind(username.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn create_session(
+        &self,
+        token_hash: &SecretHash,
+        new: &NewSession,
+        now: UnixMillis,
+    ) -> Result<Session, StoreError> {
+        let session = Session::start(new, now);
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, account_id, method, user_agent, ip,
+                                   created_at, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&session.id)
+        .bind(&token_hash.0[..])
+        .bind(session.account_id)
+        .bind(&session.method)
+        .bind(&session.user_agent)
+        .bind(&session.ip)
+        .bind(session.created_at as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(session)
+    }
+
+    async fn session_by_token(
+        &self,
+        token_hash: &SecretHash,
+        now: UnixMillis,
+    ) -> Result<Option<(Session, Account)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.id, s.account_id, s.method, s.user_agent, s.ip, s.created_at,
+                    s.last_seen_at, a.username, a.display_name, a.created_at AS account_created_at
+             FROM sessions s JOIN accounts a ON a.id = s.account_id
+             WHERE s.token_hash = $1 AND s.last_seen_at > $2",
+        )
+        .bind(&token_hash.0[..])
+        .bind(now.saturating_sub(SESSION_IDLE_LIMIT_MS) as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(session_and_account_from).transpose()?)
+    }
+
+    async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+            .bind(now as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_sessions(&self, account_id: i64) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, method, user_agent, ip, created_at, last_seen_at
+             FROM sessions WHERE account_id = $1 ORDER BY created_at DESC, id DESC",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(session_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn delete_session(&self, account_id: i64, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl AuditStore for PostgresStore {
+    fn append(&self, record: AuditRecord) -> bool {
+        self.audit.push(record)
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.audit.flush().await.map_err(StoreError::Unavailable)
+    }
+
+    async fn events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.flush().await?;
+        let rows = sqlx::query(
+            "SELECT at, event, login_id, account_id, session_id, ip, user_agent
+             FROM audit_events
+             WHERE ($1::text IS NULL OR login_id = $1) AND ($2::bigint IS NULL OR account_id = $2)
+               AND ($3::text IS NULL OR event = $3)
+             ORDER BY id LIMIT $4",
+        )
+        .bind(query.login_id.as_deref())
+        .bind(query.account_id)
+        .bind(query.event.map(AuditEvent::as_str))
+        .bind(query.limit.map(i64::from))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from).collect()
+    }
+
+    async fn recent_sign_ins(
+        &self,
+        account_id: i64,
+        limit: u32,
+    ) -> Result<Vec<SignInRecord>, StoreError> {
+        self.flush().await?;
+        let rows = sqlx::query(
+            "SELECT e.at, s.id AS active_session, e.ip, e.user_agent
+             FROM audit_events e LEFT JOIN sessions s ON s.id = e.session_id
+             WHERE e.account_id = $1 AND e.event = 'signed_in'
+             ORDER BY e.at DESC, e.id DESC LIMIT $2",
+        )
+        .bind(account_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(sign_in_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn mark_sign_ins_seen(
+        &self,
+        account_id: i64,
+        now: UnixMillis,
+    ) -> Result<UnixMillis, StoreError> {
+        // One statement: the old value is read under the row's lock.
+        let before: Option<i64> = sqlx::query_scalar(
+            "UPDATE accounts a SET home_seen_at = $1
+             FROM (SELECT id, home_seen_at FROM accounts WHERE id = $2 FOR UPDATE) old
+             WHERE a.id = old.id RETURNING old.home_seen_at",
+        )
+        .bind(now as i64)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(before.unwrap_or(0) as u64)
+    }
+}

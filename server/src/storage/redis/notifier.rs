@@ -1,0 +1,154 @@
+//! Change notification across instances: `publish` sends "id version" on
+//! one Redis channel; each instance keeps one subscriber connection (one
+//! task) that hands what it hears to its [`LocalNotifier`], where the
+//! waiting desktops hold their `watch` receivers. After a reconnect every
+//! local waiter is woken once, since messages may have been missed while
+//! the connection was down.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::{RedisConnection, OP_TIMEOUT};
+use crate::{
+    domain::attempt::LoginId,
+    storage::{
+        memory::LocalNotifier,
+        traits::{ChangeNotifier, StoreError},
+    },
+};
+
+/// The longest wait between two tries to reconnect the subscriber.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+pub struct RedisNotifier {
+    redis: RedisConnection,
+    channel: String,
+    local: Arc<LocalNotifier>,
+    status: Arc<SubscriberStatus>,
+}
+
+/// What the subscriber task reports, for health checks and metrics.
+#[derive(Default)]
+pub struct SubscriberStatus {
+    pub connected: AtomicBool,
+    pub reconnects: AtomicU64,
+}
+
+impl RedisNotifier {
+    /// Starts this instance's subscriber task; it runs until the process ends.
+    pub fn start(redis: RedisConnection) -> Self {
+        let channel = redis.key(&["changes"]);
+        let local = Arc::new(LocalNotifier::default());
+        let status = Arc::new(SubscriberStatus::default());
+        tokio::spawn(subscribe_forever(
+            redis.client.clone(),
+            channel.clone(),
+            local.clone(),
+            status.clone(),
+        ));
+        Self {
+            redis,
+            channel,
+            local,
+            status,
+        }
+    }
+
+    #[allow(dead_code)] // read by the metrics
+    pub fn status(&self) -> Arc<SubscriberStatus> {
+        self.status.clone()
+    }
+}
+
+#[async_trait]
+impl ChangeNotifier for RedisNotifier {
+    fn subscribe(&self, id: LoginId) -> watch::Receiver<u64> {
+        self.local.subscribe(id)
+    }
+
+    async fn publish(&self, id: LoginId, version: u64) -> Result<(), StoreError> {
+        // This instance's waiters need no round trip; the others hear it
+        // through Redis (and so do these, harmlessly, once more).
+        self.local.wake(id, version);
+        let message = format!("{id} {version}");
+        let channel = &self.channel;
+        self.redis
+            .call(|mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(&message)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn forget_idle(&self) {
+        self.local.forget_idle();
+    }
+}
+
+/// Keeps one subscription open, reconnecting with a growing pause.
+async fn subscribe_forever(
+    client: redis::Client,
+    channel: String,
+    local: Arc<LocalNotifier>,
+    status: Arc<SubscriberStatus>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let mut first = true;
+    loop {
+        match tokio::time::timeout(OP_TIMEOUT, subscribed(&client, &channel)).await {
+            Ok(Ok(mut pubsub)) => {
+                backoff = Duration::from_millis(50);
+                status.connected.store(true, Ordering::SeqCst);
+                if first {
+                    first = false;
+                } else {
+                    status.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("redis subscriber reconnected");
+                    local.wake_all();
+                }
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    let payload: Vec<u8> = message.get_payload_bytes().to_vec();
+                    if let Some((id, version)) = parse(&payload) {
+                        local.wake(id, version);
+                    }
+                }
+                status.connected.store(false, Ordering::SeqCst);
+                tracing::warn!("redis subscriber lost its connection; reconnecting");
+            }
+            Ok(Err(err)) => tracing::debug!(error = %err, "redis subscriber cannot connect"),
+            Err(_) => tracing::debug!("redis subscriber timed out connecting"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn subscribed(
+    client: &redis::Client,
+    channel: &str,
+) -> Result<redis::aio::PubSub, redis::RedisError> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
+
+/// "id version", as `publish` sends it.
+fn parse(payload: &[u8]) -> Option<(LoginId, u64)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (id, version) = text.split_once(' ')?;
+    Some((id.parse().ok()?, version.parse().ok()?))
+}
