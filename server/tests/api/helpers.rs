@@ -86,10 +86,10 @@ impl Call {
 pub async fn test_app_with(args: ServeArgs) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let args = ServeArgs {
-        database: Some(format!(
+        database: args.database.or(Some(format!(
             "sqlite://{}",
             dir.path().join("qrlogin.db").display()
-        )),
+        ))),
         site_root: Some(dir.path().join("site")),
         ..args
     };
@@ -104,6 +104,29 @@ pub async fn test_app_with(args: ServeArgs) -> TestApp {
 
 pub async fn test_app() -> TestApp {
     test_app_with(ServeArgs::default()).await
+}
+
+/// `n` instances sharing a fresh PostgreSQL database and Redis, each with
+/// its own router, caches and subscriber, as separate processes would be;
+/// `None` (the test skipped) without the test servers.
+pub async fn cluster_with(n: usize, args: ServeArgs) -> Option<Vec<TestApp>> {
+    let database = server::storage::testing::fresh_postgres().await?;
+    let redis = server::storage::testing::fresh_redis()?;
+    let mut apps = Vec::new();
+    for _ in 0..n {
+        let args = ServeArgs {
+            database: Some(database.clone()),
+            redis: Some(redis.url.clone()),
+            redis_prefix: Some(redis.prefix.clone()),
+            ..args.clone()
+        };
+        apps.push(test_app_with(args).await);
+    }
+    Some(apps)
+}
+
+pub async fn cluster(n: usize) -> Option<Vec<TestApp>> {
+    cluster_with(n, ServeArgs::default()).await
 }
 
 /// A phone signed in as one account.
@@ -125,15 +148,30 @@ pub struct Desktop {
     pub created: LoginCreated,
 }
 
+/// Sends `call` through `router` (for a request made from a spawned task).
+pub async fn send_to(router: Router, call: Call) -> Response {
+    let mut request = call.builder.body(call.body).expect("request");
+    request.extensions_mut().insert(ConnectInfo(call.peer));
+    router.oneshot(request).await.expect("router is infallible")
+}
+
+/// Signs `username` in with the test password; returns the bearer token.
+pub async fn sign_in(app: &TestApp, username: &str) -> String {
+    let response = app
+        .send(
+            Call::new(Method::POST, paths::SESSION)
+                .header(header::USER_AGENT, PHONE_UA)
+                .json(serde_json::json!({ "username": username, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let signed_in: SignedIn = json(response).await;
+    signed_in.token
+}
+
 impl TestApp {
     pub async fn send(&self, call: Call) -> Response {
-        let mut request = call.builder.body(call.body).expect("request");
-        request.extensions_mut().insert(ConnectInfo(call.peer));
-        self.router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router is infallible")
+        send_to(self.router.clone(), call).await
     }
 
     pub async fn add_account(&self, username: &str, display_name: &str) {
@@ -148,17 +186,8 @@ impl TestApp {
     /// Creates the account and signs a phone in with its password.
     pub async fn phone(&self, username: &str, display_name: &str) -> Phone {
         self.add_account(username, display_name).await;
-        let response = self
-            .send(
-                Call::new(Method::POST, paths::SESSION)
-                    .header(header::USER_AGENT, PHONE_UA)
-                    .json(serde_json::json!({ "username": username, "password": PASSWORD })),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let signed_in: SignedIn = json(response).await;
         Phone {
-            token: signed_in.token,
+            token: sign_in(self, username).await,
         }
     }
 

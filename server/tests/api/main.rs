@@ -6,6 +6,7 @@
 
 mod basics;
 mod cli;
+mod cluster;
 mod flow;
 mod fuzz;
 mod hardening;
