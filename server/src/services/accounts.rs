@@ -184,6 +184,20 @@ impl AccountService {
         method: SignInMethod,
         caller: &Caller,
     ) -> Result<Secret, StoreError> {
+        let (token, session) = self.store_session(account, method, caller).await?;
+        self.session_started(account, &session, caller);
+        Ok(token)
+    }
+
+    /// A new session for `account`, stored but not yet recorded as a
+    /// sign-in: the caller then calls [`Self::session_started`], or takes
+    /// it back with [`Self::discard_session`].
+    pub async fn store_session(
+        &self,
+        account: &Account,
+        method: SignInMethod,
+        caller: &Caller,
+    ) -> Result<(Secret, Session), StoreError> {
         let token = Secret::new_random();
         let new = NewSession {
             account_id: account.id,
@@ -195,9 +209,25 @@ impl AccountService {
             .sessions
             .create_session(&token.hash(), &new, now_millis())
             .await?;
-        tracing::debug!(account = %account.username, session = %session.id, method = ?method, "signed in");
+        Ok((token, session))
+    }
+
+    /// Records the sign-in a stored session stands for.
+    pub fn session_started(&self, account: &Account, session: &Session, caller: &Caller) {
+        tracing::debug!(account = %account.username, session = %session.id, method = %session.method, "signed in");
         self.audit.record_sign_in(account.id, &session.id, caller);
-        Ok(token)
+    }
+
+    /// Removes a stored session that must not be used after all.
+    pub async fn discard_session(&self, session: &Session) {
+        if let Err(err) = self
+            .sessions
+            .delete_session(session.account_id, &session.id)
+            .await
+        {
+            // Its token was never handed out: nobody can use it.
+            tracing::warn!(session = %session.id, error = %err, "cannot remove an unused session");
+        }
     }
 
     /// The live session `token` names, if any.

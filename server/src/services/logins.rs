@@ -224,6 +224,11 @@ impl LoginService {
     /// The bound desktop collects its session. Atomic: of racing redeems
     /// exactly one succeeds. The account is the approving phone's, never
     /// anything from the request.
+    ///
+    /// The session is stored before the attempt is marked redeemed: a store
+    /// that fails in between leaves the approval in place for a retry
+    /// (nothing approved is lost); a redeem that loses a race removes the
+    /// session it stored, whose token nobody ever saw.
     pub async fn redeem(
         &self,
         id: LoginId,
@@ -231,23 +236,36 @@ impl LoginService {
         caller: &Caller,
     ) -> Result<(Secret, Account), LoginError> {
         self.limits.poll.check(&ip_key(caller.ip)).await?;
-        self.load_bound(id, secrets).await?;
-        let attempt = self
-            .transition(id, &Transition::Redeem, None, caller)
-            .await?;
+        let mut preview = self.load_bound(id, secrets).await?;
+        // What the state machine says of this redeem, on what was read.
+        preview.apply(&Transition::Redeem, now_millis(), &self.ttls)?;
         let gone = LoginError::Transition(TransitionError::Finished(LoginState::Redeemed));
-        let Some(approver) = attempt.scanner else {
+        let Some(approver) = preview.scanner else {
             return Err(gone);
         };
         let Some(account) = self.accounts.account_by_id(approver.account_id).await? else {
             return Err(gone);
         };
-        let token = self
+        let (token, session) = self
             .accounts
-            .start_session(&account, SignInMethod::Qr, caller)
+            .store_session(&account, SignInMethod::Qr, caller)
             .await?;
-        tracing::debug!(login_id = %id, account = %account.username, "login redeemed");
-        Ok((token, account))
+        let redeemed = self.transition(id, &Transition::Redeem, None, caller).await;
+        match redeemed {
+            Ok(attempt) if attempt.scanner.as_ref() == Some(&approver) => {
+                self.accounts.session_started(&account, &session, caller);
+                tracing::debug!(login_id = %id, account = %account.username, "login redeemed");
+                Ok((token, account))
+            }
+            Ok(_) => {
+                self.accounts.discard_session(&session).await;
+                Err(gone)
+            }
+            Err(err) => {
+                self.accounts.discard_session(&session).await;
+                Err(err)
+            }
+        }
     }
 
     /// The desktop gave up (page left); harmless when already cancelled.

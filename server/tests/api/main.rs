@@ -7,6 +7,7 @@
 mod basics;
 mod cli;
 mod cluster;
+mod faults;
 mod flow;
 mod fuzz;
 mod hardening;

@@ -5,15 +5,24 @@
 //! that keeps every instance's session cache honest.
 //!
 //! Every call gives up after [`OP_TIMEOUT`] and reports
-//! [`StoreError::Unavailable`]: a Redis that is down makes requests answer
-//! 503 at once, never hang. The connection manager and the subscriber
-//! reconnect by themselves.
+//! [`StoreError::Unavailable`]; once a call has failed, the others fail at
+//! once while one probe every [`PROBE_EVERY`] finds out whether Redis is
+//! back. So a Redis that is down makes requests answer 503 within a
+//! second, never hang. The connection manager and the subscriber reconnect
+//! by themselves.
 
 mod attempts;
 mod notifier;
 mod shared;
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client, RedisError};
 
@@ -24,7 +33,9 @@ pub use shared::{RedisLimiter, RedisRevocations};
 use super::traits::StoreError;
 
 /// Longest any one Redis call may take before the request gives up.
-pub const OP_TIMEOUT: Duration = Duration::from_millis(800);
+pub const OP_TIMEOUT: Duration = Duration::from_millis(500);
+/// While Redis is down, how often one call tries it.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
 /// Every key and channel qrlogin uses starts with this by default.
 pub const DEFAULT_PREFIX: &str = "qrlogin:";
 
@@ -37,6 +48,51 @@ pub struct RedisConnection {
     /// Starts every key and channel: deployments (or tests) sharing one
     /// Redis stay apart.
     prefix: String,
+    health: Arc<Health>,
+}
+
+/// Whether Redis answered lately.
+#[derive(Default)]
+struct Health {
+    /// 0 while Redis answers; after a failure, when (ms since start) the
+    /// next call may try it.
+    next_probe_ms: AtomicU64,
+    started: std::sync::OnceLock<tokio::time::Instant>,
+}
+
+impl Health {
+    fn now_ms(&self) -> u64 {
+        // Never 0, which means "up".
+        self.started
+            .get_or_init(tokio::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+            + 1
+    }
+
+    /// Whether this call may go to Redis.
+    fn may_try(&self) -> bool {
+        let next = self.next_probe_ms.load(Ordering::Acquire);
+        if next == 0 {
+            return true;
+        }
+        let now = self.now_ms();
+        let then = now + PROBE_EVERY.as_millis() as u64;
+        now >= next
+            && self
+                .next_probe_ms
+                .compare_exchange(next, then, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    fn succeeded(&self) {
+        self.next_probe_ms.store(0, Ordering::Release);
+    }
+
+    fn failed(&self) {
+        let then = self.now_ms() + PROBE_EVERY.as_millis() as u64;
+        self.next_probe_ms.store(then, Ordering::Release);
+    }
 }
 
 impl RedisConnection {
@@ -60,6 +116,7 @@ impl RedisConnection {
             client,
             manager,
             prefix: prefix.to_owned(),
+            health: Arc::default(),
         })
     }
 
@@ -69,11 +126,24 @@ impl RedisConnection {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        match tokio::time::timeout(OP_TIMEOUT, op(self.manager.clone())).await {
+        if !self.health.may_try() {
+            return Err(StoreError::Unavailable("redis: down".into()));
+        }
+        let result = match tokio::time::timeout(OP_TIMEOUT, op(self.manager.clone())).await {
             Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) if !is_io_failure(&err) => {
+                // Redis answered (with an error): it is up.
+                self.health.succeeded();
+                return Err(StoreError::Unavailable(format!("redis: {err}")));
+            }
             Ok(Err(err)) => Err(StoreError::Unavailable(format!("redis: {err}"))),
             Err(_) => Err(StoreError::Unavailable("redis: timed out".into())),
+        };
+        match &result {
+            Ok(_) => self.health.succeeded(),
+            Err(_) => self.health.failed(),
         }
+        result
     }
 
     /// A key or channel name under this deployment's prefix.
@@ -82,4 +152,14 @@ impl RedisConnection {
         key.push_str(&parts.join(":"));
         key
     }
+}
+
+/// Whether `err` says Redis could not be reached (rather than that it
+/// refused a command).
+fn is_io_failure(err: &RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+        || err.is_unrecoverable_error()
 }
