@@ -234,7 +234,8 @@ mod wait_loop {
     /// docs/design.md: an expired code is replaced by itself up to 5 times.
     const AUTOMATIC_REPLACEMENTS: u32 = 5;
     const FIRST_BACKOFF_MS: u32 = 1_000;
-    const MAX_BACKOFF_MS: u32 = 30_000;
+    /// A store outage is usually seconds: the page is back soon after.
+    const MAX_BACKOFF_MS: u32 = 8_000;
     /// Long-poll length; below the server's 30 s cap and common proxy limits.
     const WAIT_S: u32 = 25;
 
@@ -243,6 +244,10 @@ mod wait_loop {
     }
 
     async fn error_message(response: Response) -> String {
+        if response.status() == 503 {
+            // A store the server needs is down; it reconnects by itself.
+            return RECONNECTING.to_owned();
+        }
         match response.json::<ApiErrorBody>().await {
             Ok(body) => body.message,
             Err(_) => format!("the server answered {}", response.status()),
@@ -261,6 +266,18 @@ mod wait_loop {
 
     fn offline<E>(_: E) -> String {
         "cannot reach the server".to_owned()
+    }
+
+    const RECONNECTING: &str = "the server is reconnecting";
+
+    /// What the page says while it retries after `reason`.
+    fn retrying(reason: &str, backoff_ms: u32) -> String {
+        let wait = backoff_ms / 1000;
+        if reason == RECONNECTING {
+            format!("Reconnecting… trying again in {wait} s.")
+        } else {
+            format!("Trouble connecting: {reason}. Retrying in {wait} s…")
+        }
     }
 
     async fn create_login() -> Result<LoginCreated, String> {
@@ -420,10 +437,7 @@ mod wait_loop {
                 let created = match create_login().await {
                     Ok(created) => created,
                     Err(reason) => {
-                        self.show(Phase::Trouble(format!(
-                            "Trouble connecting: {reason}. Retrying in {} s…",
-                            backoff / 1000
-                        )));
+                        self.show(Phase::Trouble(retrying(&reason, backoff)));
                         self.signals.deadline.try_set(None);
                         TimeoutFuture::new(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF_MS);
@@ -468,10 +482,7 @@ mod wait_loop {
                     Ok(Polled::Status(status)) => status,
                     Ok(Polled::Gone) => return Ended::Replace,
                     Err(reason) => {
-                        self.signals.notice.try_set(Some(format!(
-                            "Trouble connecting: {reason}. Retrying in {} s…",
-                            backoff / 1000
-                        )));
+                        self.signals.notice.try_set(Some(retrying(&reason, backoff)));
                         TimeoutFuture::new(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF_MS);
                         continue;
@@ -517,7 +528,18 @@ mod wait_loop {
 
         async fn finish(&self, id: &str) -> Ended {
             self.signals.deadline.try_set(None);
-            match redeem(id).await {
+            // The approval waits on the server (for its approved TTL) while
+            // a store reconnects: keep trying rather than start over.
+            let mut backoff = FIRST_BACKOFF_MS;
+            let mut redeemed = redeem(id).await;
+            while matches!(&redeemed, Err(reason) if reason == RECONNECTING) {
+                self.signals.notice.try_set(Some(retrying(RECONNECTING, backoff)));
+                TimeoutFuture::new(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+                redeemed = redeem(id).await;
+            }
+            self.signals.notice.try_set(None);
+            match redeemed {
                 Ok(redeemed) => {
                     self.show(Phase::SignedIn {
                         name: redeemed.user.display_name,
