@@ -1,28 +1,75 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { defineConfig, devices } from "@playwright/test";
 import { PASSWORD, USERS } from "./tests/accounts";
 
-// Free ports and one scratch folder per run. The config is evaluated again
-// in every worker, so the first evaluation publishes them through the
+// Free ports and scratch folders per run. The config is evaluated again in
+// every worker, so the first evaluation publishes them through the
 // environment, which the workers inherit.
-function freePort(): string {
-  return execFileSync(process.execPath, [
-    "-e",
-    "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})",
-  ]).toString();
+
+/**
+ * The first port of each run of `lengths[i]` consecutive free ports on
+ * 127.0.0.1 (the cluster takes three: nginx and its two instances). All are
+ * held open until all are chosen, so that no two runs overlap.
+ */
+function freePorts(lengths: number[]): number[] {
+  const script = `
+    const net = require("net");
+    const listen = (port) => new Promise((resolve) => {
+      if (port > 65535) return resolve(null);
+      const s = net.createServer();
+      s.once("error", () => resolve(null));
+      s.listen(port, "127.0.0.1", () => resolve(s));
+    });
+    (async () => {
+      const held = [], firsts = [];
+      for (const length of JSON.parse(process.argv[1])) {
+        for (let tries = 0; ; tries++) {
+          if (tries === 100) throw new Error("no " + length + " consecutive free ports");
+          const run = [await listen(0)];
+          const first = run[0].address().port;
+          while (run.length < length && run[run.length - 1]) run.push(await listen(first + run.length));
+          if (run.every(Boolean)) { held.push(...run); firsts.push(first); break; }
+          for (const s of run) s?.close();
+        }
+      }
+      for (const s of held) s.close();
+      process.stdout.write(JSON.stringify(firsts));
+    })();`;
+  return JSON.parse(execFileSync(process.execPath, ["-e", script, JSON.stringify(lengths)]).toString());
 }
-process.env.QRLOGIN_E2E_PORT ??= freePort();
-process.env.QRLOGIN_E2E_SHORT_PORT ??= freePort();
+const portsWanted: [string, number][] = [
+  ["QRLOGIN_E2E_PORT", 1],
+  ["QRLOGIN_E2E_SHORT_PORT", 1],
+  ["QRLOGIN_E2E_CLUSTER_PORT", 3],
+];
+const portsMissing = portsWanted.filter(([name]) => !process.env[name]);
+if (portsMissing.length > 0) {
+  const firsts = freePorts(portsMissing.map(([, length]) => length));
+  portsMissing.forEach(([name], i) => (process.env[name] = String(firsts[i])));
+}
 process.env.QRLOGIN_E2E_DIR ??= mkdtempSync(path.join(tmpdir(), "qrlogin-e2e-"));
 const dir = process.env.QRLOGIN_E2E_DIR;
-const port = process.env.QRLOGIN_E2E_PORT;
-const shortPort = process.env.QRLOGIN_E2E_SHORT_PORT;
+const port = process.env.QRLOGIN_E2E_PORT!;
+const shortPort = process.env.QRLOGIN_E2E_SHORT_PORT!;
+const clusterPort = process.env.QRLOGIN_E2E_CLUSTER_PORT!;
 const baseURL = `http://127.0.0.1:${port}`;
 const root = path.resolve(__dirname, "..");
 const binary = process.env.QRLOGIN_E2E_BIN ?? path.join(root, "target/release/qrlogin");
+
+// The cluster's folder holds Redis's and PostgreSQL's sockets: directly in
+// /tmp (not TMPDIR, which may be long), as services_prepare_dir wants it.
+// cluster.sh deletes it when it stops (QRLOGIN_CLUSTER_THROWAWAY).
+process.env.QRLOGIN_E2E_CLUSTER_DIR ??= mkdtempSync("/tmp/qrlogin-cluster-");
+const clusterDir = process.env.QRLOGIN_E2E_CLUSTER_DIR;
+// The same accounts as the other servers, in QRLOGIN_CLUSTER_USERS's format.
+const clusterUsers = path.join(dir, "cluster-users");
+if (!existsSync(clusterUsers)) {
+  const lines = Object.entries(USERS).map(([user, display]) => `${user}:${display}:${PASSWORD}\n`);
+  writeFileSync(clusterUsers, lines.join(""));
+}
 
 /** Adds the test accounts with the real CLI, then serves. */
 function server(port: string, name: string, extra: string[] = []): string {
@@ -73,7 +120,7 @@ export default defineConfig({
     {
       // The two-device flows make their own desktop and phone contexts.
       name: "phone",
-      testIgnore: /flow\.spec\.ts/,
+      testIgnore: /(flow|cluster)\.spec\.ts/,
       use: { ...devices["Pixel 7"], launchOptions: chromium },
     },
   ],
@@ -92,6 +139,31 @@ export default defineConfig({
       url: `http://127.0.0.1:${shortPort}/healthz`,
       reuseExistingServer: false,
       timeout: 60_000,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+    {
+      // Two instances on PostgreSQL and Redis behind nginx (round robin, no
+      // stickiness), for cluster.spec.ts. Needs redis-server, PostgreSQL 15
+      // and nginx installed (scripts/test.sh sees to that).
+      // --limit-sign-in goes to both instances, as for the other servers.
+      command: `${JSON.stringify(path.join(root, "scripts/cluster.sh"))} --limit-sign-in 600`,
+      env: {
+        QRLOGIN_CLUSTER_NO_BUILD: "1",
+        QRLOGIN_CLUSTER_THROWAWAY: "1",
+        QRLOGIN_CLUSTER_BIN: binary,
+        QRLOGIN_CLUSTER_DIR: clusterDir,
+        QRLOGIN_CLUSTER_PORT: clusterPort,
+        QRLOGIN_CLUSTER_USERS: clusterUsers,
+      },
+      url: `http://127.0.0.1:${clusterPort}/healthz`,
+      reuseExistingServer: false,
+      // initdb, two instances one after the other, three accounts.
+      timeout: 120_000,
+      // SIGTERM to the whole group: cluster.sh then stops the instances
+      // (10 s at most), nginx, PostgreSQL and Redis, and deletes its folder.
+      // Without it Playwright would SIGKILL, leaving the daemons running.
+      gracefulShutdown: { signal: "SIGTERM", timeout: 15_000 },
       stdout: "pipe",
       stderr: "pipe",
     },

@@ -11,6 +11,11 @@
 #   QRLOGIN_CLUSTER_DIR=DIR        data, sockets and logs (default data/cluster)
 #   QRLOGIN_CLUSTER_NO_BUILD=1     use the release build that is there
 #   QRLOGIN_CLUSTER_BIN=FILE       the server (default target/release/qrlogin)
+#   QRLOGIN_CLUSTER_USERS=FILE     accounts to add, one USERNAME:DISPLAY NAME:PASSWORD
+#                                  a line (the password is the rest of the line);
+#                                  existing ones are left alone
+#   QRLOGIN_CLUSTER_THROWAWAY=1    for tests: PostgreSQL without fsync, and DIR
+#                                  deleted when the cluster stops (kept after a failure)
 #
 # DIR/instance-N.pid and DIR/instance-N.log name each instance's process and
 # output; the response header X-Upstream names the instance that answered.
@@ -20,6 +25,10 @@ source "$REPO_ROOT/scripts/services.sh"
 
 # Relative paths are the caller's, so resolve them before moving.
 binary="$(realpath -m "${QRLOGIN_CLUSTER_BIN:-$REPO_ROOT/target/release/qrlogin}")"
+users_file=""
+if [[ -n "${QRLOGIN_CLUSTER_USERS:-}" ]]; then
+  users_file="$(realpath "$QRLOGIN_CLUSTER_USERS")"
+fi
 dir="${QRLOGIN_CLUSTER_DIR:-$REPO_ROOT/data/cluster}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
@@ -30,6 +39,7 @@ instance_ports=("$((port + 1))" "$((port + 2))")
 public_url="http://127.0.0.1:$port"
 database_url="postgres://postgres@localhost/qrlogin?host=$dir&port=5432"
 redis_url="redis+unix://$dir/redis.sock"
+throwaway="${QRLOGIN_CLUSTER_THROWAWAY:-}"
 
 ensure_redis
 ensure_postgres
@@ -63,6 +73,8 @@ any_alive() {
   return 1
 }
 cleanup() {
+  # 130/143: Ctrl-C or SIGTERM, the normal ends of a cluster.
+  local status=$?
   trap - EXIT INT TERM
   say "stopping the cluster"
   local pid _
@@ -75,6 +87,12 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   stop_leftovers
+  if [[ "$throwaway" == 1 ]]; then
+    case "$status" in
+      0 | 130 | 143) rm -rf "$dir" ;;
+      *) say "kept $dir for its logs" ;;
+    esac
+  fi
 }
 
 stop_leftovers
@@ -92,7 +110,7 @@ trap 'exit 143' TERM
 say "Redis and PostgreSQL in $dir"
 services_prepare_dir "$dir"
 start_redis "$dir"
-start_postgres "$dir"
+if [[ "$throwaway" == 1 ]]; then start_postgres "$dir" fast; else start_postgres "$dir"; fi
 exists="$("$PG_BIN/psql" -h "$dir" -p 5432 -U postgres -d postgres -XAt \
   -c "SELECT 1 FROM pg_database WHERE datname = 'qrlogin'")"
 if [[ "$exists" != 1 ]]; then
@@ -129,6 +147,24 @@ say "qrlogin instances on 127.0.0.1:${instance_ports[0]} and 127.0.0.1:${instanc
 start_instance 1 "${instance_ports[0]}" --demo "$@"
 start_instance 2 "${instance_ports[1]}" "$@"
 password="$(sed -n 's/.*Demo account .*password: \([^ ]*\).*/\1/p' "$dir/instance-1.log" | tail -n 1)"
+
+# After the first instance has migrated the database, and before nginx
+# answers: whoever waits for nginx (the e2e tests) finds the accounts there.
+add_users() {
+  local existing name display pass
+  existing="$("$binary" user list --database "$database_url" --redis "$redis_url" | cut -f 1)"
+  while IFS=: read -r name display pass || [[ -n "$name" ]]; do
+    [[ -z "$name" || "$name" == \#* ]] && continue
+    # Usernames are stored in lower case.
+    grep -qxF "${name,,}" <<<"$existing" && continue
+    printf '%s\n' "$pass" |
+      "$binary" user add "$name" --display-name "$display" --database "$database_url" --redis "$redis_url"
+  done <"$users_file"
+}
+if [[ -n "$users_file" ]]; then
+  say "accounts from $users_file"
+  add_users
+fi
 
 say "nginx on 127.0.0.1:$port"
 start_balancer "$dir/nginx" "$port" "${instance_ports[@]}"

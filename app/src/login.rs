@@ -482,7 +482,9 @@ mod wait_loop {
                     Ok(Polled::Status(status)) => status,
                     Ok(Polled::Gone) => return Ended::Replace,
                     Err(reason) => {
-                        self.signals.notice.try_set(Some(retrying(&reason, backoff)));
+                        self.signals
+                            .notice
+                            .try_set(Some(retrying(&reason, backoff)));
                         TimeoutFuture::new(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF_MS);
                         continue;
@@ -533,7 +535,9 @@ mod wait_loop {
             let mut backoff = FIRST_BACKOFF_MS;
             let mut redeemed = redeem(id).await;
             while matches!(&redeemed, Err(reason) if reason == RECONNECTING) {
-                self.signals.notice.try_set(Some(retrying(RECONNECTING, backoff)));
+                self.signals
+                    .notice
+                    .try_set(Some(retrying(RECONNECTING, backoff)));
                 TimeoutFuture::new(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF_MS);
                 redeemed = redeem(id).await;

@@ -1,87 +1,20 @@
-import { devices, expect, test, type Browser, type Page, type TestInfo } from "@playwright/test";
-import { PASSWORD, USERS } from "./accounts";
-import { scanQr } from "./qr";
+import { expect, test } from "@playwright/test";
+import {
+  allowed,
+  expectNoProblems,
+  expectNoReload,
+  matchCode,
+  newDesktop,
+  newPhone,
+  showCode,
+  signedInPhone,
+  signIn,
+} from "./devices";
 
 // Each test drives two browsers: a desktop and a phone, as a person would.
 const shortBaseURL = `http://127.0.0.1:${process.env.QRLOGIN_E2E_SHORT_PORT}`;
 
-/** Console errors and page errors (CSP violations among them) of a page. */
-const problems = new Map<Page, string[]>();
-
-function watch(page: Page): Page {
-  const seen: string[] = [];
-  problems.set(page, seen);
-  page.on("console", (msg) => {
-    if (msg.type() === "error") seen.push(msg.text());
-  });
-  page.on("pageerror", (err) => seen.push(err.message));
-  return page;
-}
-
-/** Expected console errors of one test (e.g. the 401 that signals a revoked session). */
-const allowed = new Map<Page, RegExp>();
-
-test.afterEach(() => {
-  for (const [page, seen] of problems) {
-    const pattern = allowed.get(page);
-    expect(seen.filter((m) => !pattern?.test(m))).toEqual([]);
-  }
-  problems.clear();
-  allowed.clear();
-});
-
-async function newDesktop(browser: Browser, baseURL: string): Promise<Page> {
-  const { defaultBrowserType: _, ...desktop } = devices["Desktop Chrome"];
-  const context = await browser.newContext({ ...desktop, baseURL });
-  return watch(await context.newPage());
-}
-
-async function newPhone(
-  browser: Browser,
-  baseURL: string,
-  options: { javaScriptEnabled?: boolean } = {},
-): Promise<Page> {
-  const { defaultBrowserType: _, ...pixel } = devices["Pixel 7"];
-  const context = await browser.newContext({ ...pixel, baseURL, ...options });
-  return watch(await context.newPage());
-}
-
-async function signIn(page: Page, user: string) {
-  await page.getByLabel("Username").fill(user);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-}
-
-/** A phone signed in on its home page `/m`. */
-async function signedInPhone(browser: Browser, baseURL: string, user: string): Promise<Page> {
-  const phone = await newPhone(browser, baseURL);
-  await phone.goto("/m");
-  await signIn(phone, user);
-  await expect(phone.getByRole("heading", { name: `Signed in as ${USERS[user]}` })).toBeVisible();
-  return phone;
-}
-
-/** Opens /login on the desktop and reads the QR off the screen. */
-async function showCode(desktop: Page, testInfo: TestInfo): Promise<string> {
-  await desktop.goto("/login");
-  const qr = desktop.locator(".qr");
-  await expect(qr.locator("svg")).toBeVisible();
-  await expect(desktop.locator(".status")).toHaveText("Scan with your phone");
-  const url = await scanQr(qr, testInfo, "desktop-qr.png");
-  expect(url).toMatch(/\/q\/[0-9a-f-]{36}$/);
-  // Marks this document: a reload would lose it.
-  await desktop.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
-  return url;
-}
-
-async function matchCode(desktop: Page): Promise<string> {
-  await expect(desktop.locator(".status")).toHaveText("Confirm on your phone");
-  return (await desktop.locator(".match-code").textContent())!.trim();
-}
-
-async function expectNoReload(desktop: Page) {
-  expect(await desktop.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
-}
+test.afterEach(expectNoProblems);
 
 test("approve: the desktop signs in as the phone's account, without a reload", async ({ browser, baseURL }, testInfo) => {
   const phone = await signedInPhone(browser, baseURL!, "alice");

@@ -62,6 +62,14 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let settings = Settings::resolve(&args)?;
     let _log_writer = init_tracing(settings.log_format);
 
+    if let Some(addr) = settings.metrics_addr {
+        let handle = crate::http::metrics::install()?;
+        tokio::spawn(async move {
+            if let Err(err) = crate::http::metrics::serve(addr, handle, shutdown_signal()).await {
+                tracing::error!(error = %err, "metrics are not served");
+            }
+        });
+    }
     let state = AppState::open(&settings).await?;
     if args.demo {
         let password = ensure_demo_account(&state.services.accounts).await?;

@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// [default: none; kept in this process]
     #[arg(long, env = "QRLOGIN_REDIS", value_name = "URL")]
     pub redis: Option<String>,
+    /// Address to serve Prometheus metrics on (`/metrics`), apart from the
+    /// public one [default: none: metrics off]
+    #[arg(long, env = "QRLOGIN_METRICS_ADDR", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Starts every Redis key and channel, so that deployments sharing one
     /// Redis stay apart [default: qrlogin:]
     #[arg(long, env = "QRLOGIN_REDIS_PREFIX", value_name = "PREFIX")]
@@ -167,6 +171,7 @@ struct FileSettings {
     database: Option<String>,
     redis: Option<String>,
     redis_prefix: Option<String>,
+    metrics_addr: Option<SocketAddr>,
     site_root: Option<PathBuf>,
     log_format: Option<LogFormat>,
     pending_ttl: Option<u64>,
@@ -188,6 +193,8 @@ pub struct Settings {
     pub database: DatabaseUrl,
     /// Redis shared by every instance, if any.
     pub redis: Option<RedisSettings>,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub site_root: PathBuf,
     pub log_format: LogFormat,
     pub ttls: Ttls,
@@ -235,6 +242,7 @@ impl Settings {
                     .or(file.database.as_deref())
                     .unwrap_or("sqlite://data/qrlogin.db"),
             )?,
+            metrics_addr: args.metrics_addr.or(file.metrics_addr),
             redis: args
                 .redis
                 .clone()

@@ -124,7 +124,10 @@ impl ApiError {
     pub(crate) fn log_cause(&self) {
         match self {
             Self::Internal(source) => tracing::error!(error = %source, "request failed"),
-            Self::Unavailable(source) => tracing::warn!(error = %source, "a store is unavailable"),
+            Self::Unavailable(source) => {
+                metrics::counter!("qrlogin_store_errors_total").increment(1);
+                tracing::warn!(error = %source, "a store is unavailable");
+            }
             _ => {}
         }
     }

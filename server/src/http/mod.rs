@@ -7,6 +7,7 @@ pub(crate) mod api;
 pub(crate) mod cookies;
 pub(crate) mod error;
 pub(crate) mod extract;
+pub mod metrics;
 pub(crate) mod openapi;
 pub(crate) mod pages;
 pub(crate) mod security;
@@ -25,7 +26,10 @@ use axum::{
 use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::{
-    limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    trace::TraceLayer,
 };
 
 pub use state::AppState;
@@ -66,7 +70,7 @@ pub fn router(state: AppState) -> Router {
             provide_context(leptos::nonce::Nonce::from_value(nonce));
         }
     };
-    Router::new()
+    let router = Router::new()
         .merge(api_routes())
         .route("/healthz", get(healthz))
         .leptos_routes_with_context(&state, routes, provide_backend.clone(), move || {
@@ -81,7 +85,33 @@ pub fn router(state: AppState) -> Router {
             security::MAX_BODY_BYTES,
         ))
         .layer(RequestBodyLimitLayer::new(security::MAX_BODY_BYTES))
-        .layer(from_fn_with_state(state.clone(), security::guard))
-        .layer(TraceLayer::new_for_http())
+        .layer(from_fn_with_state(state.clone(), security::guard));
+    // Only when metrics are on: the route label costs an allocation.
+    let router = if state.metrics {
+        router.layer(axum::middleware::from_fn(metrics::record))
+    } else {
+        router
+    };
+    router
+        // Every log line of a request carries its id (the proxy's
+        // X-Request-Id if it sent one, else a new one), and so does the answer.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The span every log line of a request is recorded in.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        request_id,
+        method = %request.method(),
+        path = request.uri().path(),
+    )
 }

@@ -36,6 +36,8 @@ pub struct Shared {
     pub public_url: PublicUrl,
     /// Proxies whose forwarding headers name the real client.
     pub trusted_proxies: Arc<[IpAddr]>,
+    /// Whether requests are counted for `/metrics`.
+    pub metrics: bool,
     /// The site's CSS, inlined into pages (not under `cargo leptos watch`,
     /// which live-reloads the stylesheet link).
     pub inline_style: Option<app::InlineStyle>,
@@ -68,6 +70,7 @@ impl AppState {
             leptos_options,
             public_url: settings.public_url.clone(),
             trusted_proxies: settings.trusted_proxies.clone().into(),
+            metrics: settings.metrics_addr.is_some(),
             inline_style: std::env::var_os("LEPTOS_WATCH")
                 .is_none()
                 .then(|| std::fs::read_to_string(settings.site_root.join("pkg/qrlogin.css")).ok())

@@ -82,6 +82,7 @@ impl AuditLog {
             // One warning per second at most: logging each drop would only
             // add to the overload that caused it.
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            metrics::counter!("qrlogin_audit_rows_dropped_total").increment(1);
             let now = now_millis();
             let last = self.last_warning.load(Ordering::Relaxed);
             if now >= last + 1000

@@ -43,6 +43,23 @@ pub enum LoginError {
     Store(#[from] StoreError),
 }
 
+/// Counts a desktop in `qrlogin_desktops_waiting` while it lives (a long
+/// poll whose client leaves is dropped, and so uncounted, too).
+struct WaitingDesktop;
+
+impl WaitingDesktop {
+    fn new() -> Self {
+        metrics::gauge!("qrlogin_desktops_waiting").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for WaitingDesktop {
+    fn drop(&mut self) {
+        metrics::gauge!("qrlogin_desktops_waiting").decrement(1.0);
+    }
+}
+
 impl From<LimitError> for LoginError {
     fn from(err: LimitError) -> Self {
         match err {
@@ -109,6 +126,8 @@ impl LoginService {
         );
         self.attempts.insert(attempt.clone()).await?;
         tracing::debug!(login_id = %attempt.id, "login attempt created");
+        metrics::counter!("qrlogin_attempts_total", "outcome" => AuditEvent::LoginCreated.as_str())
+            .increment(1);
         self.audit
             .record(AuditEvent::LoginCreated, Some(attempt.id), None, caller);
         Ok(Created {
@@ -172,6 +191,7 @@ impl LoginService {
         wait: Duration,
     ) -> Result<Attempt, LoginError> {
         let mut versions = self.notifier.subscribe(attempt.id);
+        let _waiting = WaitingDesktop::new();
         // Read again now that we listen: a change made between the first
         // read and the subscription is not missed.
         let now = now_millis();
@@ -210,6 +230,8 @@ impl LoginService {
             .ok_or(LoginError::NotFound)?;
         if changed {
             if let Some(event) = AuditEvent::of_attempt_entering(attempt.state) {
+                metrics::counter!("qrlogin_attempts_total", "outcome" => event.as_str())
+                    .increment(1);
                 self.audit.record(event, Some(id), account_id, caller);
             }
             if let Err(err) = self.notifier.publish(id, attempt.version).await {
@@ -359,6 +381,8 @@ impl LoginService {
         match self.attempts.purge(now).await {
             Ok(purged) => {
                 for attempt in purged.iter().filter(|a| a.state == LoginState::Expired) {
+                    metrics::counter!("qrlogin_attempts_total", "outcome" => AuditEvent::LoginExpired.as_str())
+                        .increment(1);
                     self.audit.record_expired(attempt);
                 }
                 if !purged.is_empty() {

@@ -5,7 +5,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -225,60 +225,6 @@ async fn postgres_down_answers_503_loses_nothing_and_recovers_by_itself() {
     assert_eq!(sign_ins.len(), 3);
 }
 
-/// A `qrlogin serve` process on a port of its own.
-struct Instance {
-    child: Child,
-    base: String,
-}
-
-impl Instance {
-    fn start(servers: &PrivateServers, site: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_qrlogin"))
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-            .args(["--database", &servers.postgres_url()])
-            .args(["--redis", &servers.redis_url()])
-            .arg("--site-root")
-            .arg(site)
-            .env_remove("QRLOGIN_CONFIG")
-            .env("QRLOGIN_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start qrlogin");
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn ready(&self, client: &reqwest::Client) {
-        for _ in 0..200 {
-            if let Ok(response) = client.get(format!("{}/healthz", self.base)).send().await {
-                if response.status().is_success() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{} did not start", self.base);
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `name=value` of the response's first cookie.
 fn first_cookie(response: &reqwest::Response) -> String {
     let set = response.headers()[header::SET_COOKIE].to_str().unwrap();
@@ -291,8 +237,19 @@ async fn an_instance_killed_with_sigkill_loses_nothing_its_desktops_carry_on_els
         return;
     };
     let site = PathBuf::from(servers.dir.path()).join("site");
-    let mut a = Instance::start(&servers, &site);
-    let b = Instance::start(&servers, &site);
+    let args = |site: &Path| {
+        let mut args = vec![
+            "--database".to_owned(),
+            servers.postgres_url(),
+            "--redis".to_owned(),
+            servers.redis_url(),
+            "--site-root".to_owned(),
+        ];
+        args.push(site.display().to_string());
+        args
+    };
+    let mut a = Instance::start(&args(&site));
+    let b = Instance::start(&args(&site));
     let http = reqwest::Client::new();
     a.ready(&http).await;
     b.ready(&http).await;

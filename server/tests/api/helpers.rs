@@ -337,3 +337,76 @@ pub async fn error_body(response: Response, status: StatusCode) -> ApiErrorBody 
     assert!(!body.error.is_empty() && !body.message.is_empty());
     body
 }
+
+/// A `qrlogin serve` process on a port of its own, killed when dropped.
+pub struct Instance {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Instance {
+    /// Starts `qrlogin serve --addr 127.0.0.1:PORT` with `args` after it.
+    pub fn start(args: &[String]) -> Self {
+        Self::spawn(args, "warn", std::process::Stdio::null())
+    }
+
+    /// As [`Self::start`], logging at debug level to `log`.
+    pub fn start_logging(args: &[String], log: impl Into<std::process::Stdio>) -> Self {
+        Self::spawn(args, "warn,server=debug", log.into())
+    }
+
+    fn spawn(args: &[String], log_filter: &str, log: std::process::Stdio) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_qrlogin"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env_remove("QRLOGIN_CONFIG")
+            .env("QRLOGIN_LOG", log_filter)
+            .stdout(log)
+            .spawn()
+            .expect("start qrlogin");
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Waits until `/healthz` answers.
+    pub async fn ready(&self, client: &reqwest::Client) {
+        for _ in 0..200 {
+            if let Ok(response) = client.get(format!("{}/healthz", self.base)).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{} did not start", self.base);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops it as an operator would (SIGTERM: a graceful shutdown).
+    pub fn terminate(&mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        assert!(exit.success(), "qrlogin exited with {exit}");
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

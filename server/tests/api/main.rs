@@ -12,5 +12,6 @@ mod flow;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod metrics;
 mod openapi;
 mod security;

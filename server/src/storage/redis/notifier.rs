@@ -116,6 +116,7 @@ async fn subscribe_forever(
                     first = false;
                 } else {
                     status.reconnects.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("qrlogin_redis_reconnects_total").increment(1);
                     tracing::info!("redis subscriber reconnected");
                     local.wake_all();
                 }

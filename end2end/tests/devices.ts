@@ -1,0 +1,90 @@
+import { devices, expect, type Browser, type Page, type TestInfo } from "@playwright/test";
+import { PASSWORD, USERS } from "./accounts";
+import { scanQr } from "./qr";
+
+// The two devices of the flow tests (a desktop and a phone, each its own
+// browser context, as a person would have them), shared by flow.spec.ts and
+// cluster.spec.ts.
+
+/** Console errors and page errors (CSP violations among them) of a page. */
+const problems = new Map<Page, string[]>();
+
+/** Expected console errors of one test (e.g. the 401 that signals a revoked session). */
+export const allowed = new Map<Page, RegExp>();
+
+function watch(page: Page): Page {
+  const seen: string[] = [];
+  problems.set(page, seen);
+  page.on("console", (msg) => {
+    if (msg.type() === "error") seen.push(msg.text());
+  });
+  page.on("pageerror", (err) => seen.push(err.message));
+  return page;
+}
+
+/**
+ * For `test.afterEach` in every file that uses these devices: no page had a
+ * console error that was not allowed. (A hook registered here would reach
+ * only the first file a worker loads: modules are evaluated once.)
+ */
+export function expectNoProblems() {
+  for (const [page, seen] of problems) {
+    const pattern = allowed.get(page);
+    expect(seen.filter((m) => !pattern?.test(m))).toEqual([]);
+  }
+  problems.clear();
+  allowed.clear();
+}
+
+export async function newDesktop(browser: Browser, baseURL: string): Promise<Page> {
+  const { defaultBrowserType: _, ...desktop } = devices["Desktop Chrome"];
+  const context = await browser.newContext({ ...desktop, baseURL });
+  return watch(await context.newPage());
+}
+
+export async function newPhone(
+  browser: Browser,
+  baseURL: string,
+  options: { javaScriptEnabled?: boolean } = {},
+): Promise<Page> {
+  const { defaultBrowserType: _, ...pixel } = devices["Pixel 7"];
+  const context = await browser.newContext({ ...pixel, baseURL, ...options });
+  return watch(await context.newPage());
+}
+
+export async function signIn(page: Page, user: string) {
+  await page.getByLabel("Username").fill(user);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+/** A phone signed in on its home page `/m`. */
+export async function signedInPhone(browser: Browser, baseURL: string, user: string): Promise<Page> {
+  const phone = await newPhone(browser, baseURL);
+  await phone.goto("/m");
+  await signIn(phone, user);
+  await expect(phone.getByRole("heading", { name: `Signed in as ${USERS[user]}` })).toBeVisible();
+  return phone;
+}
+
+/** Opens /login on the desktop and reads the QR off the screen. */
+export async function showCode(desktop: Page, testInfo: TestInfo): Promise<string> {
+  await desktop.goto("/login");
+  const qr = desktop.locator(".qr");
+  await expect(qr.locator("svg")).toBeVisible();
+  await expect(desktop.locator(".status")).toHaveText("Scan with your phone");
+  const url = await scanQr(qr, testInfo, "desktop-qr.png");
+  expect(url).toMatch(/\/q\/[0-9a-f-]{36}$/);
+  // Marks this document: a reload would lose it.
+  await desktop.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+  return url;
+}
+
+export async function matchCode(desktop: Page): Promise<string> {
+  await expect(desktop.locator(".status")).toHaveText("Confirm on your phone");
+  return (await desktop.locator(".match-code").textContent())!.trim();
+}
+
+export async function expectNoReload(desktop: Page) {
+  expect(await desktop.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
+}
