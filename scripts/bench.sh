@@ -2,14 +2,25 @@
 # The benchmark: builds the release site and server, then measures qrlogin
 # against a plain axum server in the same run (see BENCHMARKS.md).
 # Writes BENCHMARKS.md's table, docs/bench/results.json and latency.svg.
+# Starts its own Redis and PostgreSQL (unix sockets, a temporary folder) for
+# the two-instance part, and stops them.
 # Extra arguments go to `qrlogin-bench run` (e.g. --quick, --waiters 1000).
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+source "$REPO_ROOT/scripts/services.sh"
 cd "$REPO_ROOT"
 ensure_build_tools
 ensure_browser
+ensure_redis
+ensure_postgres
 
 say "release build (site + server + benchmark)"
 release_build_with_bench
+
+# The two-instance part's PostgreSQL and Redis, in a throwaway folder.
+services="$(mktemp -d /tmp/qrlogin-bench-services.XXXXXX)"
+trap 'stop_test_services "$services"; rm -rf "$services"' EXIT
+start_test_services "$services"
+export QRLOGIN_BENCH_REDIS="$QRLOGIN_TEST_REDIS" QRLOGIN_BENCH_POSTGRES="$QRLOGIN_TEST_POSTGRES"
 
 say "benchmark"
 target/release/qrlogin-bench run "$@"

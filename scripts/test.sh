@@ -53,7 +53,8 @@ say "browser tests (Playwright, Debian chromium)"
 (cd end2end && npx playwright test) 2>&1 | tee -a "$log"
 
 say "benchmark smoke run (small numbers; checks every figure is produced)"
-target/release/qrlogin-bench run --quick --out "$(mktemp -d)"
+QRLOGIN_BENCH_REDIS="$QRLOGIN_TEST_REDIS" QRLOGIN_BENCH_POSTGRES="$QRLOGIN_TEST_POSTGRES" \
+  target/release/qrlogin-bench run --quick --out "$(mktemp -d)"
 
 # One closing line for all runners together.
 passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')

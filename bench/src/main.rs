@@ -5,6 +5,7 @@
 mod baseline;
 mod bundle;
 mod client;
+mod cluster;
 mod first_qr;
 mod report;
 mod scenarios;
@@ -25,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs every measurement and writes the report.
-    Run(scenarios::RunArgs),
+    Run(Box<scenarios::RunArgs>),
     /// The plain axum baseline server (started by `run` as a child process).
     Baseline {
         #[arg(long)]
@@ -45,7 +46,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => tokio_runtime().and_then(|rt| rt.block_on(scenarios::run(args))),
+        Command::Run(args) => tokio_runtime().and_then(|rt| rt.block_on(scenarios::run(*args))),
         Command::Baseline { addr } => {
             tokio_runtime().and_then(|rt| rt.block_on(baseline::serve(addr)))
         }

@@ -22,9 +22,9 @@ use tokio::{
 use crate::{
     bundle,
     client::{self, Conn, Desktop, Phone, Proto},
-    first_qr,
+    cluster, first_qr,
     report::{self, Results},
-    servers::{self, Paths, Server, BENCH_PASSWORD, BENCH_USER, LOOPBACK},
+    servers::{self, Paths, Server, Shared, BENCH_PASSWORD, BENCH_USER, LOOPBACK},
     stats::{median, Latency},
 };
 
@@ -44,18 +44,18 @@ pub struct RunArgs {
     /// Approvals timed per level (in rounds of fresh attempts where there
     /// are fewer waiters).
     #[arg(long, default_value_t = 1000)]
-    samples: usize,
+    pub(crate) samples: usize,
     /// Seconds per throughput round.
     #[arg(long, default_value_t = 3.0)]
-    flow_seconds: f64,
+    pub(crate) flow_seconds: f64,
     /// Throughput rounds (baseline and qrlogin alternate; this machine's
     /// baseline swings ±20% between rounds, hence several).
     #[arg(long, default_value_t = 5)]
-    rounds: usize,
+    pub(crate) rounds: usize,
     /// Concurrent clients in the throughput rounds (each on its own
     /// connections), as many users signing in at once.
     #[arg(long, default_value_t = 64)]
-    concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Page loads for the first-QR median (cold and warm each); cold loads
     /// in this Chromium spread over ±60 ms, so not too few.
     #[arg(long, default_value_t = 21)]
@@ -73,6 +73,16 @@ pub struct RunArgs {
     qrlogin: PathBuf,
     #[arg(long, default_value = "target/site")]
     site_root: PathBuf,
+    /// Redis for the two-instance part (`redis://…`, `redis+unix://…`);
+    /// that part runs only with it and --postgres.
+    #[arg(long, env = "QRLOGIN_BENCH_REDIS")]
+    redis: Option<String>,
+    /// PostgreSQL database for the two-instance part.
+    #[arg(long, env = "QRLOGIN_BENCH_POSTGRES")]
+    postgres: Option<String>,
+    /// Desktops waiting across the two instances (h2c), per level.
+    #[arg(long, value_delimiter = ',', default_value = "10000,50000")]
+    pub(crate) cluster_waiters: Vec<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -80,6 +90,7 @@ pub enum Part {
     Flow,
     FirstQr,
     Waiting,
+    Cluster,
 }
 
 impl RunArgs {
@@ -91,6 +102,7 @@ impl RunArgs {
             self.flow_seconds = 0.5;
             self.rounds = 1;
             self.first_qr_loads = 2;
+            self.cluster_waiters = vec![200];
         }
     }
 }
@@ -107,7 +119,18 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     // Every waiting desktop is a socket on both ends.
     let fd_limit = rlimit::increase_nofile_limit(u64::MAX)?;
     let paths = Paths::new(args.qrlogin.clone(), args.site_root.clone())?;
-    servers::add_bench_user(&paths).await?;
+    servers::add_bench_user(&paths, &paths.database()).await?;
+    let shared = match (&args.redis, &args.postgres) {
+        (Some(redis), Some(postgres)) => {
+            let shared = Shared {
+                redis: redis.clone(),
+                postgres: postgres.clone(),
+            };
+            servers::add_bench_user(&paths, &shared.postgres).await?;
+            Some(shared)
+        }
+        _ => None,
+    };
     let started = Instant::now();
     match args.only {
         Some(Part::Flow) => {
@@ -120,6 +143,12 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
             let result = first_qr::measure(&repo, server.addr, args.first_qr_loads).await;
             server.stop().await?;
             println!("{:?}", result?);
+            return Ok(());
+        }
+        Some(Part::Cluster) => {
+            let shared = shared.context("the two-instance part needs --redis and --postgres")?;
+            let results = cluster::measure(&paths, &shared, &args).await?;
+            println!("{results:#?}");
             return Ok(());
         }
         Some(Part::Waiting) => {
@@ -177,6 +206,20 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         waiting.push(level);
     }
 
+    let cluster = match &shared {
+        Some(shared) => {
+            eprintln!(
+                "[{:5.1} s] two instances on PostgreSQL + Redis",
+                started.elapsed().as_secs_f64()
+            );
+            Some(cluster::measure(&paths, shared, &args).await?)
+        }
+        None => {
+            eprintln!("two-instance part skipped: no --redis and --postgres");
+            None
+        }
+    };
+
     let results = Results::new(
         &repo,
         args.quick,
@@ -186,6 +229,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         flow,
         bundle,
         first_qr,
+        cluster,
     )?;
     report::write(&results, &args.out, (!args.quick).then_some(&args.markdown))?;
     results.check_complete()?;
@@ -284,7 +328,7 @@ fn source(i: usize) -> IpAddr {
 /// `n` client handles: a connection each over HTTP/1.1, or streams shared
 /// [`STREAMS_PER_CONNECTION`] to a connection over h2c. Also returns how
 /// many connections that is.
-async fn open_handles(
+pub(crate) async fn open_handles(
     addr: SocketAddr,
     proto: Proto,
     n: usize,
@@ -326,16 +370,16 @@ async fn open_handles(
 }
 
 /// One desktop per handle, each long-polling its new attempt.
-struct Waiting {
+pub(crate) struct Waiting {
     desktops: Vec<Desktop>,
-    waiters: JoinSet<Option<Conn>>,
+    pub(crate) waiters: JoinSet<Option<Conn>>,
     events: mpsc::UnboundedReceiver<WaiterEvent>,
-    failed: usize,
+    pub(crate) failed: usize,
 }
 
 impl Waiting {
     /// Creates the attempts and returns once every poll is parked.
-    async fn park(server: &Server, handles: Vec<Conn>) -> anyhow::Result<Self> {
+    pub(crate) async fn park(server: &Server, handles: Vec<Conn>) -> anyhow::Result<Self> {
         let n = handles.len();
         let desktops = create_many(server.addr, n, 32).await?;
         let parked = Arc::new(AtomicUsize::new(0));
@@ -371,7 +415,7 @@ impl Waiting {
 
     /// Scans and approves `count` of the attempts, spread evenly, one at a
     /// time; the time from each approve call to its desktop's answer.
-    async fn approve(
+    pub(crate) async fn approve(
         &mut self,
         phone: &Phone,
         phone_conn: &mut Conn,
@@ -402,7 +446,7 @@ impl Waiting {
     }
 
     /// Every waiter's connection, once all were approved.
-    async fn handles(mut self) -> anyhow::Result<Vec<Conn>> {
+    pub(crate) async fn handles(mut self) -> anyhow::Result<Vec<Conn>> {
         let mut handles = Vec::with_capacity(self.desktops.len());
         while let Some(conn) = self.waiters.join_next().await {
             handles.push(conn?.context("a waiter failed")?);
@@ -567,30 +611,46 @@ pub struct Flow {
 }
 
 async fn flow_against_baseline(paths: &Paths, args: &RunArgs) -> anyhow::Result<Flow> {
-    let baseline = Server::baseline(paths).await?;
     let qrlogin = Server::qrlogin(paths, "qrlogin-flow").await?;
-    let mut conn = Conn::open(qrlogin.addr, LOOPBACK, Proto::H1).await?;
+    let flow = flow_against(paths, args, &[&qrlogin]).await;
+    qrlogin.stop().await?;
+    flow
+}
+
+/// Whole flows on `instances` (the desktop on the first, the phone on the
+/// last) against the plain axum baseline; their CPU is summed.
+pub(crate) async fn flow_against(
+    paths: &Paths,
+    args: &RunArgs,
+    instances: &[&Server],
+) -> anyhow::Result<Flow> {
+    let (Some(desktop_side), Some(phone_side)) = (instances.first(), instances.last()) else {
+        bail!("no qrlogin instance to measure");
+    };
+    let addrs = (desktop_side.addr, phone_side.addr);
+    let baseline = Server::baseline(paths).await?;
+    let mut conn = Conn::open(phone_side.addr, LOOPBACK, Proto::H1).await?;
     let phone = Arc::new(client::sign_in(&mut conn, BENCH_USER, BENCH_PASSWORD).await?);
     let seconds = Duration::from_secs_f64(args.flow_seconds);
-    // Warm both up (connections, allocator, SQLite pages) before timing.
-    run_clients(&baseline, args.concurrency, seconds / 4, |until| {
+    // Warm both up (connections, allocator, database pages) before timing.
+    run_clients(&[&baseline], args.concurrency, seconds / 4, |until| {
         hello(baseline.addr, until)
     })
     .await?;
-    run_clients(&qrlogin, args.concurrency, seconds / 4, |until| {
-        whole_flow(qrlogin.addr, phone.clone(), until)
+    run_clients(instances, args.concurrency, seconds / 4, |until| {
+        whole_flow(addrs, phone.clone(), until)
     })
     .await?;
     let round = |concurrency: usize| {
-        let (baseline, qrlogin, phone) = (&baseline, &qrlogin, &phone);
+        let (baseline, phone) = (&baseline, &phone);
         async move {
             let (baseline_rps, baseline_cpu) =
-                run_clients(baseline, concurrency, seconds, |until| {
+                run_clients(&[baseline], concurrency, seconds, |until| {
                     hello(baseline.addr, until)
                 })
                 .await?;
-            let (flows, flow_cpu) = run_clients(qrlogin, concurrency, seconds, |until| {
-                whole_flow(qrlogin.addr, phone.clone(), until)
+            let (flows, flow_cpu) = run_clients(instances, concurrency, seconds, |until| {
+                whole_flow(addrs, phone.clone(), until)
             })
             .await?;
             let round = FlowRound {
@@ -615,7 +675,6 @@ async fn flow_against_baseline(paths: &Paths, args: &RunArgs) -> anyhow::Result<
     }
     let one_client = round(1).await?;
     baseline.stop().await?;
-    qrlogin.stop().await?;
     let mut ratios: Vec<f64> = rounds.iter().map(|r| r.ratio).collect();
     Ok(Flow {
         concurrency: args.concurrency,
@@ -631,7 +690,7 @@ async fn flow_against_baseline(paths: &Paths, args: &RunArgs) -> anyhow::Result<
 /// their work on `server` until `duration` is over; returns units of work
 /// per second, and the server's CPU time per unit in µs.
 async fn run_clients<F, Fut>(
-    server: &Server,
+    servers: &[&Server],
     concurrency: usize,
     duration: Duration,
     client: F,
@@ -640,7 +699,8 @@ where
     F: Fn(Instant) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<u64>> + Send + 'static,
 {
-    let cpu_before = server.cpu_seconds()?;
+    let cpu = || -> anyhow::Result<f64> { servers.iter().map(|server| server.cpu_seconds()).sum() };
+    let cpu_before = cpu()?;
     let start = Instant::now();
     let mut clients = JoinSet::new();
     for _ in 0..concurrency {
@@ -651,7 +711,7 @@ where
         done += count??;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = server.cpu_seconds()? - cpu_before;
+    let cpu = cpu()? - cpu_before;
     Ok((done as f64 / elapsed, cpu * 1e6 / done.max(1) as f64))
 }
 
@@ -668,10 +728,15 @@ async fn hello(addr: SocketAddr, until: Instant) -> anyhow::Result<u64> {
     Ok(done)
 }
 
-/// create, scan, read the match code, approve, redeem: a whole sign-in.
-async fn whole_flow(addr: SocketAddr, phone: Arc<Phone>, until: Instant) -> anyhow::Result<u64> {
-    let mut desktop_conn = Conn::open(addr, LOOPBACK, Proto::H1).await?;
-    let mut phone_conn = Conn::open(addr, LOOPBACK, Proto::H1).await?;
+/// create, scan, read the match code, approve, redeem: a whole sign-in,
+/// the desktop on the first address and the phone on the second.
+async fn whole_flow(
+    (desktop_addr, phone_addr): (SocketAddr, SocketAddr),
+    phone: Arc<Phone>,
+    until: Instant,
+) -> anyhow::Result<u64> {
+    let mut desktop_conn = Conn::open(desktop_addr, LOOPBACK, Proto::H1).await?;
+    let mut phone_conn = Conn::open(phone_addr, LOOPBACK, Proto::H1).await?;
     let mut done = 0;
     while Instant::now() < until {
         let desktop = client::create(&mut desktop_conn).await?;

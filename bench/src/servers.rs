@@ -40,9 +40,17 @@ impl Paths {
         })
     }
 
-    fn database(&self) -> PathBuf {
-        self.scratch.path().join("bench.db")
+    /// The SQLite database of the single-instance parts.
+    pub fn database(&self) -> String {
+        self.scratch.path().join("bench.db").display().to_string()
     }
+}
+
+/// PostgreSQL and Redis for the two-instance part.
+#[derive(Clone)]
+pub struct Shared {
+    pub postgres: String,
+    pub redis: String,
 }
 
 pub struct Server {
@@ -61,11 +69,10 @@ fn log_file(paths: &Paths, name: &str) -> anyhow::Result<(Stdio, Stdio)> {
     Ok((Stdio::from(file.try_clone()?), Stdio::from(file)))
 }
 
-/// Adds the phone's account through the real CLI.
-pub async fn add_bench_user(paths: &Paths) -> anyhow::Result<()> {
+/// Adds the phone's account to `database` through the real CLI.
+pub async fn add_bench_user(paths: &Paths, database: &str) -> anyhow::Result<()> {
     let mut child = Command::new(&paths.qrlogin)
-        .args(["user", "add", BENCH_USER, "--database"])
-        .arg(paths.database())
+        .args(["user", "add", BENCH_USER, "--database", database])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()?;
@@ -82,9 +89,30 @@ pub async fn add_bench_user(paths: &Paths) -> anyhow::Result<()> {
 }
 
 impl Server {
-    /// The release qrlogin, limits off (all load comes from one address) and
-    /// codes that outlive the run.
+    /// The release qrlogin on SQLite, limits off (all load comes from one
+    /// address) and codes that outlive the run.
     pub async fn qrlogin(paths: &Paths, name: &str) -> anyhow::Result<Self> {
+        Self::qrlogin_with(paths, name, &paths.database(), &[]).await
+    }
+
+    /// One of several instances sharing `shared`, its Redis keys under
+    /// `prefix` (each measurement starts from an empty Redis).
+    pub async fn qrlogin_shared(
+        paths: &Paths,
+        name: &str,
+        shared: &Shared,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
+        let redis = ["--redis", &shared.redis, "--redis-prefix", prefix];
+        Self::qrlogin_with(paths, name, &shared.postgres, &redis).await
+    }
+
+    async fn qrlogin_with(
+        paths: &Paths,
+        name: &str,
+        database: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let addr = free_port()?;
         let (out, err) = log_file(paths, name)?;
         let mut command = Command::new(&paths.qrlogin);
@@ -94,8 +122,8 @@ impl Server {
             .arg(addr.to_string())
             .arg("--public-url")
             .arg(format!("http://{addr}"))
-            .arg("--database")
-            .arg(paths.database())
+            .args(["--database", database])
+            .args(extra)
             .arg("--site-root")
             .arg(&paths.site_root)
             .args(["--pending-ttl", "3600", "--scanned-ttl", "3600"])

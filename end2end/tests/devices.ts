@@ -88,3 +88,44 @@ export async function matchCode(desktop: Page): Promise<string> {
 export async function expectNoReload(desktop: Page) {
   expect(await desktop.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
 }
+
+/**
+ * The approve flow from the phone opening the QR's URL on: the phone sees
+ * who asks and picks the desktop's number; the desktop ends signed in
+ * without a reload, stays signed in across one, and signs out.
+ */
+export async function approveAndSignIn(
+  phone: Page,
+  desktop: Page,
+  url: string,
+  baseURL: string,
+  testInfo: TestInfo,
+) {
+  await phone.goto(url);
+  await expect(phone.getByRole("heading", { name: "Sign in on a computer?" })).toBeVisible();
+  await expect(phone.locator(".requester-browser")).toHaveText("Chrome");
+  // Behind a trusted proxy too, the client's own address (X-Forwarded-For).
+  await expect(phone.locator(".requester")).toContainText("127.0.0.1");
+  await expect(phone.getByText("same network")).toBeVisible();
+
+  const code = await matchCode(desktop);
+  await expect(desktop.locator(".scanner")).toHaveText("Alice Liddell");
+  await expect(desktop.locator(".qr svg")).toHaveCount(0);
+  await phone.screenshot({ path: testInfo.outputPath("phone-confirm.png") });
+  await desktop.screenshot({ path: testInfo.outputPath("desktop-confirm.png") });
+
+  await phone.locator(".choice", { hasText: code }).click();
+  await phone.getByRole("button", { name: "Approve" }).click();
+  await expect(phone.getByRole("heading", { name: /Approved|Signed in/ })).toBeVisible();
+
+  await expect(desktop).toHaveURL(`${baseURL}/`);
+  await expect(desktop.getByRole("heading", { name: "Signed in as Alice Liddell" })).toBeVisible();
+  await expectNoReload(desktop);
+  await desktop.screenshot({ path: testInfo.outputPath("desktop-signed-in.png") });
+
+  // A reload keeps the session (the cookie is real, the session stored), and sign-out works.
+  await desktop.reload();
+  await expect(desktop.getByRole("heading", { name: "Signed in as Alice Liddell" })).toBeVisible();
+  await desktop.getByRole("button", { name: "Sign out" }).click();
+  await expect(desktop).toHaveURL(`${baseURL}/login`);
+}

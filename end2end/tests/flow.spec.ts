@@ -1,6 +1,7 @@
 import { expect, test } from "@playwright/test";
 import {
   allowed,
+  approveAndSignIn,
   expectNoProblems,
   expectNoReload,
   matchCode,
@@ -21,32 +22,7 @@ test("approve: the desktop signs in as the phone's account, without a reload", a
   const desktop = await newDesktop(browser, baseURL!);
   const url = await showCode(desktop, testInfo);
 
-  await phone.goto(url);
-  await expect(phone.getByRole("heading", { name: "Sign in on a computer?" })).toBeVisible();
-  await expect(phone.locator(".requester-browser")).toHaveText("Chrome");
-  await expect(phone.locator(".requester")).toContainText("127.0.0.1");
-  await expect(phone.getByText("same network")).toBeVisible();
-
-  const code = await matchCode(desktop);
-  await expect(desktop.locator(".scanner")).toHaveText("Alice Liddell");
-  await expect(desktop.locator(".qr svg")).toHaveCount(0);
-  await phone.screenshot({ path: testInfo.outputPath("phone-confirm.png") });
-  await desktop.screenshot({ path: testInfo.outputPath("desktop-confirm.png") });
-
-  await phone.locator(".choice", { hasText: code }).click();
-  await phone.getByRole("button", { name: "Approve" }).click();
-  await expect(phone.getByRole("heading", { name: /Approved|Signed in/ })).toBeVisible();
-
-  await expect(desktop).toHaveURL(`${baseURL}/`);
-  await expect(desktop.getByRole("heading", { name: "Signed in as Alice Liddell" })).toBeVisible();
-  await expectNoReload(desktop);
-  await desktop.screenshot({ path: testInfo.outputPath("desktop-signed-in.png") });
-
-  // A reload keeps the session (the cookie is real), and sign-out works.
-  await desktop.reload();
-  await expect(desktop.getByRole("heading", { name: "Signed in as Alice Liddell" })).toBeVisible();
-  await desktop.getByRole("button", { name: "Sign out" }).click();
-  await expect(desktop).toHaveURL(`${baseURL}/login`);
+  await approveAndSignIn(phone, desktop, url, baseURL!, testInfo);
 });
 
 test("deny: the desktop says the sign-in was declined", async ({ browser, baseURL }, testInfo) => {

@@ -39,7 +39,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct UserArgs {
     /// Database for accounts, sessions and the audit trail: sqlite://PATH
-    /// (or a plain file path) [default: sqlite://data/qrlogin.db]
+    /// (or a plain file path) or postgres://USER@HOST/DB
+    /// [default: sqlite://data/qrlogin.db]
     #[arg(long, env = "QRLOGIN_DATABASE", value_name = "URL", global = true)]
     pub database: Option<String>,
     /// Redis the servers share, so that a removed account's sessions end on

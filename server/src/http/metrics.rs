@@ -66,16 +66,39 @@ pub async fn serve(
         .map_err(|e| e.to_string())
 }
 
+/// Hands the matched route on to [`record`], which runs outside routing
+/// (so that it also sees what no route answered).
+pub async fn tag_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
+}
+
 /// Counts every request by its route (the pattern, never the raw path:
 /// ids would make a series per attempt) and status, and times it.
 pub async fn record(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    // Only the methods the server knows: any other would be a new series
+    // per made-up method, a memory leak anyone could drive.
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
     let started = Instant::now();
     let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_owned();
     let status = response.status().as_u16().to_string();
     metrics::histogram!("qrlogin_http_request_duration_seconds", "route" => route.clone())
         .record(started.elapsed().as_secs_f64());

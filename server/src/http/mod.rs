@@ -88,17 +88,26 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), security::guard));
     // Only when metrics are on: the route label costs an allocation.
     let router = if state.metrics {
-        router.layer(axum::middleware::from_fn(metrics::record))
+        router
+            .route_layer(axum::middleware::from_fn(metrics::tag_route))
+            .layer(axum::middleware::from_fn(metrics::record))
     } else {
         router
     };
     router
-        // Every log line of a request carries its id (the proxy's
-        // X-Request-Id if it sent one, else a new one), and so does the answer.
+        // Every log line of a request carries its id, and so does the
+        // answer (a proxy can log it from there). The id is always our own:
+        // one a client sent could forge or collide with another's in logs.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::map_request(forget_request_id))
         .with_state(state)
+}
+
+async fn forget_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    request.headers_mut().remove("x-request-id");
+    request
 }
 
 /// The span every log line of a request is recorded in.

@@ -51,7 +51,8 @@ pub struct UnsupportedDatabaseUrl(pub String);
 
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, UnsupportedDatabaseUrl> {
-        let unsupported = || UnsupportedDatabaseUrl(raw.to_owned());
+        // The message is printed: never with a password in it.
+        let unsupported = || UnsupportedDatabaseUrl(redact_password(raw));
         let path = match raw.split_once(':') {
             Some(("postgres" | "postgresql", rest)) if rest.starts_with("//") => {
                 return Ok(Self::Postgres(raw.to_owned()))
@@ -194,6 +195,12 @@ mod tests {
         assert_eq!(DatabaseUrl::parse("data/q.db"), sqlite("data/q.db"));
         assert_eq!(DatabaseUrl::parse("C:\\q.db"), sqlite("C:\\q.db"));
         assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert_eq!(
+            DatabaseUrl::parse("postgress://qr:secret@db/q")
+                .unwrap_err()
+                .0,
+            "postgress://qr:***@db/q"
+        );
         let pg = "postgres://qr:secret@db.internal/qrlogin";
         assert_eq!(DatabaseUrl::parse(pg), Ok(DatabaseUrl::Postgres(pg.into())));
         assert_eq!(

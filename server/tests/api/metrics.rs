@@ -28,13 +28,28 @@ async fn metrics_are_served_apart_and_count_requests_attempts_and_waits() {
     let http = reqwest::Client::new();
     instance.ready(&http).await;
 
-    let created = http.post(instance.url(paths::LOGINS)).send().await.unwrap();
+    let created = http
+        .post(instance.url(paths::LOGINS))
+        .header("x-request-id", "forged")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(created.status(), 201);
     let request_id = created.headers()["x-request-id"]
         .to_str()
         .unwrap()
         .to_owned();
-    assert_eq!(request_id.len(), 36, "a UUID: {request_id}");
+    assert_eq!(
+        request_id.len(),
+        36,
+        "our own UUID, not the client's: {request_id}"
+    );
+    // A made-up method is counted as "other", never as a series of its own.
+    let odd = reqwest::Method::from_bytes(b"BREW").unwrap();
+    http.request(odd, instance.url(paths::LOGINS))
+        .send()
+        .await
+        .unwrap();
     let cookie = cookie_pair(created.headers()[header::SET_COOKIE].to_str().unwrap());
     let id = created.json::<serde_json::Value>().await.unwrap()["id"]
         .as_str()
@@ -73,11 +88,13 @@ async fn metrics_are_served_apart_and_count_requests_attempts_and_waits() {
     for expected in [
         r#"qrlogin_http_requests_total{route="/api/v1/logins",method="POST",status="201"} 1"#,
         r#"qrlogin_attempts_total{outcome="login_created"} 1"#,
+        r#"method="other""#,
         "qrlogin_desktops_waiting 0",
         r#"qrlogin_http_request_duration_seconds_bucket{route="/api/v1/logins/{id}",le="5"} 1"#,
     ] {
         assert!(text.contains(expected), "no {expected} in\n{text}");
     }
+    assert!(!text.contains("BREW"), "{text}");
     // Never on the public address.
     let public = http.get(instance.url("/metrics")).send().await.unwrap();
     assert_eq!(public.status(), 404);

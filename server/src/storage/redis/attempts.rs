@@ -33,18 +33,15 @@ const CAS_TRIES: usize = 32;
 /// Most attempts one purge takes.
 const PURGE_BATCH: usize = 1000;
 
-const INSERT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'a', ARGV[2])
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-return 1";
-
-/// -1: no such attempt; 0: its version moved on; 1: stored.
-const COMPARE_AND_SET: &str = r"
+/// Stores an attempt if the stored version is ARGV[1], or, with ARGV[1]
+/// empty, if there is none yet. -1: no such attempt; 0: its version moved
+/// on (or, for a new one, the id is taken); 1: stored.
+const WRITE: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return -1 end
-if v ~= ARGV[1] then return 0 end
+if ARGV[1] == '' then
+  if v then return 0 end
+elseif not v then return -1
+elseif v ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'a', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
@@ -153,8 +150,7 @@ fn purge_at(attempt: &Attempt) -> (u64, u64) {
 pub struct RedisAttemptStore {
     redis: RedisConnection,
     ending: String,
-    insert: Script,
-    compare_and_set: Script,
+    write: Script,
     purge: Script,
 }
 
@@ -163,8 +159,7 @@ impl RedisAttemptStore {
         Self {
             ending: redis.key(&["attempts", "ending"]),
             redis,
-            insert: Script::new(INSERT),
-            compare_and_set: Script::new(COMPARE_AND_SET),
+            write: Script::new(WRITE),
             purge: Script::new(PURGE),
         }
     }
@@ -188,20 +183,20 @@ impl RedisAttemptStore {
         json.as_deref().map(decode).transpose()
     }
 
-    /// Stores `attempt` if the stored version is still `expected`:
-    /// `Some(true)` stored, `Some(false)` lost a race, `None` gone.
-    async fn store_if(&self, expected: u64, attempt: &Attempt) -> Result<Option<bool>, StoreError> {
+    /// Runs [`WRITE`] for `attempt`: stored if the stored version is still
+    /// `expected` (`None`: if it is new).
+    async fn write(&self, expected: Option<u64>, attempt: &Attempt) -> Result<i64, StoreError> {
         let json = encode(attempt)?;
         let (purge, drop_at) = purge_at(attempt);
         let id = attempt.id.to_string();
         let key = self.attempt_key(attempt.id);
-        let result: i64 = self
-            .redis
+        let expected = expected.map(|v| v.to_string()).unwrap_or_default();
+        self.redis
             .call(|mut c| async move {
-                self.compare_and_set
+                self.write
                     .key(&key)
                     .key(&self.ending)
-                    .arg(expected)
+                    .arg(&expected)
                     .arg(attempt.version)
                     .arg(&json)
                     .arg(drop_at)
@@ -210,12 +205,7 @@ impl RedisAttemptStore {
                     .invoke_async(&mut c)
                     .await
             })
-            .await?;
-        Ok(match result {
-            1 => Some(true),
-            0 => Some(false),
-            _ => None,
-        })
+            .await
     }
 
     /// Reads the attempt, lets `change` alter it, and stores the result if
@@ -234,10 +224,10 @@ impl RedisAttemptStore {
             if attempt.version == before {
                 return Ok(Some((attempt, outcome, false)));
             }
-            match self.store_if(before, &attempt).await? {
-                Some(true) => return Ok(Some((attempt, outcome, true))),
-                Some(false) => continue,
-                None => return Ok(None),
+            match self.write(Some(before), &attempt).await? {
+                1 => return Ok(Some((attempt, outcome, true))),
+                0 => continue,
+                _ => return Ok(None),
             }
         }
         Err(StoreError::Unavailable(format!(
@@ -249,29 +239,9 @@ impl RedisAttemptStore {
 #[async_trait]
 impl AttemptStore for RedisAttemptStore {
     async fn insert(&self, attempt: Attempt) -> Result<(), StoreError> {
-        let json = encode(&attempt)?;
-        let (purge, drop_at) = purge_at(&attempt);
-        let id = attempt.id.to_string();
-        let key = self.attempt_key(attempt.id);
-        let inserted: i64 = self
-            .redis
-            .call(|mut c| async move {
-                self.insert
-                    .key(&key)
-                    .key(&self.ending)
-                    .arg(attempt.version)
-                    .arg(&json)
-                    .arg(drop_at)
-                    .arg(purge)
-                    .arg(&id)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        if inserted == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Duplicate)
+        match self.write(None, &attempt).await? {
+            1 => Ok(()),
+            _ => Err(StoreError::Duplicate),
         }
     }
 

@@ -5,13 +5,7 @@
 //! local waiter is woken once, since messages may have been missed while
 //! the connection was down.
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -33,14 +27,6 @@ pub struct RedisNotifier {
     redis: RedisConnection,
     channel: String,
     local: Arc<LocalNotifier>,
-    status: Arc<SubscriberStatus>,
-}
-
-/// What the subscriber task reports, for health checks and metrics.
-#[derive(Default)]
-pub struct SubscriberStatus {
-    pub connected: AtomicBool,
-    pub reconnects: AtomicU64,
 }
 
 impl RedisNotifier {
@@ -48,24 +34,16 @@ impl RedisNotifier {
     pub fn start(redis: RedisConnection) -> Self {
         let channel = redis.key(&["changes"]);
         let local = Arc::new(LocalNotifier::default());
-        let status = Arc::new(SubscriberStatus::default());
         tokio::spawn(subscribe_forever(
             redis.client.clone(),
             channel.clone(),
             local.clone(),
-            status.clone(),
         ));
         Self {
             redis,
             channel,
             local,
-            status,
         }
-    }
-
-    #[allow(dead_code)] // read by the metrics
-    pub fn status(&self) -> Arc<SubscriberStatus> {
-        self.status.clone()
     }
 }
 
@@ -99,23 +77,16 @@ impl ChangeNotifier for RedisNotifier {
 }
 
 /// Keeps one subscription open, reconnecting with a growing pause.
-async fn subscribe_forever(
-    client: redis::Client,
-    channel: String,
-    local: Arc<LocalNotifier>,
-    status: Arc<SubscriberStatus>,
-) {
+async fn subscribe_forever(client: redis::Client, channel: String, local: Arc<LocalNotifier>) {
     let mut backoff = Duration::from_millis(50);
     let mut first = true;
     loop {
         match tokio::time::timeout(OP_TIMEOUT, subscribed(&client, &channel)).await {
             Ok(Ok(mut pubsub)) => {
                 backoff = Duration::from_millis(50);
-                status.connected.store(true, Ordering::SeqCst);
                 if first {
                     first = false;
                 } else {
-                    status.reconnects.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("qrlogin_redis_reconnects_total").increment(1);
                     tracing::info!("redis subscriber reconnected");
                     local.wake_all();
@@ -127,7 +98,6 @@ async fn subscribe_forever(
                         local.wake(id, version);
                     }
                 }
-                status.connected.store(false, Ordering::SeqCst);
                 tracing::warn!("redis subscriber lost its connection; reconnecting");
             }
             Ok(Err(err)) => tracing::debug!(error = %err, "redis subscriber cannot connect"),
