@@ -33,6 +33,9 @@ pub struct ClusterResults {
     pub levels: Vec<ClusterLevel>,
     /// Desktop on A, phone on B; both instances' CPU.
     pub flow: Flow,
+    /// Audit rows the two dropped during the flow rounds (must be 0: the
+    /// PostgreSQL batcher keeps up).
+    pub audit_rows_dropped: u64,
 }
 
 pub async fn measure(
@@ -63,11 +66,13 @@ pub async fn measure(
     );
     let [a, b] = instances(paths, shared, "flow").await?;
     let flow = flow_against(paths, args, &[&a, &b]).await;
+    let audit_rows_dropped = a.audit_rows_dropped().await? + b.audit_rows_dropped().await?;
     a.stop().await?;
     b.stop().await?;
     Ok(ClusterResults {
         levels,
         flow: flow?,
+        audit_rows_dropped,
     })
 }
 

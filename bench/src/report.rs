@@ -257,6 +257,12 @@ impl Results {
             {
                 bail!("two-instance figures missing or failed");
             }
+            if c.audit_rows_dropped > 0 {
+                bail!(
+                    "the two instances dropped {} audit rows under load",
+                    c.audit_rows_dropped
+                );
+            }
         }
         Ok(())
     }
@@ -453,8 +459,9 @@ fn cluster_tables(s: &mut String, c: &ClusterResults) {
         s,
         "\nThe whole flow on the two instances (the desktop on A, the phone on B; qrlogin's CPU \
          is both instances' together; PostgreSQL's and Redis's own CPU is not counted, they \
-         share the machine) against the same plain axum, {} clients:\n\n{FLOW_HEADER}",
-        c.flow.concurrency
+         share the machine) against the same plain axum, {} clients; audit rows dropped meanwhile \
+         (from the instances' metrics): {}.\n\n{FLOW_HEADER}",
+        c.flow.concurrency, c.audit_rows_dropped
     );
     flow_rows(s, &c.flow);
 }

@@ -57,6 +57,8 @@ pub struct Server {
     child: tokio::process::Child,
     pub addr: SocketAddr,
     pid: u32,
+    /// Where its Prometheus metrics are, if it serves them.
+    metrics: Option<SocketAddr>,
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {
@@ -96,15 +98,41 @@ impl Server {
     }
 
     /// One of several instances sharing `shared`, its Redis keys under
-    /// `prefix` (each measurement starts from an empty Redis).
+    /// `prefix` (each measurement starts from an empty Redis), serving
+    /// metrics (the audit rows it dropped are read from there).
     pub async fn qrlogin_shared(
         paths: &Paths,
         name: &str,
         shared: &Shared,
         prefix: &str,
     ) -> anyhow::Result<Self> {
-        let redis = ["--redis", &shared.redis, "--redis-prefix", prefix];
-        Self::qrlogin_with(paths, name, &shared.postgres, &redis).await
+        let metrics = free_port()?;
+        let metrics_arg = metrics.to_string();
+        let extra = [
+            "--redis",
+            &shared.redis,
+            "--redis-prefix",
+            prefix,
+            "--metrics-addr",
+            &metrics_arg,
+        ];
+        let mut server = Self::qrlogin_with(paths, name, &shared.postgres, &extra).await?;
+        server.metrics = Some(metrics);
+        Ok(server)
+    }
+
+    /// Audit rows the server dropped so far (from its metrics).
+    pub async fn audit_rows_dropped(&self) -> anyhow::Result<u64> {
+        let addr = self.metrics.context("this server serves no metrics")?;
+        let mut conn = Conn::open(addr, LOOPBACK, Proto::H1).await?;
+        let answer = conn.get("/metrics").await?;
+        let text = String::from_utf8_lossy(&answer.body);
+        // Absent until the first drop.
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix("qrlogin_audit_rows_dropped_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0))
     }
 
     async fn qrlogin_with(
@@ -173,7 +201,12 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Self { child, addr, pid })
+        Ok(Self {
+            child,
+            addr,
+            pid,
+            metrics: None,
+        })
     }
 
     /// CPU time the server has used (user + system), from /proc; in

@@ -1,6 +1,7 @@
 import { expect, test, type Page } from "@playwright/test";
 import { USERS } from "./accounts";
-import { approveAndSignIn, expectNoProblems, newDesktop, newPhone, showCode, signIn } from "./devices";
+import { execFileSync } from "node:child_process";
+import { allowed, approveAndSignIn, expectNoProblems, newDesktop, newPhone, showCode, signIn } from "./devices";
 
 // The whole flow through scripts/cluster.sh: nginx in front of two qrlogin
 // instances that share one PostgreSQL and one Redis, round robin with no
@@ -12,6 +13,8 @@ const clusterURL = `http://127.0.0.1:${port}`;
 const instances = [`127.0.0.1:${port + 1}`, `127.0.0.1:${port + 2}`];
 
 test.afterEach(expectNoProblems);
+// One cluster for the file: the Redis test must not stop it under another.
+test.describe.configure({ mode: "serial" });
 
 type Answer = { request: string; upstream: string };
 
@@ -62,4 +65,26 @@ test("approve through nginx: desktop and phone on different instances", async ({
   // desktop's: the two devices did not share one instance all along.
   const crossed = phoneAnswers.some((p) => desktopAnswers.some((d) => d.upstream !== p.upstream));
   expect(crossed, upstreams).toBe(true);
+});
+
+test("Redis stopped: the login page says it is reconnecting, then carries on", async ({ browser }, testInfo) => {
+  const dir = process.env.QRLOGIN_E2E_CLUSTER_DIR!;
+  const phone = await newPhone(browser, clusterURL);
+  await phone.goto("/m");
+  await signIn(phone, "alice");
+  const desktop = await newDesktop(browser, clusterURL);
+  const url = await showCode(desktop, testInfo);
+  // The page's polls fail while Redis is away (503, logged by the browser).
+  allowed.set(desktop, /503|Service Unavailable/);
+
+  // Redis stops (its appendonly file keeps the attempt); the desktop's
+  // waiting poll is woken by its instance, meets a 503 and says so.
+  execFileSync("redis-cli", ["-s", `${dir}/redis.sock`, "shutdown"]);
+  await expect(desktop.locator(".notice")).toContainText("Reconnecting", { timeout: 10_000 });
+  await desktop.screenshot({ path: testInfo.outputPath("desktop-reconnecting.png") });
+
+  // Back: the page carries on with the same code, and the sign-in works.
+  execFileSync("redis-server", [`${dir}/redis.conf`]);
+  await expect(desktop.locator(".notice")).toBeEmpty({ timeout: 20_000 });
+  await approveAndSignIn(phone, desktop, url, clusterURL, testInfo);
 });

@@ -96,18 +96,38 @@ pub fn router(state: AppState) -> Router {
     };
     router
         // Every log line of a request carries its id, and so does the
-        // answer (a proxy can log it from there). The id is always our own:
-        // one a client sent could forge or collide with another's in logs.
+        // answer: a trusted proxy's X-Request-Id (so its logs and ours
+        // meet), else a new UUID. A client's own never counts: it could
+        // forge or collide with another request's lines.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(axum::middleware::map_request(forget_request_id))
+        .layer(from_fn_with_state(state.clone(), proxy_request_id_only))
         .with_state(state)
 }
 
-async fn forget_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
-    request.headers_mut().remove("x-request-id");
-    request
+/// Keeps an incoming `X-Request-Id` only from a trusted proxy, and only a
+/// plain one (at most 64 letters, digits, `-` and `_`).
+async fn proxy_request_id_only(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let from_proxy = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|peer| state.trusted_proxies.contains(&peer.0.ip()));
+    let plain = request.headers().get("x-request-id").is_some_and(|id| {
+        id.len() <= 64
+            && id
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    });
+    if !(from_proxy && plain) {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
 }
 
 /// The span every log line of a request is recorded in.

@@ -223,6 +223,7 @@ impl LoginService {
             attempt,
             outcome,
             changed,
+            announced,
         } = self
             .attempts
             .apply(id, transition, now_millis(), &self.ttls)
@@ -234,9 +235,11 @@ impl LoginService {
                     .increment(1);
                 self.audit.record(event, Some(id), account_id, caller);
             }
-            if let Err(err) = self.notifier.publish(id, attempt.version).await {
-                // The change is stored; waiters see it when their wait ends.
-                tracing::warn!(login_id = %id, error = %err, "cannot notify waiting desktops");
+            if !announced {
+                if let Err(err) = self.notifier.publish(id, attempt.version).await {
+                    // The change is stored; waiters see it when their wait ends.
+                    tracing::warn!(login_id = %id, error = %err, "cannot notify waiting desktops");
+                }
             }
         }
         outcome?;

@@ -113,13 +113,25 @@ impl<S: AccountStore + SessionStore + ?Sized> CachedSessions<S> {
         }
     }
 
-    /// Tells every instance that something was revoked.
-    async fn announce_revocation(&self) {
+    /// Runs `revoke` (a change to the store) so that every instance hears
+    /// of it: the clock advances before (if it cannot, nothing is revoked
+    /// and the caller gets the error, to try again) and after (so that a
+    /// lookup on another instance that read the store in between does not
+    /// keep what it read).
+    async fn revoking<T>(
+        &self,
+        revoke: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if let Some(revocations) = &self.revocations {
+            revocations.advance().await?;
+        }
+        let revoked = revoke.await;
         if let Some(revocations) = &self.revocations {
             if let Err(err) = revocations.advance().await {
-                tracing::warn!(error = %err, "cannot tell other instances of a revocation; their caches trust it for at most the next lookups' clock read");
+                tracing::warn!(error = %err, "cannot advance the revocation clock after a revocation");
             }
         }
+        revoked
     }
 
     /// Drops sessions matching `gone`, after the store has changed. The
@@ -198,9 +210,10 @@ impl<S: AccountStore + SessionStore + ?Sized> SessionStore for CachedSessions<S>
     }
 
     async fn delete_session(&self, account_id: i64, id: &str) -> Result<bool, StoreError> {
-        let deleted = self.inner.delete_session(account_id, id).await;
+        let deleted = self
+            .revoking(self.inner.delete_session(account_id, id))
+            .await;
         self.invalidate(|session, _| session.id == id);
-        self.announce_revocation().await;
         deleted
     }
 
@@ -221,12 +234,11 @@ impl<S: AccountStore + SessionStore + ?Sized> SessionStore for CachedSessions<S>
 #[async_trait]
 impl<S: AccountStore + SessionStore + ?Sized> AccountStore for CachedSessions<S> {
     async fn remove_account(&self, username: &Username) -> Result<bool, StoreError> {
-        let removed = self.inner.remove_account(username).await;
+        let removed = self.revoking(self.inner.remove_account(username)).await;
         self.invalidate(|_, account| account.username == username.as_str());
         self.accounts
             .lock()
             .retain(|_, (account, _)| account.username != username.as_str());
-        self.announce_revocation().await;
         removed
     }
 

@@ -262,6 +262,30 @@ async fn redis_notifications_reach_other_instances() {
         }
     }
     assert!(heard, "the other instance heard the change");
+
+    // A change the Redis attempt store writes is announced with it.
+    let attempts = RedisAttemptStore::new(open().await.unwrap());
+    let now = now_millis();
+    let attempt = test_attempt(now);
+    attempts.insert(attempt.clone()).await.unwrap();
+    let mut waiting = there.subscribe(attempt.id);
+    waiting.borrow_and_update();
+    let scanner = Scanner {
+        account_id: 7,
+        display_name: "Alice".into(),
+    };
+    let scanned = attempts
+        .apply(
+            attempt.id,
+            &Transition::scan(scanner),
+            now,
+            &Ttls::default(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(scanned.announced);
+    assert!(hears(&mut waiting, scanned.attempt.version).await);
 }
 
 // ---- SharedLimiter and RevocationClock ----

@@ -60,6 +60,7 @@ impl AttemptStore for MemoryAttemptStore {
                 changed: attempt.version != before,
                 attempt: attempt.clone(),
                 outcome,
+                announced: false,
             }
         }))
     }

@@ -38,6 +38,11 @@ pub struct Applied {
     pub outcome: Result<(), TransitionError>,
     /// Whether the attempt changed (a repeated scan, say, does not).
     pub changed: bool,
+    /// Whether the store itself announced the change to every instance's
+    /// [`ChangeNotifier`] in the same step as the write (Redis does): then
+    /// nobody publishes it again, and no crash between write and notice can
+    /// leave a desktop waiting.
+    pub announced: bool,
 }
 
 #[async_trait]

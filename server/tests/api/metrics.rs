@@ -112,3 +112,31 @@ async fn metrics_are_served_apart_and_count_requests_attempts_and_waits() {
         .unwrap_or_else(|| panic!("no creation logged in\n{logged}"));
     assert!(line.contains(&request_id), "{line}");
 }
+
+#[tokio::test]
+async fn a_request_id_is_taken_only_from_a_trusted_proxy() {
+    let app = test_app_with(server::config::ServeArgs {
+        trusted_proxies: Some(vec![[10, 0, 0, 2].into()]),
+        ..server::config::ServeArgs::default()
+    })
+    .await;
+    let id_answered = |call: Call| async {
+        let response = app.send(call).await;
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let from_proxy = Call::new(axum::http::Method::GET, "/healthz")
+        .peer_ip([10, 0, 0, 2])
+        .header("x-request-id", "proxy-7f3a");
+    assert_eq!(id_answered(from_proxy).await, "proxy-7f3a");
+    let from_client = Call::new(axum::http::Method::GET, "/healthz")
+        .peer_ip([192, 0, 2, 7])
+        .header("x-request-id", "proxy-7f3a");
+    assert_eq!(id_answered(from_client).await.len(), 36, "a new UUID");
+    let odd = Call::new(axum::http::Method::GET, "/healthz")
+        .peer_ip([10, 0, 0, 2])
+        .header("x-request-id", "two words");
+    assert_eq!(id_answered(odd).await.len(), 36, "a new UUID");
+}

@@ -34,8 +34,9 @@ const CAS_TRIES: usize = 32;
 const PURGE_BATCH: usize = 1000;
 
 /// Stores an attempt if the stored version is ARGV[1], or, with ARGV[1]
-/// empty, if there is none yet. -1: no such attempt; 0: its version moved
-/// on (or, for a new one, the id is taken); 1: stored.
+/// empty, if there is none yet, and announces the change on channel
+/// ARGV[7] (unless empty) in the same step. -1: no such attempt; 0: its
+/// version moved on (or, for a new one, the id is taken); 1: stored.
 const WRITE: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
 if ARGV[1] == '' then
@@ -45,6 +46,7 @@ elseif v ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'a', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[6] .. ' ' .. ARGV[2]) end
 return 1";
 
 /// Takes (returns and deletes) the attempts due for purging. Atomic, so
@@ -150,6 +152,7 @@ fn purge_at(attempt: &Attempt) -> (u64, u64) {
 pub struct RedisAttemptStore {
     redis: RedisConnection,
     ending: String,
+    changes: String,
     write: Script,
     purge: Script,
 }
@@ -158,6 +161,7 @@ impl RedisAttemptStore {
     pub fn new(redis: RedisConnection) -> Self {
         Self {
             ending: redis.key(&["attempts", "ending"]),
+            changes: redis.changes_channel(),
             redis,
             write: Script::new(WRITE),
             purge: Script::new(PURGE),
@@ -190,6 +194,12 @@ impl RedisAttemptStore {
         let (purge, drop_at) = purge_at(attempt);
         let id = attempt.id.to_string();
         let key = self.attempt_key(attempt.id);
+        // A new attempt has nobody waiting on it yet: no notice.
+        let changes = if expected.is_some() {
+            &self.changes[..]
+        } else {
+            ""
+        };
         let expected = expected.map(|v| v.to_string()).unwrap_or_default();
         self.redis
             .call(|mut c| async move {
@@ -202,6 +212,7 @@ impl RedisAttemptStore {
                     .arg(drop_at)
                     .arg(purge)
                     .arg(&id)
+                    .arg(changes)
                     .invoke_async(&mut c)
                     .await
             })
@@ -266,6 +277,7 @@ impl AttemptStore for RedisAttemptStore {
                 attempt,
                 outcome,
                 changed,
+                announced: changed,
             }))
     }
 

@@ -146,6 +146,11 @@ impl RedisConnection {
         result
     }
 
+    /// The channel every attempt change is announced on: "{id} {version}".
+    fn changes_channel(&self) -> String {
+        self.key(&["changes"])
+    }
+
     /// A key or channel name under this deployment's prefix.
     fn key(&self, parts: &[&str]) -> String {
         let mut key = self.prefix.clone();

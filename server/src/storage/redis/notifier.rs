@@ -1,5 +1,6 @@
-//! Change notification across instances: `publish` sends "id version" on
-//! one Redis channel; each instance keeps one subscriber connection (one
+//! Change notification across instances: every change the Redis attempt
+//! store writes is announced, in the same script, as "id version" on one
+//! channel (and `publish` sends the same, for other callers); each instance keeps one subscriber connection (one
 //! task) that hands what it hears to its [`LocalNotifier`], where the
 //! waiting desktops hold their `watch` receivers. After a reconnect every
 //! local waiter is woken once, since messages may have been missed while
@@ -32,7 +33,7 @@ pub struct RedisNotifier {
 impl RedisNotifier {
     /// Starts this instance's subscriber task; it runs until the process ends.
     pub fn start(redis: RedisConnection) -> Self {
-        let channel = redis.key(&["changes"]);
+        let channel = redis.changes_channel();
         let local = Arc::new(LocalNotifier::default());
         tokio::spawn(subscribe_forever(
             redis.client.clone(),
@@ -99,6 +100,10 @@ async fn subscribe_forever(client: redis::Client, channel: String, local: Arc<Lo
                     }
                 }
                 tracing::warn!("redis subscriber lost its connection; reconnecting");
+                // Waiting desktops read their attempt again now: they learn
+                // at once that Redis is away (503) rather than at their
+                // wait's end, and keep retrying.
+                local.wake_all();
             }
             Ok(Err(err)) => tracing::debug!(error = %err, "redis subscriber cannot connect"),
             Err(_) => tracing::debug!("redis subscriber timed out connecting"),
