@@ -309,9 +309,10 @@ mod wait_loop {
         Gone,
     }
 
-    async fn poll(id: &str, since: u64) -> Result<Polled, String> {
+    /// The attempt past `since`, waiting up to `wait_s` for a change.
+    async fn poll(id: &str, since: u64, wait_s: u32) -> Result<Polled, String> {
         let url = format!(
-            "{}?since={since}&wait={WAIT_S}",
+            "{}?since={since}&wait={wait_s}",
             paths::with_id(paths::LOGIN, id)
         );
         let response = Request::get(&url)
@@ -478,7 +479,10 @@ mod wait_loop {
             let mut version = created.version;
             let mut backoff = FIRST_BACKOFF_MS;
             while self.current(run) {
-                let status = match poll(id, version).await {
+                // After trouble, one quick read first: the notice goes as
+                // soon as the server answers, not when a long poll ends.
+                let wait_s = if backoff == FIRST_BACKOFF_MS { WAIT_S } else { 0 };
+                let status = match poll(id, version, wait_s).await {
                     Ok(Polled::Status(status)) => status,
                     Ok(Polled::Gone) => return Ended::Replace,
                     Err(reason) => {
