@@ -4,12 +4,14 @@
 //! instance), rate limits every instance shares, and the revocation clock
 //! that keeps every instance's session cache honest.
 //!
-//! Every call gives up after [`OP_TIMEOUT`] and reports
-//! [`StoreError::Unavailable`]; once a call has failed, the others fail at
-//! once while one probe every [`PROBE_EVERY`] finds out whether Redis is
-//! back. So a Redis that is down makes requests answer 503 within a
-//! second, never hang. The connection manager and the subscriber reconnect
-//! by themselves.
+//! A Redis that is down is seen at once (the connection is refused or
+//! reset): that call reports [`StoreError::Unavailable`], and so do the
+//! others, at once, while one probe every [`PROBE_EVERY`] (given at most
+//! [`PROBE_TIMEOUT`]) finds out whether Redis is back. So requests answer
+//! 503 within a second and never hang. A call that is merely slow (a
+//! burst of tens of thousands of polls queued on the connection) waits up
+//! to [`OP_TIMEOUT`] and fails alone. The connection manager and the
+//! subscriber reconnect by themselves.
 
 mod attempts;
 mod notifier;
@@ -33,7 +35,9 @@ pub use shared::{RedisLimiter, RedisRevocations};
 use super::traits::StoreError;
 
 /// Longest any one Redis call may take before the request gives up.
-pub const OP_TIMEOUT: Duration = Duration::from_millis(500);
+pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest a probe may take while Redis is known to be down.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// While Redis is down, how often one call tries it.
 const PROBE_EVERY: Duration = Duration::from_millis(200);
 /// Every key and channel qrlogin uses starts with this by default.
@@ -49,6 +53,14 @@ pub struct RedisConnection {
     /// Redis stay apart.
     prefix: String,
     health: Arc<Health>,
+}
+
+/// How a call may go to Redis.
+enum Probe {
+    /// Redis answers: the call goes.
+    Up,
+    /// Redis is down: this call is the one that looks whether it is back.
+    WhileDown,
 }
 
 /// Whether Redis answered lately.
@@ -70,19 +82,20 @@ impl Health {
             + 1
     }
 
-    /// Whether this call may go to Redis.
-    fn may_try(&self) -> bool {
+    /// Whether this call may go to Redis, and as what.
+    fn may_try(&self) -> Option<Probe> {
         let next = self.next_probe_ms.load(Ordering::Acquire);
         if next == 0 {
-            return true;
+            return Some(Probe::Up);
         }
         let now = self.now_ms();
         let then = now + PROBE_EVERY.as_millis() as u64;
-        now >= next
+        let probe = now >= next
             && self
                 .next_probe_ms
                 .compare_exchange(next, then, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+                .is_ok();
+        probe.then_some(Probe::WhileDown)
     }
 
     fn succeeded(&self) {
@@ -126,24 +139,33 @@ impl RedisConnection {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        if !self.health.may_try() {
-            return Err(StoreError::Unavailable("redis: down".into()));
-        }
-        let result = match tokio::time::timeout(OP_TIMEOUT, op(self.manager.clone())).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) if !is_io_failure(&err) => {
-                // Redis answered (with an error): it is up.
-                self.health.succeeded();
-                return Err(StoreError::Unavailable(format!("redis: {err}")));
-            }
-            Ok(Err(err)) => Err(StoreError::Unavailable(format!("redis: {err}"))),
-            Err(_) => Err(StoreError::Unavailable("redis: timed out".into())),
+        let timeout = match self.health.may_try() {
+            Some(Probe::Up) => OP_TIMEOUT,
+            Some(Probe::WhileDown) => PROBE_TIMEOUT,
+            None => return Err(StoreError::Unavailable("redis: down".into())),
         };
-        match &result {
-            Ok(_) => self.health.succeeded(),
-            Err(_) => self.health.failed(),
+        match tokio::time::timeout(timeout, op(self.manager.clone())).await {
+            Ok(Ok(value)) => {
+                self.health.succeeded();
+                Ok(value)
+            }
+            Ok(Err(err)) => {
+                if is_io_failure(&err) {
+                    self.health.failed();
+                } else {
+                    // Redis answered (with an error): it is up.
+                    self.health.succeeded();
+                }
+                Err(StoreError::Unavailable(format!("redis: {err}")))
+            }
+            Err(_) => {
+                // Slow is not down, unless this was a probe while down.
+                if timeout == PROBE_TIMEOUT {
+                    self.health.failed();
+                }
+                Err(StoreError::Unavailable("redis: timed out".into()))
+            }
         }
-        result
     }
 
     /// The channel every attempt change is announced on: "{id} {version}".
