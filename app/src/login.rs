@@ -481,7 +481,11 @@ mod wait_loop {
             while self.current(run) {
                 // After trouble, one quick read first: the notice goes as
                 // soon as the server answers, not when a long poll ends.
-                let wait_s = if backoff == FIRST_BACKOFF_MS { WAIT_S } else { 0 };
+                let wait_s = if backoff == FIRST_BACKOFF_MS {
+                    WAIT_S
+                } else {
+                    0
+                };
                 let status = match poll(id, version, wait_s).await {
                     Ok(Polled::Status(status)) => status,
                     Ok(Polled::Gone) => return Ended::Replace,

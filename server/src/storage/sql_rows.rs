@@ -1,109 +1,100 @@
 //! Rows to domain values, for every SQL back-end: the column names are the
 //! same in SQLite's and PostgreSQL's schemas.
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use crate::{
+    domain::{
+        account::{Account, Session, SignInRecord},
+        audit::{AuditEvent, AuditRecord},
+    },
+    storage::StoreError,
+};
 
-use crate::domain::account::{Account, Session, SignInRecord};
-
-fn get<'r, R, T>(row: &'r R, column: &'static str) -> Result<T, sqlx::Error>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    T: Decode<'r, R::Database> + Type<R::Database>,
-{
-    row.try_get(column)
+/// The column types the readers below need, by name. One impl per back-end
+/// (its row type), so that each reader is written once.
+pub(crate) trait Columns {
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn int_or_null(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn text_or_null(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
 }
 
-pub(crate) fn account_from<R>(row: &R) -> Result<Account, sqlx::Error>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-{
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn int_or_null(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn text_or_null(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+        }
+    };
+}
+
+columns_for!(sqlx::sqlite::SqliteRow);
+columns_for!(sqlx::postgres::PgRow);
+
+pub(crate) fn account_from(row: &impl Columns) -> Result<Account, sqlx::Error> {
     Ok(Account {
-        id: get(row, "id")?,
-        username: get(row, "username")?,
-        display_name: get(row, "display_name")?,
-        created_at: get(row, "created_at")?,
+        id: row.int("id")?,
+        username: row.text("username")?,
+        display_name: row.text("display_name")?,
+        created_at: row.int("created_at")?,
     })
 }
 
-pub(crate) fn session_from<R>(row: &R) -> Result<Session, sqlx::Error>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-{
+pub(crate) fn session_from(row: &impl Columns) -> Result<Session, sqlx::Error> {
     Ok(Session {
-        id: get(row, "id")?,
-        account_id: get(row, "account_id")?,
-        method: get(row, "method")?,
-        user_agent: get(row, "user_agent")?,
-        ip: get(row, "ip")?,
-        created_at: get::<_, i64>(row, "created_at")? as u64,
-        last_seen_at: get::<_, i64>(row, "last_seen_at")? as u64,
+        id: row.text("id")?,
+        account_id: row.int("account_id")?,
+        method: row.text("method")?,
+        user_agent: row.text("user_agent")?,
+        ip: row.text("ip")?,
+        created_at: row.int("created_at")? as u64,
+        last_seen_at: row.int("last_seen_at")? as u64,
     })
 }
 
 /// A session row joined with its account's (`username`, `display_name`,
 /// `account_created_at`).
-pub(crate) fn session_and_account_from<R>(row: &R) -> Result<(Session, Account), sqlx::Error>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-{
+pub(crate) fn session_and_account_from(
+    row: &impl Columns,
+) -> Result<(Session, Account), sqlx::Error> {
     let session = session_from(row)?;
     let account = Account {
         id: session.account_id,
-        username: get(row, "username")?,
-        display_name: get(row, "display_name")?,
-        created_at: get(row, "account_created_at")?,
+        username: row.text("username")?,
+        display_name: row.text("display_name")?,
+        created_at: row.int("account_created_at")?,
     };
     Ok((session, account))
 }
 
-pub(crate) fn sign_in_from<R>(row: &R) -> Result<SignInRecord, sqlx::Error>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
-{
+pub(crate) fn sign_in_from(row: &impl Columns) -> Result<SignInRecord, sqlx::Error> {
     Ok(SignInRecord {
-        at: get::<_, i64>(row, "at")? as u64,
-        active_session: get(row, "active_session")?,
-        ip: get(row, "ip")?,
-        user_agent: get(row, "user_agent")?,
+        at: row.int("at")? as u64,
+        active_session: row.text_or_null("active_session")?,
+        ip: row.text("ip")?,
+        user_agent: row.text("user_agent")?,
     })
 }
 
-pub(crate) fn audit_from<R>(
-    row: &R,
-) -> Result<crate::domain::audit::AuditRecord, crate::storage::StoreError>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
-{
-    use crate::domain::audit::{AuditEvent, AuditRecord};
-    let event: String = get(row, "event")?;
+pub(crate) fn audit_from(row: &impl Columns) -> Result<AuditRecord, StoreError> {
+    let event = row.text("event")?;
     Ok(AuditRecord {
-        at: get::<_, i64>(row, "at")? as u64,
-        event: AuditEvent::parse(&event).ok_or_else(|| {
-            crate::storage::StoreError::Unavailable(format!("unknown audit event {event:?}"))
-        })?,
-        login_id: get(row, "login_id")?,
-        account_id: get(row, "account_id")?,
-        session_id: get(row, "session_id")?,
-        ip: get(row, "ip")?,
-        user_agent: get(row, "user_agent")?,
+        at: row.int("at")? as u64,
+        event: AuditEvent::parse(&event)
+            .ok_or_else(|| StoreError::Unavailable(format!("unknown audit event {event:?}")))?,
+        login_id: row.text_or_null("login_id")?,
+        account_id: row.int_or_null("account_id")?,
+        session_id: row.text_or_null("session_id")?,
+        ip: row.text("ip")?,
+        user_agent: row.text("user_agent")?,
     })
 }

@@ -16,11 +16,16 @@ use server::config::ServeArgs;
 
 /// Runs one of scripts/services.sh's functions on `dir`.
 fn services(function: &str, dir: &Path) {
+    services_with(function, dir, "");
+}
+
+/// The same, with more arguments after the folder.
+fn services_with(function: &str, dir: &Path, more: &str) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
     let status = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "source '{}' && {function} '{}'",
+            "source '{}' && {function} '{}' {more}",
             script.display(),
             dir.display()
         ))
@@ -49,18 +54,9 @@ impl PrivateServers {
         Some(servers)
     }
 
+    /// Starts or stops PostgreSQL (without fsync: throwaway data).
     fn postgres(&self, function: &str) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
-        let status = Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                "source '{}' && {function} '{}' fast",
-                script.display(),
-                self.dir.path().display()
-            ))
-            .status()
-            .expect("bash");
-        assert!(status.success(), "{function} failed");
+        services_with(function, self.dir.path(), "fast");
     }
 
     fn redis_url(&self) -> String {

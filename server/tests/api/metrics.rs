@@ -66,25 +66,20 @@ async fn metrics_are_served_apart_and_count_requests_attempts_and_waits() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
-    let during = http
-        .get(&metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = || async {
+        http.get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let during = scrape().await;
     assert!(during.contains("qrlogin_desktops_waiting 1"), "{during}");
     poll.await.unwrap().unwrap();
 
-    let text = http
-        .get(&metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape().await;
     for expected in [
         r#"qrlogin_http_requests_total{route="/api/v1/logins",method="POST",status="201"} 1"#,
         r#"qrlogin_attempts_total{outcome="login_created"} 1"#,
