@@ -11,11 +11,12 @@
 //!   the audit trail, rate limits. Each has its own error enum; they reach
 //!   storage only through its traits.
 //! - [`storage`]: the store traits, split by concern, and their back-ends
-//!   (memory; SQLite), chosen by URL in [`storage::open`]. A new back-end
-//!   is one module there plus one match arm.
+//!   (memory and SQLite for one process; PostgreSQL and Redis for several
+//!   instances), chosen by `--database` URL and `--redis` in
+//!   [`storage::open`]. A new back-end is one module there plus one match arm.
 //! - [`http`]: the transport: API v1 handlers, the Leptos pages' backend,
-//!   security headers and CSRF, the OpenAPI document; the one table from
-//!   service errors to HTTP answers. A new transport (OAuth endpoints, say)
+//!   security headers and CSRF, the OpenAPI document, request ids and the
+//!   Prometheus metrics; the one table from service errors to HTTP answers. A new transport (OAuth endpoints, say)
 //!   is a module beside `http::api` calling the services.
 //! - [`config`] resolves settings; [`cli`] is the `qrlogin` command.
 //!
