@@ -131,7 +131,33 @@ async fn redis_down_answers_503_at_once_and_everything_carries_on_when_it_is_bac
     let approved = a.approved(&phone).await;
     let waiting = b.desktop().await;
 
+    // A desktop already waiting hears of the outage at once, as a 503.
+    let waiting_poll = tokio::spawn(send_to(
+        b.router.clone(),
+        Call::new(
+            Method::GET,
+            &format!(
+                "{}?since=1&wait=20",
+                paths::with_id(paths::LOGIN, &waiting.id)
+            ),
+        )
+        .cookie(&waiting.cookie),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
     servers.stop_redis();
+    let stopped = Instant::now();
+    let answer = waiting_poll.await.unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(1),
+        "the waiting poll answered {:?} after the stop",
+        stopped.elapsed()
+    );
+    assert_eq!(
+        error_body(answer, StatusCode::SERVICE_UNAVAILABLE)
+            .await
+            .error,
+        "unavailable"
+    );
     let create = || Call::new(Method::POST, paths::LOGINS);
     unavailable_within_a_second(&a, create()).await;
     unavailable_within_a_second(

@@ -36,7 +36,8 @@ use super::traits::StoreError;
 
 /// Longest any one Redis call may take before the request gives up.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest a probe may take while Redis is known to be down.
+/// Longest a probe may take while Redis is known to be down (and the
+/// subscriber's try to reconnect).
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// While Redis is down, how often one call tries it.
 const PROBE_EVERY: Duration = Duration::from_millis(200);
@@ -114,10 +115,11 @@ impl RedisConnection {
     pub async fn open(url: &str, prefix: &str) -> Result<Self, String> {
         let client = Client::open(url).map_err(|e| e.to_string())?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(OP_TIMEOUT))
+            // Reconnecting is quick or fails: a probe must end in time.
+            .set_connection_timeout(Some(PROBE_TIMEOUT))
             .set_response_timeout(Some(OP_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(100));
         let manager = tokio::time::timeout(
             OP_TIMEOUT * 2,
             client.get_connection_manager_with_config(config),
@@ -171,6 +173,16 @@ impl RedisConnection {
     /// The channel every attempt change is announced on: "{id} {version}".
     fn changes_channel(&self) -> String {
         self.key(&["changes"])
+    }
+
+    /// What the subscriber saw of the connection: lost (every call fails
+    /// at once but the probes) or back.
+    fn subscriber_saw(&self, up: bool) {
+        if up {
+            self.health.succeeded();
+        } else {
+            self.health.failed();
+        }
     }
 
     /// A key or channel name under this deployment's prefix.

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::{RedisConnection, OP_TIMEOUT};
+use super::{RedisConnection, PROBE_TIMEOUT};
 use crate::{
     domain::attempt::LoginId,
     storage::{
@@ -36,7 +36,7 @@ impl RedisNotifier {
         let channel = redis.changes_channel();
         let local = Arc::new(LocalNotifier::default());
         tokio::spawn(subscribe_forever(
-            redis.client.clone(),
+            redis.clone(),
             channel.clone(),
             local.clone(),
         ));
@@ -78,13 +78,15 @@ impl ChangeNotifier for RedisNotifier {
 }
 
 /// Keeps one subscription open, reconnecting with a growing pause.
-async fn subscribe_forever(client: redis::Client, channel: String, local: Arc<LocalNotifier>) {
+async fn subscribe_forever(redis: RedisConnection, channel: String, local: Arc<LocalNotifier>) {
+    let client = &redis.client;
     let mut backoff = Duration::from_millis(50);
     let mut first = true;
     loop {
-        match tokio::time::timeout(OP_TIMEOUT, subscribed(&client, &channel)).await {
+        match tokio::time::timeout(PROBE_TIMEOUT, subscribed(client, &channel)).await {
             Ok(Ok(mut pubsub)) => {
                 backoff = Duration::from_millis(50);
+                redis.subscriber_saw(true);
                 if first {
                     first = false;
                 } else {
@@ -100,9 +102,11 @@ async fn subscribe_forever(client: redis::Client, channel: String, local: Arc<Lo
                     }
                 }
                 tracing::warn!("redis subscriber lost its connection; reconnecting");
-                // Waiting desktops read their attempt again now: they learn
-                // at once that Redis is away (503) rather than at their
-                // wait's end, and keep retrying.
+                // Every call now fails at once (but the probes), and the
+                // waiting desktops read their attempt again: they learn at
+                // once that Redis is away (503) rather than at their wait's
+                // end, and keep retrying.
+                redis.subscriber_saw(false);
                 local.wake_all();
             }
             Ok(Err(err)) => tracing::debug!(error = %err, "redis subscriber cannot connect"),
