@@ -75,7 +75,10 @@ any_alive() {
 cleanup() {
   # 130/143: Ctrl-C or SIGTERM, the normal ends of a cluster.
   local status=$?
-  trap - EXIT INT TERM
+  # A second Ctrl-C (an impatient one, or one a supervisor forwards) must
+  # not cut the clean-up short and leave Redis, PostgreSQL or nginx behind.
+  trap - EXIT
+  trap '' INT TERM
   say "stopping the cluster"
   local pid _
   # SIGTERM: graceful shutdown; a server still busy after 10 s is killed.
