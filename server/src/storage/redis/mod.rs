@@ -4,9 +4,9 @@
 //! instance), rate limits every instance shares, and the revocation clock
 //! that keeps every instance's session cache honest.
 //!
-//! A Redis that is down is seen at once (the connection is refused or
-//! reset): that call reports [`StoreError::Unavailable`], and so do the
-//! others, at once, while one probe every [`PROBE_EVERY`] (given at most
+//! A Redis that is down is seen at once (a connection refused or reset, or
+//! the subscriber's connection lost): that call reports
+//! [`StoreError::Unavailable`], and so do the others, at once, while one probe every [`PROBE_EVERY`] (given at most
 //! [`PROBE_TIMEOUT`]) finds out whether Redis is back. So requests answer
 //! 503 within a second and never hang. A call that is merely slow (a
 //! burst of tens of thousands of polls queued on the connection) waits up
