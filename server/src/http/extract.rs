@@ -113,12 +113,16 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The connection's peer address (an IPv4-mapped IPv6 one as IPv4).
+pub(crate) fn peer_ip(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
+}
+
 /// The caller as seen through `trusted_proxies` (empty: the peer itself).
 pub(crate) fn caller(parts: &Parts, trusted_proxies: &[IpAddr]) -> Caller {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_canonical());
+    let peer = peer_ip(&parts.extensions);
     let ip = peer.map(|peer| client_ip(peer, &parts.headers, trusted_proxies));
     let user_agent = parts
         .headers

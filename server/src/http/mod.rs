@@ -113,10 +113,8 @@ async fn proxy_request_id_only(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let from_proxy = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .is_some_and(|peer| state.trusted_proxies.contains(&peer.0.ip()));
+    let from_proxy = extract::peer_ip(request.extensions())
+        .is_some_and(|ip| state.trusted_proxies.contains(&ip));
     let plain = request.headers().get("x-request-id").is_some_and(|id| {
         id.len() <= 64
             && id

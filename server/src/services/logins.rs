@@ -43,6 +43,11 @@ pub enum LoginError {
     Store(#[from] StoreError),
 }
 
+/// Counts an attempt's step in `qrlogin_attempts_total`, by its audit event.
+fn count_attempt(event: AuditEvent) {
+    metrics::counter!("qrlogin_attempts_total", "outcome" => event.as_str()).increment(1);
+}
+
 /// Counts a desktop in `qrlogin_desktops_waiting` while it lives (a long
 /// poll whose client leaves is dropped, and so uncounted, too).
 struct WaitingDesktop;
@@ -126,8 +131,7 @@ impl LoginService {
         );
         self.attempts.insert(attempt.clone()).await?;
         tracing::debug!(login_id = %attempt.id, "login attempt created");
-        metrics::counter!("qrlogin_attempts_total", "outcome" => AuditEvent::LoginCreated.as_str())
-            .increment(1);
+        count_attempt(AuditEvent::LoginCreated);
         self.audit
             .record(AuditEvent::LoginCreated, Some(attempt.id), None, caller);
         Ok(Created {
@@ -231,8 +235,7 @@ impl LoginService {
             .ok_or(LoginError::NotFound)?;
         if changed {
             if let Some(event) = AuditEvent::of_attempt_entering(attempt.state) {
-                metrics::counter!("qrlogin_attempts_total", "outcome" => event.as_str())
-                    .increment(1);
+                count_attempt(event);
                 self.audit.record(event, Some(id), account_id, caller);
             }
             if !announced {
@@ -384,8 +387,7 @@ impl LoginService {
         match self.attempts.purge(now).await {
             Ok(purged) => {
                 for attempt in purged.iter().filter(|a| a.state == LoginState::Expired) {
-                    metrics::counter!("qrlogin_attempts_total", "outcome" => AuditEvent::LoginExpired.as_str())
-                        .increment(1);
+                    count_attempt(AuditEvent::LoginExpired);
                     self.audit.record_expired(attempt);
                 }
                 if !purged.is_empty() {
