@@ -17,6 +17,22 @@ pub mod paths {
     pub const SESSION_BY_ID: &str = "/api/v1/sessions/{id}";
     pub const OPENAPI: &str = "/api/v1/openapi.json";
 
+    /// The OpenID Connect provider (not part of API v1: these speak OAuth).
+    pub const OIDC_DISCOVERY: &str = "/.well-known/openid-configuration";
+    pub const AUTHORIZE: &str = "/oauth2/authorize";
+    /// Where the login card goes once signed in for an application.
+    pub const AUTHORIZE_RESUME: &str = "/oauth2/authorize/resume";
+    /// The login card for an authorization request (`?request=…`).
+    pub const AUTHORIZE_PAGE: &str = "/authorize";
+    pub const TOKEN: &str = "/oauth2/token";
+    pub const USERINFO: &str = "/oauth2/userinfo";
+    pub const JWKS: &str = "/oauth2/jwks";
+    pub const REVOKE: &str = "/oauth2/revoke";
+    pub const END_SESSION: &str = "/oauth2/logout";
+    pub const DEVICE_AUTHORIZATION: &str = "/oauth2/device_authorization";
+    /// The phone's page for device sign-ins (RFC 8628 `verification_uri`).
+    pub const DEVICE: &str = "/device";
+
     /// `template` with its `{id}` replaced by `id`.
     pub fn with_id(template: &str, id: impl std::fmt::Display) -> String {
         template.replace("{id}", &id.to_string())
@@ -148,6 +164,10 @@ pub struct Requester {
     pub age_s: u64,
     /// Whether the desktop seems to be on the phone's network.
     pub same_network: bool,
+    /// The application the sign-in is for (an OpenID Connect client, by
+    /// its registered name); absent for qrlogin itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// `200` answer to `POST /api/v1/logins/{id}/scan`.

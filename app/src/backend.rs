@@ -7,7 +7,7 @@ use leptos::prelude::ServerFnError;
 
 use crate::{
     api::User,
-    server_fns::{AccountView, PhoneLoginView},
+    server_fns::{AccountView, DeviceView, PhoneLoginView},
 };
 
 #[async_trait]
@@ -29,4 +29,19 @@ pub trait Backend: Send + Sync + 'static {
     async fn sign_out(&self, request: &Parts) -> Result<String, ServerFnError>;
     async fn account(&self, request: &Parts) -> Result<Option<AccountView>, ServerFnError>;
     async fn revoke(&self, request: &Parts, session_id: &str) -> Result<(), ServerFnError>;
+    /// The name of the client a waiting authorization request is for.
+    async fn authorization_client(&self, request_id: &str)
+        -> Result<Option<String>, ServerFnError>;
+    async fn device_request(
+        &self,
+        request: &Parts,
+        user_code: &str,
+    ) -> Result<DeviceView, ServerFnError>;
+    async fn decide_device(
+        &self,
+        request: &Parts,
+        user_code: &str,
+        approve: bool,
+    ) -> Result<DeviceView, ServerFnError>;
+    async fn withdraw_app(&self, request: &Parts, client_id: &str) -> Result<(), ServerFnError>;
 }

@@ -3,6 +3,7 @@
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod backend;
+mod device;
 mod loader;
 mod login;
 mod phone;
@@ -18,7 +19,8 @@ use leptos_router::{
 
 use crate::server_fns::{current_user, SignOut};
 
-pub use login::LoginPage;
+pub use device::DevicePage;
+pub use login::{AuthorizePage, LoginPage};
 pub use phone::{PhoneHomePage, PhoneLoginPage};
 
 /// The site's CSS, when the server inlines it into each page: a stylesheet
@@ -65,8 +67,10 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage/>
+                    <Route path=path!("/authorize") view=AuthorizePage ssr=SsrMode::Async/>
                     <Route path=path!("/q/:id") view=PhoneLoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/m") view=PhoneHomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/device") view=DevicePage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

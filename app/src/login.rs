@@ -71,26 +71,90 @@ struct LoginSignals {
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 const FIRST_CODE_KEY: &str = "__qrloginFirstCode";
 
+/// Where the card asks for codes: for an OpenID Connect authorization
+/// request, codes made for it.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn logins_url(authorization: Option<&str>) -> String {
+    match authorization {
+        Some(request) => format!("{}?authorization={request}", crate::api::paths::LOGINS),
+        None => crate::api::paths::LOGINS.to_owned(),
+    }
+}
+
+/// Asks for the first code while the page is still parsed, instead of
+/// after the WASM has loaded and hydrated (one round trip less before the
+/// QR is drawn). Without JavaScript it does nothing.
 #[component]
-pub fn LoginPage() -> impl IntoView {
-    // Asks for the first code while the page is still parsed, instead of
-    // after the WASM has loaded and hydrated (one round trip less before
-    // the QR is drawn). Without JavaScript it does nothing.
+fn AskEarly(authorization: Option<String>) -> impl IntoView {
     let ask_early = format!(
         r#"window.{FIRST_CODE_KEY} = fetch("{}", {{ method: "POST", headers: {{ Accept: "application/json" }} }});"#,
-        crate::api::paths::LOGINS
+        logins_url(authorization.as_deref())
     );
+    view! { <script nonce=leptos::nonce::use_nonce() inner_html=ask_early></script> }
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
     view! {
         <Title text="Sign in · qrlogin"/>
-        <script nonce=leptos::nonce::use_nonce() inner_html=ask_early></script>
+        <AskEarly authorization=None/>
         <LoginCard/>
     }
 }
 
+/// `/authorize?request=…`: the login card for an application's OpenID
+/// Connect authorization request, named after the application.
+#[component]
+pub fn AuthorizePage() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    // Only an id this server could have made goes into the page's script.
+    let request = move || {
+        query.read().get("request").filter(|r| {
+            (1..=64).contains(&r.len())
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+    };
+    let client = Resource::new(request, |request| async move {
+        match request {
+            Some(request) => crate::server_fns::authorization_client(request.clone())
+                .await
+                .map(|name| name.map(|name| (request, name))),
+            None => Ok(None),
+        }
+    });
+    let body = move || {
+        Suspend::new(async move {
+            match client.await {
+                Ok(Some((request, name))) => view! {
+                    <Title text=format!("Sign in to {name} · qrlogin")/>
+                    <AskEarly authorization=Some(request.clone())/>
+                    <LoginCard authorization=request client=name/>
+                }
+                .into_any(),
+                _ => view! {
+                    <Title text="Sign-in request expired · qrlogin"/>
+                    <section class="card">
+                        <Brand/>
+                        <h1>"This sign-in request has expired"</h1>
+                        <p class="lead">"Go back to the application and sign in again."</p>
+                    </section>
+                }
+                .into_any(),
+            }
+        })
+    };
+    view! { <Suspense fallback=|| ()>{body}</Suspense> }
+}
+
 /// The card with the code: an island, the one part of the page that runs
-/// in the browser.
+/// in the browser. With `authorization`, it signs in for that OpenID
+/// Connect request and then goes back to the application (`client`).
 #[island]
-fn LoginCard() -> impl IntoView {
+fn LoginCard(
+    #[prop(optional)] authorization: Option<String>,
+    #[prop(optional)] client: Option<String>,
+) -> impl IntoView {
     let signals = LoginSignals {
         phase: RwSignal::new(Phase::Preparing),
         deadline: RwSignal::new(None),
@@ -107,12 +171,19 @@ fn LoginCard() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     let restart = {
         // Stored, so the handlers below are `Copy`.
-        let run = StoredValue::new(wait_loop::WaitLoop::mount(signals));
+        let run = StoredValue::new(wait_loop::WaitLoop::mount(signals, authorization.clone()));
         Effect::new(move |_| run.with_value(|run| run.start()));
         move |_| run.with_value(|run| run.start())
     };
     #[cfg(not(feature = "hydrate"))]
     let restart = |_| ();
+    #[cfg(not(feature = "hydrate"))]
+    let _ = &authorization;
+    // Stored, so that the body closure stays `Copy`.
+    let heading = StoredValue::new(match &client {
+        Some(name) => format!("Sign in to {name} with your phone"),
+        None => "Sign in with your phone".to_owned(),
+    });
 
     let qr_area = move || match phase.get() {
         Phase::Preparing => view! {
@@ -182,9 +253,10 @@ fn LoginCard() -> impl IntoView {
         Phase::SignedIn { name, username } => Some((name, username)),
         _ => None,
     };
+    let returning = client.clone();
     let login_body = move || {
         view! {
-            <h1>"Sign in with your phone"</h1>
+            <h1>{heading.get_value()}</h1>
             <div class="qr-frame" aria-live="polite">{qr_area}</div>
             <p class="status" aria-live="polite">{move || phase.with(Phase::status)}</p>
             <p class="validity">{validity}</p>
@@ -204,7 +276,14 @@ fn LoginCard() -> impl IntoView {
         <section class="card login" data-state=move || phase.with(Phase::name)>
             <Brand/>
             <Show when=move || signed_in().is_none() fallback=move || {
-                signed_in().map(|(name, username)| view! { <SignedInHome display_name=name username/> })
+                match (returning.clone(), signed_in()) {
+                    (Some(app), Some((name, _))) => view! {
+                        <h1 class="signed-in">"Signed in as " {name}</h1>
+                        <p class="lead">"Returning to " {app} "…"</p>
+                    }.into_any(),
+                    (None, Some((name, username))) => view! { <SignedInHome display_name=name username/> }.into_any(),
+                    _ => ().into_any(),
+                }
             }>
                 {login_body}
             </Show>
@@ -280,7 +359,7 @@ mod wait_loop {
         }
     }
 
-    async fn create_login() -> Result<LoginCreated, String> {
+    async fn create_login(authorization: Option<&str>) -> Result<LoginCreated, String> {
         let response = match take_early_request() {
             Some(early) => {
                 let raw = wasm_bindgen_futures::JsFuture::from(early)
@@ -288,7 +367,7 @@ mod wait_loop {
                     .map_err(offline)?;
                 Response::from(raw.dyn_into::<web_sys::Response>().map_err(offline)?)
             }
-            None => Request::post(paths::LOGINS)
+            None => Request::post(&super::logins_url(authorization))
                 .header("Accept", "application/json")
                 .send()
                 .await
@@ -369,15 +448,18 @@ mod wait_loop {
         mounted: Arc<AtomicBool>,
         /// The attempt to cancel if the page is left before it ends.
         open_attempt: StoredValue<Option<String>>,
+        /// The OpenID Connect request this sign-in is for, if any.
+        authorization: Option<Arc<str>>,
     }
 
     impl WaitLoop {
-        pub fn mount(signals: LoginSignals) -> Self {
+        pub fn mount(signals: LoginSignals, authorization: Option<String>) -> Self {
             let this = Self {
                 signals,
                 run: Arc::new(AtomicU64::new(0)),
                 mounted: Arc::new(AtomicBool::new(true)),
                 open_attempt: StoredValue::new(None),
+                authorization: authorization.map(Arc::from),
             };
             let on_leave = this.clone();
             on_cleanup(move || {
@@ -435,7 +517,7 @@ mod wait_loop {
             let mut shown = 0;
             let mut backoff = FIRST_BACKOFF_MS;
             while self.current(run) {
-                let created = match create_login().await {
+                let created = match create_login(self.authorization.as_deref()).await {
                     Ok(created) => created,
                     Err(reason) => {
                         self.show(Phase::Trouble(retrying(&reason, backoff)));
@@ -557,6 +639,16 @@ mod wait_loop {
                         name: redeemed.user.display_name,
                         username: redeemed.user.username,
                     });
+                    // For an application: back to it, through the provider,
+                    // which checks this sign-in was approved for it.
+                    if let Some(request) = &self.authorization {
+                        if let Some(window) = web_sys::window() {
+                            let _ = window
+                                .location()
+                                .assign(&format!("{}?request={request}", paths::AUTHORIZE_RESUME));
+                        }
+                        return Ended::Done;
+                    }
                     // The card now shows the home page; the address follows
                     // without a load (a reload renders `/` on the server).
                     if let Some(window) = web_sys::window() {

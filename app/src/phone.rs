@@ -9,8 +9,8 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::{
     api::{LoginState, RecentSignIn, SessionInfo},
     server_fns::{
-        my_account, phone_login, ApproveLogin, DenyLogin, PhoneLoginView, RevokeSession, SignIn,
-        SignOut,
+        my_account, phone_login, AppConsent, ApproveLogin, DenyLogin, PhoneLoginView,
+        RevokeSession, SignIn, SignOut, WithdrawApp,
     },
     Brand,
 };
@@ -18,7 +18,7 @@ use crate::{
 /// Username and password; returns to `next` afterwards. A plain form post
 /// (with or without JavaScript): signing in loads the next page afresh.
 #[component]
-fn SignInForm(next: String) -> impl IntoView {
+pub(crate) fn SignInForm(next: String) -> impl IntoView {
     use leptos::server_fn::ServerFn;
     let action = <SignIn as ServerFn>::url();
     let query = use_query_map();
@@ -111,9 +111,19 @@ pub fn PhoneLoginPage() -> impl IntoView {
                         format!("{} min ago", requester.age_s / 60)
                     };
                     let deny_id = id.clone();
+                    let heading = match &requester.client {
+                        Some(client) => format!(
+                            "{client} on {} / {} wants to sign you in",
+                            requester.browser, requester.os
+                        ),
+                        None => "Sign in on a computer?".to_owned(),
+                    };
                     view! {
-                        <h1>"Sign in on a computer?"</h1>
+                        <h1>{heading}</h1>
                         <p class="lead">"As " <strong>{me.display_name}</strong> " (" {me.username} ")"</p>
+                        {requester.client.clone().map(|client| view! {
+                            <p class="hint">"Approving signs you in to " <strong class="requester-client">{client}</strong> " and lets it see your name and username."</p>
+                        })}
                         <dl class="requester">
                             <dt>"Browser"</dt><dd class="requester-browser">{requester.browser}</dd>
                             <dt>"System"</dt><dd>{requester.os}</dd>
@@ -215,13 +225,38 @@ fn RecentRow(sign_in: RecentSignIn, revoke: ServerAction<RevokeSession>) -> impl
     }
 }
 
+/// An application the account approved, and how to sign it out.
+#[component]
+fn AppRow(app: AppConsent, withdraw: ServerAction<WithdrawApp>) -> impl IntoView {
+    let client_id = app.client_id.clone();
+    view! {
+        <li class="session app" data-client-id=client_id>
+            <div>
+                <strong>{app.name}</strong>
+                <div class="meta">"Approved " {short_time(&app.granted_at)}</div>
+            </div>
+            <ActionForm action=withdraw>
+                <input type="hidden" name="client_id" value=app.client_id/>
+                <button class="button small secondary" type="submit">"Sign out and forget"</button>
+            </ActionForm>
+        </li>
+    }
+}
+
 /// `/m`: the signed-in phone's home.
 #[component]
 pub fn PhoneHomePage() -> impl IntoView {
     let revoke = ServerAction::<RevokeSession>::new();
     let sign_out = ServerAction::<SignOut>::new();
+    let withdraw = ServerAction::<WithdrawApp>::new();
     let account = Resource::new(
-        move || (revoke.version().get(), sign_out.version().get()),
+        move || {
+            (
+                revoke.version().get(),
+                sign_out.version().get(),
+                withdraw.version().get(),
+            )
+        },
         |_| my_account(),
     );
     let body = move || {
@@ -234,6 +269,12 @@ pub fn PhoneHomePage() -> impl IntoView {
                     <ul class="sessions recent-sign-ins">
                         {account.recent.into_iter().map(|r| view! { <RecentRow sign_in=r revoke=revoke/> }).collect_view()}
                     </ul>
+                    {(!account.apps.is_empty()).then(|| view! {
+                        <h2>"Apps you signed in to"</h2>
+                        <ul class="sessions apps">
+                            {account.apps.into_iter().map(|app| view! { <AppRow app=app withdraw=withdraw/> }).collect_view()}
+                        </ul>
+                    })}
                     <h2>"Signed-in devices"</h2>
                     <ul class="sessions">
                         {account.sessions.into_iter().map(|s| view! { <SessionRow session=s revoke=revoke/> }).collect_view()}

@@ -31,6 +31,53 @@ pub struct AccountView {
     pub user: User,
     pub sessions: Vec<SessionInfo>,
     pub recent: Vec<RecentSignIn>,
+    /// Applications (OpenID Connect clients) this account signed in to.
+    pub apps: Vec<AppConsent>,
+}
+
+/// An application the account approved on its phone; withdrawing it signs
+/// the application out (its tokens are revoked) and asks the phone again
+/// next time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppConsent {
+    pub client_id: String,
+    pub name: String,
+    /// RFC 3339, UTC.
+    pub granted_at: String,
+}
+
+/// Who asked for a device sign-in (RFC 8628), as the phone is shown it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRequest {
+    pub user_code: String,
+    pub client: String,
+    pub browser: String,
+    pub os: String,
+    pub ip: String,
+    pub same_network: bool,
+    pub age_s: u64,
+}
+
+/// What the phone page `/device` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceView {
+    /// No code given yet: the form to type one.
+    EnterCode,
+    SignInNeeded,
+    /// No such code, or it expired (or was mistyped).
+    Unknown,
+    /// Too many codes tried: wait.
+    TooMany,
+    Confirm {
+        me: User,
+        request: DeviceRequest,
+    },
+    Approved {
+        client: String,
+    },
+    Denied {
+        client: String,
+    },
 }
 
 /// Only paths of this site may be redirect targets.
@@ -141,6 +188,52 @@ pub async fn sign_out(next: String) -> Result<(), ServerFnError> {
 pub async fn my_account() -> Result<Option<AccountView>, ServerFnError> {
     let (backend, parts) = backend()?;
     backend.account(&parts).await
+}
+
+/// The name of the application a waiting OpenID Connect authorization
+/// request is for (the `/login?authorization=…` heading).
+#[server(prefix = "/fn")]
+pub async fn authorization_client(request: String) -> Result<Option<String>, ServerFnError> {
+    let (backend, _) = backend()?;
+    backend.authorization_client(&request).await
+}
+
+/// Loads `/device` for this phone.
+#[server(prefix = "/fn")]
+pub async fn load_device(user_code: String) -> Result<DeviceView, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.device_request(&parts, &user_code).await
+}
+
+/// Approves (`decision` = "approve") or denies a device sign-in; back to
+/// its page, which then shows the outcome.
+#[server(prefix = "/fn")]
+pub async fn decide_device(user_code: String, decision: String) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    let view = backend
+        .decide_device(&parts, &user_code, decision == "approve")
+        .await?;
+    let outcome = match view {
+        DeviceView::Approved { .. } => "approved",
+        DeviceView::Denied { .. } => "denied",
+        _ => "unknown",
+    };
+    let code: String = user_code
+        .chars()
+        .filter(|c| c.is_ascii_alphabetic() || *c == '-')
+        .take(9)
+        .collect();
+    leptos_axum::redirect(&format!("/device?user_code={code}&outcome={outcome}"));
+    Ok(())
+}
+
+/// Withdraws the account's consent to an application and revokes its tokens.
+#[server(prefix = "/fn")]
+pub async fn withdraw_app(client_id: String) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.withdraw_app(&parts, &client_id).await?;
+    leptos_axum::redirect("/m");
+    Ok(())
 }
 
 #[server(prefix = "/fn")]

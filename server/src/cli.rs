@@ -7,10 +7,13 @@ use std::{
 };
 
 use crate::{
-    config::{Cli, Command, LogFormat, ServeArgs, Settings, UserAction, UserArgs},
+    config::{
+        Cli, ClientAction, ClientArgs, Command, KeysAction, KeysArgs, LogFormat, ServeArgs,
+        Settings, StoreArgs, UserAction, UserArgs,
+    },
     domain::{secret::Secret, time::now_millis},
     http::{router, AppState},
-    services::accounts::AccountService,
+    services::{accounts::AccountService, Services},
     storage,
 };
 use axum::serve::ListenerExt;
@@ -47,6 +50,9 @@ pub async fn run() -> ExitCode {
     let result = match cli.command {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::User(args)) => manage_users(args).await,
+        Some(Command::Client(args)) => manage_clients(args).await,
+        Some(Command::Keys(args)) => manage_keys(args).await,
+        Some(Command::DeviceLogin(args)) => crate::device_login::run(args).await,
         None => serve(cli.serve).await,
     };
     match result {
@@ -71,6 +77,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         });
     }
     let state = AppState::open(&settings).await?;
+    state.services.oidc.keys().ensure().await?;
     if args.demo {
         let password = ensure_demo_account(&state.services.accounts).await?;
         println!();
@@ -132,15 +139,7 @@ async fn ensure_demo_account(accounts: &AccountService) -> Result<String, BoxErr
 /// `qrlogin user …`: account management, through the same services and
 /// stores as the server.
 async fn manage_users(args: UserArgs) -> Result<(), BoxError> {
-    let settings = Settings::resolve(&ServeArgs {
-        database: args.database,
-        redis: args.redis,
-        redis_prefix: args.redis_prefix,
-        config: args.config,
-        ..ServeArgs::default()
-    })?;
-    let stores = storage::open(&settings.database, settings.redis.as_ref()).await?;
-    let services = crate::services::Services::new(stores, settings.ttls, settings.limits);
+    let services = open_services(args.stores).await?;
     let accounts = &services.accounts;
     match args.action {
         UserAction::Add {
@@ -164,6 +163,100 @@ async fn manage_users(args: UserArgs) -> Result<(), BoxError> {
         }
     }
     services.audit.flush().await;
+    Ok(())
+}
+
+/// The services over the stores an admin command names.
+async fn open_services(args: StoreArgs) -> Result<Services, BoxError> {
+    let settings = Settings::resolve(&ServeArgs {
+        database: args.database,
+        redis: args.redis,
+        redis_prefix: args.redis_prefix,
+        config: args.config,
+        ..ServeArgs::default()
+    })?;
+    let stores = storage::open(&settings.database, settings.redis.as_ref()).await?;
+    Ok(Services::new(
+        stores,
+        settings.ttls,
+        settings.limits,
+        settings.public_url.as_str(),
+    ))
+}
+
+/// `qrlogin client …`.
+async fn manage_clients(args: ClientArgs) -> Result<(), BoxError> {
+    let services = open_services(args.stores).await?;
+    let oidc = &services.oidc;
+    match args.action {
+        ClientAction::Add {
+            name,
+            redirect_uris,
+            public,
+            json,
+        } => {
+            let added = oidc.add_client(&name, &redirect_uris, public).await?;
+            if json {
+                println!("{}", serde_json::to_string(&added)?);
+            } else {
+                println!("client_id:     {}", added.client_id);
+                match &added.client_secret {
+                    Some(secret) => {
+                        println!("client_secret: {secret}");
+                        println!("(the secret is shown this once; only its hash is kept)");
+                    }
+                    None => println!("public client: no secret; PKCE (S256) is required"),
+                }
+            }
+        }
+        ClientAction::List { json } => {
+            let clients = oidc.clients().await?;
+            if json {
+                let list: Vec<_> = clients
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "client_id": c.id, "name": c.name,
+                            "redirect_uris": c.redirect_uris, "public": c.is_public(),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::from(list));
+            } else {
+                for c in clients {
+                    let kind = if c.is_public() {
+                        "public"
+                    } else {
+                        "confidential"
+                    };
+                    println!(
+                        "{}\t{}\t{kind}\t{}",
+                        c.id,
+                        c.name,
+                        c.redirect_uris.join(" ")
+                    );
+                }
+            }
+        }
+        ClientAction::Remove { client_id } => {
+            oidc.remove_client(&client_id).await?;
+            println!("removed {client_id}");
+        }
+    }
+    Ok(())
+}
+
+/// `qrlogin keys rotate`.
+async fn manage_keys(args: KeysArgs) -> Result<(), BoxError> {
+    let services = open_services(args.stores).await?;
+    match args.action {
+        KeysAction::Rotate => {
+            let kid = services.oidc.keys().rotate().await?;
+            println!(
+                "new signing key {kid}; the previous one stays published until its tokens expire"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -34,10 +34,92 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage accounts in the database.
     User(UserArgs),
+    /// Manage the OpenID Connect clients (relying parties).
+    Client(ClientArgs),
+    /// Manage the OpenID Connect signing keys.
+    Keys(KeysArgs),
+    /// Sign this terminal in through a qrlogin server's device flow
+    /// (RFC 8628), as a TV or a CLI would: shows a QR to scan with a phone.
+    DeviceLogin(DeviceLoginArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct UserArgs {
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    #[command(subcommand)]
+    pub action: UserAction,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    #[command(subcommand)]
+    pub action: ClientAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientAction {
+    /// Register a relying party; prints its client id and, for a
+    /// confidential client, its secret (shown this once, stored hashed).
+    Add {
+        /// The name people see on the sign-in pages and on their phone
+        name: String,
+        /// An exact redirect URI (repeat for several): https://…, or
+        /// http:// on localhost, 127.0.0.1 or [::1]
+        #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (a SPA or a native app): no secret, PKCE required
+        #[arg(long)]
+        public: bool,
+        /// Print {"client_id": …, "client_secret": …} for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the registered clients.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client, and revoke everything it was granted.
+    Remove { client_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Add a new signing key and sign with it from now on; the old key
+    /// stays published until the ID tokens it signed have expired.
+    Rotate,
+}
+
+#[derive(Debug, Args)]
+pub struct DeviceLoginArgs {
+    /// The qrlogin server's issuer URL (its public URL)
+    #[arg(long, value_name = "URL")]
+    pub issuer: String,
+    /// This device's client id (`qrlogin client add … --public`)
+    #[arg(long, value_name = "ID")]
+    pub client_id: String,
+    /// The client secret, for a confidential client
+    #[arg(long, env = "QRLOGIN_CLIENT_SECRET", value_name = "SECRET")]
+    pub client_secret: Option<String>,
+    /// The scopes to ask for
+    #[arg(long, default_value = "openid profile")]
+    pub scope: String,
+}
+
+/// Where the admin commands find the stores.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
     /// Database for accounts, sessions and the audit trail: sqlite://PATH
     /// (or a plain file path) or postgres://USER@HOST/DB
     /// [default: sqlite://data/qrlogin.db]
@@ -58,8 +140,6 @@ pub struct UserArgs {
     /// Optional TOML settings file (only `database` and `redis` are used here).
     #[arg(long, env = "QRLOGIN_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
-    #[command(subcommand)]
-    pub action: UserAction,
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +223,14 @@ pub struct ServeArgs {
     /// Approvals and denials per minute per client address and per account; 0 = off [default: 30]
     #[arg(long, env = "QRLOGIN_LIMIT_DECIDE", value_name = "N")]
     pub limit_decide: Option<u32>,
+    /// Device-flow user codes looked up per minute per client address and
+    /// per account; 0 = off [default: 10]
+    #[arg(long, env = "QRLOGIN_LIMIT_USER_CODE", value_name = "N")]
+    pub limit_user_code: Option<u32>,
+    /// OpenID Connect token, device-authorization and revocation requests
+    /// per minute per client address; 0 = off [default: 300]
+    #[arg(long, env = "QRLOGIN_LIMIT_TOKEN", value_name = "N")]
+    pub limit_token: Option<u32>,
     /// Addresses of reverse proxies whose X-Forwarded-For / Forwarded headers
     /// name the real client (comma-separated); none are trusted by default
     #[arg(
@@ -183,6 +271,8 @@ struct FileSettings {
     limit_poll: Option<u32>,
     limit_scan: Option<u32>,
     limit_decide: Option<u32>,
+    limit_user_code: Option<u32>,
+    limit_token: Option<u32>,
     trusted_proxies: Option<Vec<std::net::IpAddr>>,
 }
 
@@ -306,6 +396,11 @@ fn limits(args: &ServeArgs, file: &FileSettings) -> LimitSettings {
         poll: args.limit_poll.or(file.limit_poll).unwrap_or(d.poll),
         scan: args.limit_scan.or(file.limit_scan).unwrap_or(d.scan),
         decide: args.limit_decide.or(file.limit_decide).unwrap_or(d.decide),
+        user_code: args
+            .limit_user_code
+            .or(file.limit_user_code)
+            .unwrap_or(d.user_code),
+        token: args.limit_token.or(file.limit_token).unwrap_or(d.token),
     }
 }
 

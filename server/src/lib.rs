@@ -8,7 +8,8 @@
 //! - [`domain`]: the login attempt's state machine and the newtypes
 //!   (ids, secrets, names, sessions, audit events). Pure: no I/O.
 //! - [`services`]: the use cases: login attempts, accounts and sessions,
-//!   the audit trail, rate limits. Each has its own error enum; they reach
+//!   the audit trail, rate limits, and the OpenID Connect provider
+//!   (clients, authorization codes, tokens, the device flow, signing keys). Each has its own error enum; they reach
 //!   storage only through its traits.
 //! - [`storage`]: the store traits, split by concern, and their back-ends
 //!   (memory and SQLite for one process; PostgreSQL and Redis for several
@@ -16,14 +17,18 @@
 //!   [`storage::open`]. A new back-end is one module there plus one match arm.
 //! - [`http`]: the transport: API v1 handlers, the Leptos pages' backend,
 //!   security headers and CSRF, the OpenAPI document, request ids and the
-//!   Prometheus metrics; the one table from service errors to HTTP answers. A new transport (OAuth endpoints, say)
-//!   is a module beside `http::api` calling the services.
-//! - [`config`] resolves settings; [`cli`] is the `qrlogin` command.
+//!   Prometheus metrics; the one table from service errors to HTTP answers;
+//!   `http::oidc`, the OpenID Connect endpoints, answering in OAuth's own
+//!   error format.
+//! - [`config`] resolves settings; [`cli`] is the `qrlogin` command;
+//!   [`device_login`] is `qrlogin device-login`, a device-flow client that
+//!   talks to a provider over HTTP only.
 //!
 //! docs/design.md is the contract all of this implements.
 
 pub mod cli;
 pub mod config;
+pub mod device_login;
 pub mod domain;
 pub mod http;
 pub mod services;

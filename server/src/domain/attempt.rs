@@ -82,6 +82,9 @@ pub struct InvalidLoginId;
 pub struct Requester {
     pub ip: Option<IpAddr>,
     pub user_agent: String,
+    /// The OpenID Connect client the sign-in is for, by its registered
+    /// name (`None`: qrlogin itself).
+    pub client: Option<String>,
 }
 
 /// The phone account that scanned the code.
@@ -338,6 +341,7 @@ pub(crate) fn test_attempt(now: UnixMillis) -> Attempt {
         Requester {
             ip: None,
             user_agent: String::new(),
+            client: None,
         },
         now,
         &Ttls::default(),

@@ -8,6 +8,7 @@ pub(crate) mod cookies;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub mod metrics;
+pub(crate) mod oidc;
 pub(crate) mod openapi;
 pub(crate) mod pages;
 pub(crate) mod security;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
     };
     let router = Router::new()
         .merge(api_routes())
+        .merge(oidc::routes())
         .route("/healthz", get(healthz))
         .leptos_routes_with_context(&state, routes, provide_backend.clone(), move || {
             shell(leptos_options.clone())

@@ -47,7 +47,16 @@ const STATE_CHANGING: &[&str] = &["cross_site_request"];
 
 /// Operation id → the machine codes its handler can answer with.
 const ERRORS: &[(&str, &[&str])] = &[
-    ("create_login", &["rate_limited", "unavailable", "internal"]),
+    (
+        "create_login",
+        &[
+            "bad_request",
+            "login_not_found",
+            "rate_limited",
+            "unavailable",
+            "internal",
+        ],
+    ),
     (
         "get_login",
         &[

@@ -5,7 +5,7 @@
 use app::{
     api::{LoginState, User},
     backend::Backend,
-    server_fns::{AccountView, PhoneLoginView},
+    server_fns::{AccountView, AppConsent, DeviceRequest, DeviceView, PhoneLoginView},
 };
 use async_trait::async_trait;
 use axum::http::{request::Parts, HeaderValue};
@@ -22,11 +22,15 @@ use crate::{
     domain::{
         attempt::{LoginId, TransitionError},
         caller::Caller,
-        time::now_millis,
+        time::{now_millis, rfc3339},
     },
     services::{
         accounts::{AccountError, CurrentSession},
         logins::LoginError,
+        oidc::{
+            device::{DeviceRequestState, DeviceRequestView},
+            OidcError,
+        },
     },
 };
 
@@ -61,6 +65,44 @@ impl AppState {
     ) -> Result<Option<(CurrentSession, LoginId)>, ServerFnError> {
         let current = self.signed_in(request).await?;
         Ok(current.zip(id.parse().ok()))
+    }
+}
+
+/// The phone's view of a device request.
+fn device_view(me: &CurrentSession, request: DeviceRequestView) -> DeviceView {
+    match request.state {
+        DeviceRequestState::Approved => DeviceView::Approved {
+            client: request.client_name,
+        },
+        DeviceRequestState::Denied => DeviceView::Denied {
+            client: request.client_name,
+        },
+        DeviceRequestState::Pending => DeviceView::Confirm {
+            me: me.account.to_api(),
+            request: DeviceRequest {
+                user_code: request.user_code,
+                client: request.client_name,
+                browser: request.browser,
+                os: request.os,
+                ip: request.ip,
+                same_network: request.same_network,
+                age_s: request.age_s,
+            },
+        },
+    }
+}
+
+/// Refusals the device page shows; others are errors.
+fn device_page(
+    me: &CurrentSession,
+    result: Result<DeviceRequestView, OidcError>,
+) -> Result<DeviceView, ServerFnError> {
+    match result {
+        Ok(request) => Ok(device_view(me, request)),
+        Err(OidcError::UnknownUserCode) => Ok(DeviceView::Unknown),
+        Err(OidcError::RateLimited(_)) => Ok(DeviceView::TooMany),
+        Err(OidcError::Store(e)) => Err(page_error(e)),
+        Err(e) => Err(page_error(ApiError::BadRequest(e.to_string()))),
     }
 }
 
@@ -186,6 +228,19 @@ impl Backend for AppState {
                 .map(|s| views::session_info(s, &current.session.id))
                 .collect(),
             recent: recent.into_iter().map(views::recent_sign_in).collect(),
+            apps: self
+                .services
+                .oidc
+                .consents(current.account.id)
+                .await
+                .map_err(page_error)?
+                .into_iter()
+                .map(|c| AppConsent {
+                    client_id: c.client_id,
+                    name: c.client_name,
+                    granted_at: rfc3339(c.granted_at),
+                })
+                .collect(),
         }))
     }
 
@@ -203,5 +258,66 @@ impl Backend for AppState {
             Ok(()) | Err(AccountError::SessionNotFound) => Ok(()),
             Err(e) => Err(page_error(e)),
         }
+    }
+
+    async fn authorization_client(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<String>, ServerFnError> {
+        self.services
+            .oidc
+            .request_client_name(request_id)
+            .await
+            .map_err(page_error)
+    }
+
+    async fn device_request(
+        &self,
+        request: &Parts,
+        user_code: &str,
+    ) -> Result<DeviceView, ServerFnError> {
+        let Some(current) = self.signed_in(request).await? else {
+            return Ok(DeviceView::SignInNeeded);
+        };
+        if user_code.trim().is_empty() {
+            return Ok(DeviceView::EnterCode);
+        }
+        let caller = self.caller(request);
+        let found = self
+            .services
+            .oidc
+            .device_request(user_code, &current, &caller)
+            .await;
+        device_page(&current, found)
+    }
+
+    async fn decide_device(
+        &self,
+        request: &Parts,
+        user_code: &str,
+        approve: bool,
+    ) -> Result<DeviceView, ServerFnError> {
+        let Some(current) = self.signed_in(request).await? else {
+            return Ok(DeviceView::SignInNeeded);
+        };
+        let caller = self.caller(request);
+        let decided = self
+            .services
+            .oidc
+            .decide_device(user_code, approve, &current, &caller)
+            .await;
+        device_page(&current, decided)
+    }
+
+    async fn withdraw_app(&self, request: &Parts, client_id: &str) -> Result<(), ServerFnError> {
+        let Some(current) = self.signed_in(request).await? else {
+            return Ok(());
+        };
+        self.services
+            .oidc
+            .withdraw_consent(current.account.id, client_id)
+            .await
+            .map_err(page_error)?;
+        Ok(())
     }
 }

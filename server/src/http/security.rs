@@ -134,7 +134,12 @@ fn cross_site(state: &AppState, request: &Request) -> Option<ApiError> {
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     );
-    if changes_state && !same_origin_request(request.headers(), state.public_url.origin()) {
+    // The OAuth endpoints clients call take no cookie: nothing to forge.
+    let client_endpoint = super::oidc::CLIENT_ENDPOINTS.contains(&request.uri().path());
+    if changes_state
+        && !client_endpoint
+        && !same_origin_request(request.headers(), state.public_url.origin())
+    {
         tracing::warn!(
             method = %request.method(),
             path = request.uri().path(),

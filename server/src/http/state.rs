@@ -66,7 +66,12 @@ impl AppState {
             )
             .build();
         Self(Arc::new(Shared {
-            services: Services::new(stores, settings.ttls, settings.limits),
+            services: Services::new(
+                stores,
+                settings.ttls,
+                settings.limits,
+                settings.public_url.as_str(),
+            ),
             leptos_options,
             public_url: settings.public_url.clone(),
             trusted_proxies: settings.trusted_proxies.clone().into(),

@@ -50,6 +50,7 @@ pub(crate) fn scanned(attempt: &Attempt, phone: &Caller, now: UnixMillis) -> api
                 .unwrap_or_default(),
             age_s: now.saturating_sub(attempt.created_at) / 1000,
             same_network: same_network(attempt.requester.ip, phone.ip),
+            client: attempt.requester.client.clone(),
         },
         match_choices: attempt.match_choices.unwrap_or_default(),
         state: attempt.state,

@@ -40,6 +40,13 @@ pub struct LimitSettings {
     pub decide: u32,
     /// Sign-in tries per client address and per username.
     pub sign_in: u32,
+    /// Device-flow user codes looked up, per client address and per
+    /// account: at 10 a minute, finding one live code among 20^8 takes
+    /// centuries.
+    pub user_code: u32,
+    /// OpenID Connect token, device-authorization and revocation requests
+    /// per client address.
+    pub token: u32,
 }
 
 impl Default for LimitSettings {
@@ -50,6 +57,8 @@ impl Default for LimitSettings {
             scan: 30,
             decide: 30,
             sign_in: 10,
+            user_code: 10,
+            token: 300,
         }
     }
 }
@@ -132,6 +141,9 @@ pub struct RateLimits {
     /// Keyed by the username as typed (folded), whether it exists or not,
     /// so the answer tells nothing about existence.
     pub sign_in_username: Limit<String>,
+    pub user_code_ip: Limit<IpAddr>,
+    pub user_code_account: Limit<i64>,
+    pub token: Limit<IpAddr>,
 }
 
 impl RateLimits {
@@ -147,6 +159,9 @@ impl RateLimits {
             decide_account: Limit::per_minute("decide-account", settings.decide, s),
             sign_in_ip: Limit::per_minute("sign-in-ip", settings.sign_in, s),
             sign_in_username: Limit::per_minute("sign-in-username", settings.sign_in, s),
+            user_code_ip: Limit::per_minute("user-code-ip", settings.user_code, s),
+            user_code_account: Limit::per_minute("user-code-account", settings.user_code, s),
+            token: Limit::per_minute("token", settings.token, s),
         })
     }
 
@@ -160,6 +175,9 @@ impl RateLimits {
         self.decide_account.forget_idle();
         self.sign_in_ip.forget_idle();
         self.sign_in_username.forget_idle();
+        self.user_code_ip.forget_idle();
+        self.user_code_account.forget_idle();
+        self.token.forget_idle();
     }
 }
 

@@ -116,11 +116,22 @@ impl LoginService {
     /// A new attempt for `caller`'s browser; id and secret come from the
     /// OS CSPRNG, never from the request.
     pub async fn create(&self, caller: &Caller) -> Result<Created, LoginError> {
+        self.create_for(caller, None).await
+    }
+
+    /// [`create`](Self::create), for a sign-in to the OpenID Connect
+    /// client named `client` (the phone shows its name).
+    pub async fn create_for(
+        &self,
+        caller: &Caller,
+        client: Option<String>,
+    ) -> Result<Created, LoginError> {
         self.limits.create.check(&ip_key(caller.ip)).await?;
         let bind_secret = Secret::new_random();
         let requester = Requester {
             ip: caller.ip,
             user_agent: caller.user_agent.clone(),
+            client,
         };
         let attempt = Attempt::new(
             LoginId::new_random(),
@@ -294,6 +305,17 @@ impl LoginService {
                 Err(err)
             }
         }
+    }
+
+    /// The account that redeemed attempt `id`, if it was redeemed (and is
+    /// still remembered): how the OpenID Connect provider learns that the
+    /// phone approved the sign-in it asked for.
+    pub async fn redeemed_by(&self, id: LoginId) -> Result<Option<i64>, StoreError> {
+        let attempt = self.attempts.get(id, now_millis()).await?;
+        Ok(attempt
+            .filter(|a| a.state == LoginState::Redeemed)
+            .and_then(|a| a.scanner)
+            .map(|s| s.account_id))
     }
 
     /// The desktop gave up (page left); harmless when already cancelled.

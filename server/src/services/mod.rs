@@ -6,6 +6,7 @@ pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod limits;
 pub(crate) mod logins;
+pub(crate) mod oidc;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use accounts::AccountService;
 use audit::AuditLog;
 use limits::{LimitSettings, RateLimits};
 use logins::LoginService;
+use oidc::OidcService;
 
 /// Every service of a running server, over one set of stores.
 #[derive(Clone)]
@@ -24,10 +26,12 @@ pub struct Services {
     pub logins: LoginService,
     pub accounts: AccountService,
     pub audit: AuditLog,
+    pub oidc: OidcService,
 }
 
 impl Services {
-    pub fn new(stores: Stores, ttls: Ttls, limits: LimitSettings) -> Self {
+    /// `issuer`: the public URL, the OpenID Connect provider's identifier.
+    pub fn new(stores: Stores, ttls: Ttls, limits: LimitSettings, issuer: &str) -> Self {
         let audit = AuditLog::new(stores.audit.clone());
         let limits = RateLimits::new(limits, stores.limiter.clone());
         let accounts = AccountService::new(
@@ -42,13 +46,21 @@ impl Services {
             stores.notifier,
             accounts.clone(),
             audit.clone(),
-            limits,
+            limits.clone(),
             ttls,
+        );
+        let oidc = OidcService::new(
+            stores.provider,
+            logins.clone(),
+            accounts.clone(),
+            limits,
+            issuer,
         );
         Self {
             logins,
             accounts,
             audit,
+            oidc,
         }
     }
 
@@ -58,6 +70,7 @@ impl Services {
         loop {
             tick.tick().await;
             self.logins.purge(now_millis()).await;
+            self.oidc.purge(now_millis()).await;
         }
     }
 }

@@ -12,8 +12,8 @@ use super::{
     sqlite::SqliteStore,
     testing,
     traits::{
-        AccountStore, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, RevocationClock,
-        SessionStore, SharedLimiter, StoreError,
+        AccountStore, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, ProviderStore,
+        RevocationClock, SessionStore, SharedLimiter, StoreError,
     },
 };
 use crate::domain::{
@@ -603,5 +603,95 @@ async fn audit_store_contract_on_every_back_end() {
     audit_store_contract(store).await;
     if let Some(store) = postgres().await {
         audit_store_contract(store).await;
+    }
+}
+
+// ---- ProviderStore ----
+
+async fn provider_store_contract(store: Arc<dyn ProviderStore>) {
+    let now = now_millis();
+    let later = now + 60_000;
+    store.insert("code", "a:1", "{}", later, now).await.unwrap();
+    assert!(matches!(
+        store.insert("code", "a:1", "{}", later, now).await,
+        Err(StoreError::Duplicate)
+    ));
+    // Kinds are separate name spaces.
+    store
+        .insert("token", "a:1", "[]", later, now)
+        .await
+        .unwrap();
+    let record = store.get("code", "a:1", now).await.unwrap().unwrap();
+    assert_eq!((record.value.as_str(), record.version), ("{}", 1));
+
+    // Compare-and-set: of two writers at version 1, one wins.
+    assert!(store
+        .replace("code", "a:1", 1, "{\"used\":true}", later, now)
+        .await
+        .unwrap());
+    assert!(!store
+        .replace("code", "a:1", 1, "{\"used\":2}", later, now)
+        .await
+        .unwrap());
+    let record = store.get("code", "a:1", now).await.unwrap().unwrap();
+    assert_eq!(
+        (record.value.as_str(), record.version),
+        ("{\"used\":true}", 2)
+    );
+
+    // A record past its time is gone for reads and writes, and its key free.
+    store
+        .insert("code", "a:2", "{}", now + 1, now)
+        .await
+        .unwrap();
+    assert!(store.get("code", "a:2", now + 1).await.unwrap().is_none());
+    assert!(!store
+        .replace("code", "a:2", 1, "{}", later, now + 1)
+        .await
+        .unwrap());
+    store
+        .insert("code", "a:2", "new", later, now + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get("code", "a:2", now + 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        "new"
+    );
+
+    // Listing and removing by key prefix (a `%` or `_` is not a wildcard).
+    store.insert("code", "b:1", "{}", later, now).await.unwrap();
+    store.insert("code", "a%", "{}", later, now).await.unwrap();
+    let keys = |list: Vec<(String, _)>| list.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(
+        keys(store.list("code", "a:", now).await.unwrap()),
+        ["a:1", "a:2"]
+    );
+    assert_eq!(
+        keys(store.list("code", "a_", now).await.unwrap()),
+        Vec::<String>::new()
+    );
+    assert_eq!(store.remove("code", "a:").await.unwrap(), 2);
+    assert!(store.get("code", "a:1", now).await.unwrap().is_none());
+    assert!(store.get("token", "a:1", now).await.unwrap().is_some());
+    assert_eq!(
+        keys(store.list("code", "", now).await.unwrap()),
+        ["a%", "b:1"]
+    );
+
+    store.insert("code", "c", "{}", now + 5, now).await.unwrap();
+    assert_eq!(store.purge(now + 5).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn provider_store_contract_on_every_back_end() {
+    let (store, _dir) = sqlite().await;
+    provider_store_contract(store).await;
+    if let Some(store) = postgres().await {
+        provider_store_contract(store).await;
     }
 }

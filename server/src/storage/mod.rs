@@ -10,6 +10,7 @@
 //! | [`AccountStore`]    | accounts and password hashes          | SQLite, PostgreSQL           |
 //! | [`SessionStore`]    | signed-in sessions by token hash      | SQLite, PostgreSQL (+ cache) |
 //! | [`AuditStore`]      | the audit trail and sign-in history   | SQLite, PostgreSQL           |
+//! | [`ProviderStore`]   | OpenID Connect clients, keys, grants, codes, tokens | SQLite, PostgreSQL |
 //!
 //! The traits are in `traits.rs`. A new back-end is one module here plus
 //! one arm in [`open`]; the contract suites in `contract` then run against
@@ -20,6 +21,7 @@ pub(crate) mod cache;
 mod contract;
 pub(crate) mod memory;
 pub(crate) mod postgres;
+mod provider_sql;
 pub(crate) mod redis;
 mod sql_rows;
 pub(crate) mod sqlite;
@@ -29,8 +31,8 @@ mod traits;
 
 pub use self::redis::DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX;
 pub use traits::{
-    AccountStore, Applied, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, RevocationClock,
-    SessionStore, SharedLimiter, StoreError, Stores,
+    AccountStore, Applied, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, ProviderRecord,
+    ProviderStore, RevocationClock, SessionStore, SharedLimiter, StoreError, Stores,
 };
 
 use std::{path::PathBuf, sync::Arc};
@@ -121,18 +123,31 @@ pub async fn open(
         }
         None => None,
     };
-    let (accounts, audit): (Arc<dyn AccountsAndSessions>, Arc<dyn AuditStore>) = match database {
+    type Database = (
+        Arc<dyn AccountsAndSessions>,
+        Arc<dyn AuditStore>,
+        Arc<dyn ProviderStore>,
+    );
+    let (accounts, audit, provider): Database = match database {
         DatabaseUrl::Sqlite(path) => {
             let sqlite = sqlite::SqliteStore::open(path)
                 .await
                 .map_err(open_error(database.to_string()))?;
-            (Arc::new(sqlite.clone()), Arc::new(sqlite))
+            (
+                Arc::new(sqlite.clone()),
+                Arc::new(sqlite.clone()),
+                Arc::new(sqlite),
+            )
         }
         DatabaseUrl::Postgres(url) => {
             let postgres = postgres::PostgresStore::open(url)
                 .await
                 .map_err(open_error(database.to_string()))?;
-            (Arc::new(postgres.clone()), Arc::new(postgres))
+            (
+                Arc::new(postgres.clone()),
+                Arc::new(postgres.clone()),
+                Arc::new(postgres),
+            )
         }
     };
     let stores = match shared {
@@ -145,6 +160,7 @@ pub async fn open(
                 sessions: cached,
                 audit,
                 limiter: None,
+                provider,
             }
         }
         Some(connection) => {
@@ -157,6 +173,7 @@ pub async fn open(
                 sessions: cached,
                 audit,
                 limiter: Some(Arc::new(redis::RedisLimiter::new(connection))),
+                provider,
             }
         }
     };

@@ -190,6 +190,63 @@ pub trait RevocationClock: Send + Sync + 'static {
     async fn advance(&self) -> Result<(), StoreError>;
 }
 
+/// One record of the OpenID Connect provider, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRecord {
+    /// JSON; the service that wrote it reads it.
+    pub value: String,
+    /// 1 when inserted, bumped by every [`ProviderStore::replace`].
+    pub version: i64,
+    pub expires_at: UnixMillis,
+}
+
+/// The OpenID Connect provider's records: small JSON documents by kind and
+/// key, each with a lifetime (a record past it is gone for every read), and
+/// changed only by compare-and-set on its version, so that of two racing
+/// uses of a code or a refresh token exactly one wins, on any instance.
+/// Kept in the database (SQLite or PostgreSQL) beside the accounts.
+#[async_trait]
+pub trait ProviderStore: Send + Sync + 'static {
+    /// Fails with [`StoreError::Duplicate`] while a live record has the key.
+    async fn insert(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &str,
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    async fn get(
+        &self,
+        kind: &str,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<Option<ProviderRecord>, StoreError>;
+    /// Stores `value` only if the record is live and still at `version`;
+    /// false otherwise (somebody else changed or removed it first).
+    async fn replace(
+        &self,
+        kind: &str,
+        key: &str,
+        version: i64,
+        value: &str,
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
+    /// Removes every record of `kind` whose key starts with `prefix` (the
+    /// whole key for one); how many there were.
+    async fn remove(&self, kind: &str, prefix: &str) -> Result<u64, StoreError>;
+    /// The live records of `kind` whose key starts with `prefix`, by key.
+    async fn list(
+        &self,
+        kind: &str,
+        prefix: &str,
+        now: UnixMillis,
+    ) -> Result<Vec<(String, ProviderRecord)>, StoreError>;
+    /// Deletes records whose time ran out; how many.
+    async fn purge(&self, now: UnixMillis) -> Result<u64, StoreError>;
+}
+
 /// Every store a running server uses.
 #[derive(Clone)]
 pub struct Stores {
@@ -200,4 +257,5 @@ pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     /// Rate limits shared across instances; `None`: each process counts.
     pub limiter: Option<Arc<dyn SharedLimiter>>,
+    pub provider: Arc<dyn ProviderStore>,
 }

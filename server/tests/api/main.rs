@@ -13,5 +13,6 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod metrics;
+mod oidc;
 mod openapi;
 mod security;

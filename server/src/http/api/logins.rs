@@ -27,20 +27,36 @@ use crate::{
     services::{accounts::CurrentSession, logins::Created},
 };
 
+/// Other query parameters are ignored, as the body is: nothing a client
+/// sends names the attempt.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CreateParams {
+    /// An OpenID Connect authorization request waiting for the phone (the
+    /// `/authorize?request=…` page's): the phone then names its
+    /// application, and only a sign-in approved for it completes it.
+    #[param(max_length = 64)]
+    authorization: Option<String>,
+}
+
 /// `POST /api/v1/logins`: a new attempt bound to the calling browser.
 /// The request body is never read, so a client cannot choose the id.
-#[utoipa::path(post, path = paths::LOGINS, tag = "desktop",
+#[utoipa::path(post, path = paths::LOGINS, tag = "desktop", params(CreateParams),
     responses((status = 201, description = "A new attempt, bound to this browser by the cookie", body = LoginCreated,
         headers(("Set-Cookie" = String, description = "The bind cookie: `qrlogin_bind` (`__Secure-qrlogin_bind` over https), HttpOnly, SameSite=Strict, scoped to the attempt's path"),
                 ("Location" = String, description = "The attempt's path")))))]
 pub(crate) async fn create_login(
     State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<CreateParams>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
     let Created {
         attempt,
         bind_secret,
-    } = state.services.logins.create(&caller).await?;
+    } = match &params.authorization {
+        Some(request) => state.services.oidc.create_login(request, &caller).await?,
+        None => state.services.logins.create(&caller).await?,
+    };
     let path = paths::with_id(paths::LOGIN, attempt.id);
     let https = state.public_url.is_https();
     let ttls = state.services.logins.ttls();

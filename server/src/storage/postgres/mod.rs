@@ -57,6 +57,10 @@ impl PostgresStore {
         let audit = AuditBatcher::start(pool.clone());
         Ok(Self { pool, audit })
     }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
 }
 
 #[async_trait]

@@ -74,6 +74,8 @@ struct StoredAttempt {
     expires_at: u64,
     ip: Option<IpAddr>,
     user_agent: String,
+    #[serde(default)]
+    client: Option<String>,
     scanner: Option<(i64, String)>,
     match_code: Option<u8>,
     match_choices: Option<[u8; 3]>,
@@ -91,6 +93,7 @@ impl From<&Attempt> for StoredAttempt {
             expires_at: a.expires_at,
             ip: a.requester.ip,
             user_agent: a.requester.user_agent.clone(),
+            client: a.requester.client.clone(),
             scanner: a
                 .scanner
                 .as_ref()
@@ -119,6 +122,7 @@ impl StoredAttempt {
             requester: Requester {
                 ip: self.ip,
                 user_agent: self.user_agent,
+                client: self.client,
             },
             scanner: self.scanner.map(|(account_id, display_name)| Scanner {
                 account_id,

@@ -65,6 +65,10 @@ impl SqliteStore {
         let writer = SqliteWriter::start(path).map_err(|e| e.to_string())?;
         Ok(Self { pool, writer })
     }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 fn unavailable(err: impl std::fmt::Display) -> StoreError {

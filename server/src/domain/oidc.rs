@@ -1,0 +1,503 @@
+//! The OpenID Connect provider's rules, free of I/O: clients and their
+//! redirect URIs, PKCE, scopes, RFC 8628 user codes, and the records a
+//! grant is made of. The services store these as JSON.
+
+use std::fmt;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use rand::{rngs::OsRng, Rng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{caller::Caller, time::UnixMillis};
+
+/// How long each thing lives (ms).
+pub mod lifetimes {
+    /// An authorization code: used within seconds by a working client.
+    pub const CODE_MS: u64 = 60_000;
+    /// A used code is remembered this long, so that a second use is caught
+    /// (and revokes what the first issued) rather than merely refused.
+    pub const USED_CODE_MS: u64 = 10 * 60_000;
+    pub const ACCESS_TOKEN_MS: u64 = 10 * 60_000;
+    pub const ID_TOKEN_MS: u64 = 10 * 60_000;
+    /// Refresh tokens (with `offline_access`): each use rotates it and
+    /// starts this again.
+    pub const REFRESH_TOKEN_MS: u64 = 30 * 24 * 3_600_000;
+    /// An authorization request waits this long for the phone: enough for
+    /// the login card's six codes.
+    pub const AUTHORIZATION_REQUEST_MS: u64 = 10 * 60_000;
+    /// RFC 8628 `expires_in`.
+    pub const DEVICE_CODE_MS: u64 = 10 * 60_000;
+    /// A finished or expired device authorization is remembered this long,
+    /// so that its device hears `expired_token` rather than a bare refusal.
+    pub const DEVICE_RETENTION_MS: u64 = 10 * 60_000;
+    /// RFC 8628 `interval`: the least time between two polls.
+    pub const DEVICE_POLL_INTERVAL_S: u64 = 5;
+    /// A retired signing key stays published this long after it signed its
+    /// last token.
+    pub const RETIRED_KEY_MS: u64 = ID_TOKEN_MS + 5 * 60_000;
+}
+
+/// The scopes this provider knows; others are ignored (OpenID Connect Core
+/// §3.1.2.1: unknown scopes SHOULD be ignored).
+pub const SCOPES_SUPPORTED: [&str; 3] = ["openid", "profile", "offline_access"];
+
+/// A random, server-made identifier (client ids, grant ids): 128 bits,
+/// base64url, 22 characters.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `raw` could be an id this server made (a cheap check before any
+/// lookup, and what keeps keys free of the store's separator).
+pub fn plausible_id(raw: &str) -> bool {
+    (1..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// SHA-256 of a secret, hex: how codes, tokens and client secrets are
+/// stored and looked up (they are 256-bit random, so no salt or stretching).
+pub fn secret_digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("a client name is 1 to 64 characters, without control characters")]
+    BadName,
+    #[error("at least one --redirect-uri is needed")]
+    NoRedirectUri,
+    #[error("redirect URI {0:?} is not allowed: use an absolute https:// URL (http:// only for localhost, 127.0.0.1 or [::1]) without a fragment, at most 512 characters")]
+    BadRedirectUri(String),
+}
+
+/// A relying party, as registered with `qrlogin client add`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    /// SHA-256 (hex) of the secret of a confidential client; `None`: public
+    /// (PKCE is then required).
+    pub secret_digest: Option<String>,
+    pub created_at: UnixMillis,
+}
+
+impl Client {
+    /// A new client; for a confidential one, also its secret (shown once).
+    pub fn register(
+        name: &str,
+        redirect_uris: &[String],
+        public: bool,
+        now: UnixMillis,
+    ) -> Result<(Self, Option<String>), ClientError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(ClientError::BadName);
+        }
+        if redirect_uris.is_empty() {
+            return Err(ClientError::NoRedirectUri);
+        }
+        for uri in redirect_uris {
+            check_redirect_uri(uri)?;
+        }
+        let secret = (!public).then(|| super::secret::Secret::new_random().encode());
+        let client = Self {
+            id: random_id(),
+            name: name.to_owned(),
+            redirect_uris: redirect_uris.to_vec(),
+            secret_digest: secret.as_deref().map(secret_digest),
+            created_at: now,
+        };
+        Ok((client, secret))
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.secret_digest.is_none()
+    }
+
+    /// Exact string match (RFC 9700 §4.1.3): no prefixes, no patterns.
+    pub fn allows_redirect(&self, uri: &str) -> bool {
+        self.redirect_uris
+            .iter()
+            .any(|registered| registered == uri)
+    }
+
+    /// Whether `secret` is this client's, in constant time.
+    pub fn secret_matches(&self, secret: &str) -> bool {
+        match &self.secret_digest {
+            Some(digest) => bool::from(digest.as_bytes().ct_eq(secret_digest(secret).as_bytes())),
+            None => false,
+        }
+    }
+}
+
+fn check_redirect_uri(raw: &str) -> Result<(), ClientError> {
+    let bad = || ClientError::BadRedirectUri(raw.to_owned());
+    if raw.len() > 512 {
+        return Err(bad());
+    }
+    let url = url::Url::parse(raw).map_err(|_| bad())?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    // `Url` normalises what it parses: the registered string must be the
+    // one clients send, so only an already-normal URI is taken.
+    if !scheme_ok || url.fragment().is_some() || url.as_str() != raw {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// PKCE (RFC 7636), `S256` only: `plain` would send the secret itself
+/// through the browser.
+pub fn pkce_matches(challenge: &str, verifier: &str) -> bool {
+    let verifier_ok = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    verifier_ok && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
+}
+
+/// A `code_challenge` as S256 makes it: 43 characters of base64url.
+pub fn plausible_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The scopes granted for a request's `scope`: the known ones, in a fixed
+/// order; `None` without `openid` (this is an OpenID provider only).
+pub fn granted_scopes(requested: &str) -> Option<Vec<String>> {
+    let asked: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
+    if !asked.contains(&"openid") {
+        return None;
+    }
+    Some(
+        SCOPES_SUPPORTED
+            .iter()
+            .filter(|s| asked.contains(s))
+            .map(|s| (*s).to_owned())
+            .collect(),
+    )
+}
+
+/// RFC 8628 §6.1: 20 consonants (no vowels, so no words; no look-alikes).
+const USER_CODE_LETTERS: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// An RFC 8628 user code: 8 letters, 20^8 ≈ 2^34.6 of them, shown as
+/// `XXXX-XXXX`; typed in any case, with or without the dash or spaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCode(String);
+
+impl UserCode {
+    pub fn new_random() -> Self {
+        let mut rng = OsRng;
+        Self(
+            (0..8)
+                .map(|_| char::from(USER_CODE_LETTERS[rng.gen_range(0..20)]))
+                .collect(),
+        )
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let letters: String = raw
+            .chars()
+            .filter(|c| !matches!(c, '-' | ' '))
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let valid = letters.len() == 8 && letters.bytes().all(|b| USER_CODE_LETTERS.contains(&b));
+        valid.then_some(Self(letters))
+    }
+
+    /// The key it is stored under.
+    pub fn as_key(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (a, b) = self.0.split_at(4);
+        write!(f, "{a}-{b}")
+    }
+}
+
+/// What the phone is shown of the device or browser that asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestOrigin {
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: String,
+}
+
+impl From<&Caller> for RequestOrigin {
+    fn from(caller: &Caller) -> Self {
+        Self {
+            ip: caller.ip,
+            user_agent: caller.user_agent.clone(),
+        }
+    }
+}
+
+/// An authorization request waiting for the phone (`/login?authorization=…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub created_at: UnixMillis,
+    /// The login attempts made for it, newest last: the request goes on only
+    /// after one of them was redeemed by the account that goes on.
+    pub attempts: Vec<String>,
+}
+
+/// What one sign-in to one client granted; codes and tokens point at it,
+/// and removing it revokes them all (code reuse, refresh-token replay,
+/// revocation, consent withdrawn on `/m`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub account_id: i64,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// When the person signed in (the `auth_time` claim), unix seconds.
+    pub auth_time: u64,
+    /// The refresh token generation currently valid; an older one coming
+    /// back is a replay.
+    pub refresh_generation: u32,
+}
+
+impl Grant {
+    /// Its store key: by account, then client, so that an account's grants
+    /// to one client are revoked by prefix.
+    pub fn key(account_id: i64, client_id: &str, grant_id: &str) -> String {
+        format!("{account_id}:{client_id}:{grant_id}")
+    }
+
+    pub fn offline(&self) -> bool {
+        self.scopes.iter().any(|s| s == "offline_access")
+    }
+}
+
+/// An authorization code, stored by its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationCode {
+    pub grant_key: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub used: bool,
+}
+
+/// An access or refresh token, stored by its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub grant_key: String,
+    pub client_id: String,
+    /// Refresh tokens only: the grant generation it belongs to.
+    pub generation: Option<u32>,
+}
+
+/// Where a device authorization stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    Pending,
+    Approved {
+        account_id: i64,
+    },
+    Denied,
+    /// Its tokens were handed out.
+    Done,
+}
+
+/// An RFC 8628 device authorization, stored by its device code's digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuthorization {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub user_code: UserCode,
+    pub origin: RequestOrigin,
+    pub state: DeviceState,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    pub interval_s: u64,
+    pub last_poll_at: Option<UnixMillis>,
+}
+
+/// What a device's poll of the token endpoint hears (RFC 8628 §3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevicePoll {
+    Pending,
+    SlowDown,
+    Denied,
+    Expired,
+    /// Tokens may be issued for this account, once.
+    Approved {
+        account_id: i64,
+    },
+    AlreadyUsed,
+}
+
+impl DeviceAuthorization {
+    /// The answer to a poll at `now`, and the record as it is after it.
+    pub fn poll(&self, now: UnixMillis) -> (DevicePoll, Self) {
+        let mut next = self.clone();
+        if now >= self.expires_at && !matches!(self.state, DeviceState::Done) {
+            return (DevicePoll::Expired, next);
+        }
+        let answer = match self.state {
+            DeviceState::Pending => {
+                let too_soon = self
+                    .last_poll_at
+                    .is_some_and(|last| now < last + self.interval_s * 1000);
+                if too_soon {
+                    // RFC 8628 §3.5: every slow_down adds 5 s for good.
+                    next.interval_s += 5;
+                }
+                next.last_poll_at = Some(now);
+                if too_soon {
+                    DevicePoll::SlowDown
+                } else {
+                    DevicePoll::Pending
+                }
+            }
+            DeviceState::Denied => DevicePoll::Denied,
+            DeviceState::Approved { account_id } => {
+                next.state = DeviceState::Done;
+                DevicePoll::Approved { account_id }
+            }
+            DeviceState::Done => DevicePoll::AlreadyUsed,
+        };
+        (answer, next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_are_absolute_https_or_loopback_http() {
+        let register = |uri: &str| Client::register("App", &[uri.to_owned()], false, 0);
+        assert!(register("https://app.example/cb").is_ok());
+        assert!(register("http://localhost:8080/cb").is_ok());
+        assert!(register("http://127.0.0.1/cb").is_ok());
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#x",
+            "/cb",
+            "javascript:alert(1)",
+            "HTTPS://APP.example/cb",
+        ] {
+            assert!(register(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Client::register("App", &[], true, 0).unwrap_err(),
+            ClientError::NoRedirectUri
+        );
+        assert_eq!(
+            Client::register(" ", &["https://a.example/".into()], true, 0).unwrap_err(),
+            ClientError::BadName
+        );
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly_and_secrets_in_constant_time() {
+        let (client, secret) =
+            Client::register("App", &["https://app.example/cb".into()], false, 0).unwrap();
+        assert!(client.allows_redirect("https://app.example/cb"));
+        assert!(!client.allows_redirect("https://app.example/cb/"));
+        assert!(!client.allows_redirect("https://app.example/cb?x=1"));
+        assert!(!client.allows_redirect("https://app.example/c"));
+        let secret = secret.unwrap();
+        assert!(client.secret_matches(&secret));
+        assert!(!client.secret_matches(&format!("{secret}x")));
+        let (public, none) =
+            Client::register("App", &["https://app.example/cb".into()], true, 0).unwrap();
+        assert!(none.is_none() && public.is_public() && !public.secret_matches(""));
+    }
+
+    #[test]
+    fn pkce_is_s256_over_a_proper_verifier() {
+        // RFC 7636 appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(plausible_challenge(challenge));
+        assert!(pkce_matches(challenge, verifier));
+        assert!(!pkce_matches(challenge, &verifier.replace('d', "e")));
+        // `plain`: the verifier sent as the challenge never matches.
+        assert!(!pkce_matches(verifier, verifier));
+        assert!(!pkce_matches(challenge, "short"));
+    }
+
+    #[test]
+    fn scopes_need_openid_and_drop_the_unknown() {
+        assert_eq!(granted_scopes("profile"), None);
+        assert_eq!(
+            granted_scopes("email offline_access  openid profile").unwrap(),
+            ["openid", "profile", "offline_access"]
+        );
+    }
+
+    #[test]
+    fn user_codes_are_eight_consonants_typed_loosely() {
+        let code = UserCode::new_random();
+        assert_eq!(code.as_key().len(), 8);
+        let shown = code.to_string();
+        assert_eq!(shown.len(), 9);
+        assert_eq!(UserCode::parse(&shown.to_lowercase()), Some(code.clone()));
+        assert_eq!(UserCode::parse(&shown.replace('-', " ")), Some(code));
+        assert_eq!(UserCode::parse("BCDF-GHJ"), None);
+        assert_eq!(UserCode::parse("BCDF-GHJA"), None, "vowels never occur");
+    }
+
+    #[test]
+    fn device_polls_follow_rfc_8628() {
+        let device = DeviceAuthorization {
+            client_id: "c".into(),
+            scopes: vec!["openid".into()],
+            user_code: UserCode::new_random(),
+            origin: RequestOrigin {
+                ip: None,
+                user_agent: String::new(),
+            },
+            state: DeviceState::Pending,
+            created_at: 0,
+            expires_at: 600_000,
+            interval_s: 5,
+            last_poll_at: None,
+        };
+        let (answer, device) = device.poll(1_000);
+        assert_eq!((answer, device.interval_s), (DevicePoll::Pending, 5));
+        let (answer, device) = device.poll(2_000);
+        assert_eq!((answer, device.interval_s), (DevicePoll::SlowDown, 10));
+        let (answer, _) = device.poll(12_000);
+        assert_eq!(answer, DevicePoll::Pending);
+        let approved = DeviceAuthorization {
+            state: DeviceState::Approved { account_id: 7 },
+            ..device.clone()
+        };
+        let (answer, done) = approved.poll(13_000);
+        assert_eq!(answer, DevicePoll::Approved { account_id: 7 });
+        assert_eq!(done.poll(14_000).0, DevicePoll::AlreadyUsed);
+        assert_eq!(device.poll(600_000).0, DevicePoll::Expired);
+        let denied = DeviceAuthorization {
+            state: DeviceState::Denied,
+            ..device
+        };
+        assert_eq!(denied.poll(20_000).0, DevicePoll::Denied);
+    }
+}

@@ -1,0 +1,460 @@
+//! The authorization endpoint with the phone as the sign-in: a request is
+//! checked, then either answered at once (a browser already signed in,
+//! whose account consented before), or kept while the login card shows its
+//! QR; once the phone approved and the desktop redeemed, the request goes
+//! back to the client with a code. Also RP-initiated logout.
+
+use serde::Deserialize;
+
+use super::{kinds, parse, seconds, to_json, OidcError, OidcService};
+use crate::{
+    domain::{
+        attempt::LoginId,
+        caller::Caller,
+        oidc::{
+            granted_scopes, lifetimes, plausible_challenge, plausible_id, random_id, secret_digest,
+            AuthorizationCode, AuthorizationRequest, Client,
+        },
+        secret::Secret,
+        time::now_millis,
+    },
+    services::{
+        accounts::CurrentSession,
+        logins::{Created, LoginError},
+    },
+    storage::StoreError,
+};
+
+/// The authorization request's parameters, as sent (OpenID Connect Core
+/// §3.1.2.1).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuthorizeParams {
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub response_type: Option<String>,
+    pub response_mode: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<String>,
+    pub request: Option<String>,
+    pub request_uri: Option<String>,
+}
+
+/// What the authorization endpoint does with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeOutcome {
+    /// A request that must not go back to the client (unknown client, a
+    /// `redirect_uri` it did not register): a page on qrlogin says why.
+    Refused(String),
+    /// Back to the client, with a code or an OAuth error: this URL.
+    Redirect(String),
+    /// The phone must approve: the login card for this request.
+    Phone { request_id: String },
+}
+
+/// What RP-initiated logout does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogoutOutcome {
+    /// Signed out; back to the client at this URL.
+    Redirect(String),
+    /// Signed out (or was not signed in); qrlogin's own page says so.
+    SignedOut,
+    /// No valid `id_token_hint`: the person must confirm, since anybody
+    /// can link here.
+    Confirm,
+}
+
+/// Request values are echoed and stored: keep them bounded.
+const MAX_PARAM: usize = 512;
+
+impl OidcService {
+    /// `GET /oauth2/authorize`.
+    pub async fn authorize(
+        &self,
+        params: &AuthorizeParams,
+        current: Option<&CurrentSession>,
+    ) -> Result<AuthorizeOutcome, OidcError> {
+        // First what decides whether the client may hear anything at all.
+        let Some(client) = (match params.client_id.as_deref() {
+            Some(id) => self.client(id).await?,
+            None => None,
+        }) else {
+            return Ok(AuthorizeOutcome::Refused(
+                "The application that sent you here is not registered with this server.".into(),
+            ));
+        };
+        let Some(redirect_uri) = params
+            .redirect_uri
+            .as_deref()
+            .filter(|uri| client.allows_redirect(uri))
+        else {
+            return Ok(AuthorizeOutcome::Refused(format!(
+                "{} asked to send you to an address it has not registered, so you were not sent anywhere.",
+                client.name
+            )));
+        };
+        let back = |error: &str, description: &str| {
+            AuthorizeOutcome::Redirect(self.redirect_with(
+                redirect_uri,
+                &[("error", error), ("error_description", description)],
+                params.state.as_deref(),
+            ))
+        };
+        let state_ok = params.state.as_deref().is_none_or(|s| s.len() <= MAX_PARAM);
+        let nonce_ok = params.nonce.as_deref().is_none_or(|s| s.len() <= MAX_PARAM);
+        if !state_ok || !nonce_ok {
+            return Ok(back(
+                "invalid_request",
+                "state and nonce are at most 512 characters",
+            ));
+        }
+        if params.request.is_some() || params.request_uri.is_some() {
+            return Ok(back(
+                "request_not_supported",
+                "request objects are not supported",
+            ));
+        }
+        if params.response_type.as_deref() != Some("code") {
+            return Ok(back(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+        if params
+            .response_mode
+            .as_deref()
+            .is_some_and(|m| m != "query")
+        {
+            return Ok(back(
+                "invalid_request",
+                "only response_mode=query is supported",
+            ));
+        }
+        let Some(scopes) = params.scope.as_deref().and_then(granted_scopes) else {
+            return Ok(back("invalid_scope", "the scope must include openid"));
+        };
+        let code_challenge = match (
+            params.code_challenge.as_deref(),
+            params.code_challenge_method.as_deref(),
+        ) {
+            (Some(challenge), Some("S256")) if plausible_challenge(challenge) => {
+                Some(challenge.to_owned())
+            }
+            (Some(_), Some("S256")) => {
+                return Ok(back(
+                    "invalid_request",
+                    "code_challenge is not an S256 challenge",
+                ))
+            }
+            (Some(_), _) => {
+                return Ok(back(
+                    "invalid_request",
+                    "code_challenge_method must be S256 (plain is not accepted)",
+                ))
+            }
+            (None, Some(_)) => {
+                return Ok(back(
+                    "invalid_request",
+                    "code_challenge_method without code_challenge",
+                ))
+            }
+            (None, None) if client.is_public() => {
+                return Ok(back(
+                    "invalid_request",
+                    "PKCE (code_challenge, S256) is required",
+                ))
+            }
+            (None, None) => None,
+        };
+        let prompts: Vec<&str> = params.prompt.as_deref().unwrap_or("").split(' ').collect();
+        let prompt_none = prompts.contains(&"none");
+        if prompt_none && prompts.iter().any(|p| !p.is_empty() && *p != "none") {
+            return Ok(back("invalid_request", "prompt=none cannot be combined"));
+        }
+        let max_age_ms = match params.max_age.as_deref().map(str::parse::<u64>) {
+            None => None,
+            Some(Ok(s)) => Some(s.saturating_mul(1000)),
+            Some(Err(_)) => return Ok(back("invalid_request", "max_age must be whole seconds")),
+        };
+        let request = AuthorizationRequest {
+            client_id: client.id.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            scopes,
+            state: params.state.clone(),
+            nonce: params.nonce.clone(),
+            code_challenge,
+            created_at: now_millis(),
+            attempts: Vec::new(),
+        };
+
+        // A browser already signed in, whose account consented, goes on
+        // without the phone, unless the client wants a fresh sign-in.
+        let now = now_millis();
+        let fresh_enough = |session: &CurrentSession| {
+            max_age_ms.is_none_or(|max| now.saturating_sub(session.session.created_at) <= max)
+        };
+        if let Some(current) = current {
+            let wants_login = prompts.contains(&"login") || !fresh_enough(current);
+            if !wants_login && self.has_consent(current.account.id, &client.id).await? {
+                let auth_time = seconds(current.session.created_at);
+                return Ok(AuthorizeOutcome::Redirect(
+                    self.code_redirect(&client, &request, current.account.id, auth_time)
+                        .await?,
+                ));
+            }
+        }
+        if prompt_none {
+            let error = match current {
+                Some(_) => "consent_required",
+                None => "login_required",
+            };
+            return Ok(back(error, "the person must approve on their phone"));
+        }
+        let request_id = random_id();
+        self.store
+            .insert(
+                kinds::AUTHORIZATION,
+                &request_id,
+                &to_json(&request)?,
+                now + lifetimes::AUTHORIZATION_REQUEST_MS,
+                now,
+            )
+            .await?;
+        Ok(AuthorizeOutcome::Phone { request_id })
+    }
+
+    async fn pending_request(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<(AuthorizationRequest, crate::storage::ProviderRecord)>, StoreError> {
+        if !plausible_id(request_id) {
+            return Ok(None);
+        }
+        let record = self
+            .store
+            .get(kinds::AUTHORIZATION, request_id, now_millis())
+            .await?;
+        Ok(record.and_then(|r| Some((parse(&r)?, r))))
+    }
+
+    /// The name of the client a waiting request is for (the login page's
+    /// heading); `None` when there is no such request (any more).
+    pub async fn request_client_name(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some((request, _)) = self.pending_request(request_id).await? else {
+            return Ok(None);
+        };
+        Ok(self.client(&request.client_id).await?.map(|c| c.name))
+    }
+
+    /// A login attempt for the waiting request: the phone shows the
+    /// client's name, and the request remembers the attempt, so that only
+    /// a sign-in approved for it lets it go on.
+    pub async fn create_login(
+        &self,
+        request_id: &str,
+        caller: &Caller,
+    ) -> Result<Created, LoginError> {
+        for _ in 0..8 {
+            let Some((mut request, record)) = self.pending_request(request_id).await? else {
+                return Err(LoginError::NotFound);
+            };
+            let client = self.client(&request.client_id).await?;
+            let Some(client) = client else {
+                return Err(LoginError::NotFound);
+            };
+            let created = self.logins.create_for(caller, Some(client.name)).await?;
+            request.attempts.push(created.attempt.id.to_string());
+            // The card replaces codes at most 6 times; keep a few more.
+            let excess = request.attempts.len().saturating_sub(10);
+            request.attempts.drain(..excess);
+            let value = to_json(&request).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let now = now_millis();
+            if self
+                .store
+                .replace(
+                    kinds::AUTHORIZATION,
+                    request_id,
+                    record.version,
+                    &value,
+                    record.expires_at,
+                    now,
+                )
+                .await?
+            {
+                return Ok(created);
+            }
+            // Changed meanwhile (another tab's code): read it again.
+        }
+        Err(StoreError::Unavailable("authorization request kept changing".into()).into())
+    }
+
+    /// `GET /oauth2/authorize/resume?request=…`, where the login card goes
+    /// once signed in: the request goes back to its client with a code if
+    /// one of its attempts was redeemed by the account signed in here (the
+    /// phone's approval, which is also the consent). `None`: nothing to
+    /// resume (no such request, or not approved for it): the caller shows
+    /// the login card again.
+    pub async fn resume(
+        &self,
+        request_id: &str,
+        current: &CurrentSession,
+    ) -> Result<Option<String>, OidcError> {
+        let Some((request, _)) = self.pending_request(request_id).await? else {
+            return Ok(None);
+        };
+        let mut approved = false;
+        for attempt in request.attempts.iter().rev() {
+            let Ok(id) = attempt.parse::<LoginId>() else {
+                continue;
+            };
+            if self.logins.redeemed_by(id).await? == Some(current.account.id) {
+                approved = true;
+                break;
+            }
+        }
+        if !approved {
+            return Ok(None);
+        }
+        // One use: the request is gone before its code is made.
+        if self.store.remove(kinds::AUTHORIZATION, request_id).await? == 0 {
+            return Ok(None);
+        }
+        let Some(client) = self.client(&request.client_id).await? else {
+            return Ok(None);
+        };
+        self.remember_consent(current.account.id, &client.id)
+            .await?;
+        let auth_time = seconds(current.session.created_at);
+        let url = self
+            .code_redirect(&client, &request, current.account.id, auth_time)
+            .await?;
+        Ok(Some(url))
+    }
+
+    /// A new grant and its code, as the redirect back to the client.
+    async fn code_redirect(
+        &self,
+        client: &Client,
+        request: &AuthorizationRequest,
+        account_id: i64,
+        auth_time: u64,
+    ) -> Result<String, OidcError> {
+        let grant_key = self
+            .new_grant(account_id, client, &request.scopes, auth_time)
+            .await?;
+        let code = Secret::new_random().encode();
+        let stored = AuthorizationCode {
+            grant_key,
+            client_id: client.id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            code_challenge: request.code_challenge.clone(),
+            nonce: request.nonce.clone(),
+            used: false,
+        };
+        let now = now_millis();
+        self.store
+            .insert(
+                kinds::CODE,
+                &secret_digest(&code),
+                &to_json(&stored)?,
+                now + lifetimes::CODE_MS,
+                now,
+            )
+            .await?;
+        Ok(self.redirect_with(
+            &request.redirect_uri,
+            &[("code", &code)],
+            request.state.as_deref(),
+        ))
+    }
+
+    /// `redirect_uri` with `pairs`, the `state` echoed exactly, and `iss`
+    /// (RFC 9207, against mix-up).
+    fn redirect_with(
+        &self,
+        redirect_uri: &str,
+        pairs: &[(&str, &str)],
+        state: Option<&str>,
+    ) -> String {
+        let Ok(mut url) = url::Url::parse(redirect_uri) else {
+            return redirect_uri.to_owned();
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            for (name, value) in pairs {
+                query.append_pair(name, value);
+            }
+            if let Some(state) = state {
+                query.append_pair("state", state);
+            }
+            query.append_pair("iss", &self.issuer);
+        }
+        url.to_string()
+    }
+
+    /// `GET /oauth2/logout` (RP-initiated logout): with a valid
+    /// `id_token_hint` for the account signed in here, signs out and goes
+    /// back to a `post_logout_redirect_uri` the client registered (as one
+    /// of its redirect URIs); without one, asks the person first.
+    pub async fn end_session(
+        &self,
+        id_token_hint: Option<&str>,
+        post_logout_redirect_uri: Option<&str>,
+        state: Option<&str>,
+        confirmed: bool,
+        current: Option<&CurrentSession>,
+        caller: &Caller,
+    ) -> Result<LogoutOutcome, OidcError> {
+        #[derive(Deserialize)]
+        struct Hint {
+            sub: String,
+            aud: String,
+        }
+        let hint = match id_token_hint {
+            Some(token) => self.keys.verify::<Hint>(token, &self.issuer).await,
+            None => None,
+        };
+        if id_token_hint.is_some() && hint.is_none() {
+            return Err(OidcError::InvalidRequest(
+                "id_token_hint is not an ID token of this provider".into(),
+            ));
+        }
+        let hint_matches = match (&hint, current) {
+            (Some(hint), Some(current)) => hint.sub == current.account.id.to_string(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !hint_matches && !confirmed && current.is_some() {
+            return Ok(LogoutOutcome::Confirm);
+        }
+        if let Some(current) = current {
+            self.accounts.sign_out(current, caller).await?;
+        }
+        let client = match &hint {
+            Some(hint) => self.client(&hint.aud).await?,
+            None => None,
+        };
+        match (client, post_logout_redirect_uri) {
+            (Some(client), Some(uri)) if client.allows_redirect(uri) => {
+                let mut url = url::Url::parse(uri).map_err(|_| {
+                    OidcError::InvalidRequest("bad post_logout_redirect_uri".into())
+                })?;
+                if let Some(state) = state {
+                    url.query_pairs_mut().append_pair("state", state);
+                }
+                Ok(LogoutOutcome::Redirect(url.to_string()))
+            }
+            (_, Some(_)) => Err(OidcError::InvalidRequest(
+                "post_logout_redirect_uri is not registered for the client of id_token_hint".into(),
+            )),
+            _ => Ok(LogoutOutcome::SignedOut),
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The RFC 8628 device authorization grant: a TV or a CLI asks for a
+//! device code and a user code, shows the QR of its verification URL, and
+//! polls the token endpoint; the phone that opens the URL sees the code,
+//! the client and where the request came from, and approves or denies.
+
+use serde::Serialize;
+
+use super::{kinds, parse, seconds, to_json, ClientCredentials, OidcError, OidcService};
+use crate::{
+    domain::{
+        caller::{describe_user_agent, same_network, Caller},
+        oidc::{
+            granted_scopes, lifetimes, secret_digest, DeviceAuthorization, DeviceState,
+            RequestOrigin, UserCode,
+        },
+        secret::Secret,
+        time::{now_millis, UnixMillis},
+    },
+    services::{accounts::CurrentSession, limits::ip_key},
+    storage::{ProviderRecord, StoreError},
+};
+
+/// The device authorization response (RFC 8628 §3.2).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceAuthorizationResponse {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_in: u64,
+    pub interval: u64,
+}
+
+/// What the phone is shown of a device request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRequestView {
+    pub user_code: String,
+    pub client_name: String,
+    pub browser: String,
+    pub os: String,
+    pub ip: String,
+    pub same_network: bool,
+    pub age_s: u64,
+    pub state: DeviceRequestState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRequestState {
+    Pending,
+    Approved,
+    Denied,
+}
+
+/// Where the phone opens the device's QR.
+pub const VERIFICATION_PATH: &str = "/device";
+
+#[derive(Serialize, serde::Deserialize)]
+struct UserCodeEntry {
+    device_key: String,
+}
+
+impl OidcService {
+    /// `POST /oauth2/device_authorization`.
+    pub async fn device_authorize(
+        &self,
+        credentials: &ClientCredentials,
+        scope: Option<&str>,
+        caller: &Caller,
+    ) -> Result<DeviceAuthorizationResponse, OidcError> {
+        self.limits.token.check(&ip_key(caller.ip)).await?;
+        let client = self.authenticate_client(credentials).await?;
+        let scopes = granted_scopes(scope.unwrap_or("openid")).ok_or(OidcError::InvalidScope)?;
+        let now = now_millis();
+        let device_code = Secret::new_random().encode();
+        let device_key = secret_digest(&device_code);
+        // A user code is 34 bits: a collision with a live one is rare, and
+        // simply drawn again.
+        let mut user_code = UserCode::new_random();
+        let entry = to_json(&UserCodeEntry {
+            device_key: device_key.clone(),
+        })?;
+        let expires_at = now + lifetimes::DEVICE_CODE_MS;
+        let mut tries = 0;
+        loop {
+            match self
+                .store
+                .insert(
+                    kinds::USER_CODE,
+                    user_code.as_key(),
+                    &entry,
+                    expires_at,
+                    now,
+                )
+                .await
+            {
+                Ok(()) => break,
+                Err(StoreError::Duplicate) if tries < 5 => {
+                    tries += 1;
+                    user_code = UserCode::new_random();
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let device = DeviceAuthorization {
+            client_id: client.id.clone(),
+            scopes,
+            user_code: user_code.clone(),
+            origin: RequestOrigin::from(caller),
+            state: DeviceState::Pending,
+            created_at: now,
+            expires_at,
+            interval_s: lifetimes::DEVICE_POLL_INTERVAL_S,
+            last_poll_at: None,
+        };
+        self.store
+            .insert(
+                kinds::DEVICE,
+                &device_key,
+                &to_json(&device)?,
+                expires_at + lifetimes::DEVICE_RETENTION_MS,
+                now,
+            )
+            .await?;
+        let verification_uri = format!("{}{VERIFICATION_PATH}", self.issuer);
+        tracing::info!(client = %client.id, "device authorization started");
+        Ok(DeviceAuthorizationResponse {
+            device_code,
+            verification_uri_complete: format!("{verification_uri}?user_code={user_code}"),
+            verification_uri,
+            user_code: user_code.to_string(),
+            expires_in: seconds(lifetimes::DEVICE_CODE_MS),
+            interval: lifetimes::DEVICE_POLL_INTERVAL_S,
+        })
+    }
+
+    pub(super) async fn device(
+        &self,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<Option<(DeviceAuthorization, ProviderRecord)>, StoreError> {
+        let record = self.store.get(kinds::DEVICE, key, now).await?;
+        Ok(record.and_then(|r| Some((parse(&r)?, r))))
+    }
+
+    /// The device request behind a user code, for the signed-in phone.
+    /// Every lookup counts against the address's and the account's limits,
+    /// so that guessing codes gets nowhere.
+    async fn device_by_user_code(
+        &self,
+        raw: &str,
+        current: &CurrentSession,
+        caller: &Caller,
+    ) -> Result<(String, DeviceAuthorization, ProviderRecord), OidcError> {
+        self.limits.user_code_ip.check(&ip_key(caller.ip)).await?;
+        self.limits
+            .user_code_account
+            .check(&current.account.id)
+            .await?;
+        let user_code = UserCode::parse(raw).ok_or(OidcError::UnknownUserCode)?;
+        let now = now_millis();
+        let entry = self
+            .store
+            .get(kinds::USER_CODE, user_code.as_key(), now)
+            .await?
+            .and_then(|r| parse::<UserCodeEntry>(&r))
+            .ok_or(OidcError::UnknownUserCode)?;
+        let (device, record) = self
+            .device(&entry.device_key, now)
+            .await?
+            .filter(|(d, _)| d.user_code == user_code && now < d.expires_at)
+            .ok_or(OidcError::UnknownUserCode)?;
+        Ok((entry.device_key, device, record))
+    }
+
+    /// What the phone shows for a user code.
+    pub async fn device_request(
+        &self,
+        raw_user_code: &str,
+        current: &CurrentSession,
+        caller: &Caller,
+    ) -> Result<DeviceRequestView, OidcError> {
+        let (_, device, _) = self
+            .device_by_user_code(raw_user_code, current, caller)
+            .await?;
+        self.view(&device, caller).await
+    }
+
+    async fn view(
+        &self,
+        device: &DeviceAuthorization,
+        phone: &Caller,
+    ) -> Result<DeviceRequestView, OidcError> {
+        let client_name = self
+            .client(&device.client_id)
+            .await?
+            .map(|c| c.name)
+            .ok_or(OidcError::UnknownUserCode)?;
+        let (browser, os) = describe_user_agent(&device.origin.user_agent);
+        Ok(DeviceRequestView {
+            user_code: device.user_code.to_string(),
+            client_name,
+            browser,
+            os,
+            ip: device
+                .origin
+                .ip
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+            same_network: same_network(device.origin.ip, phone.ip),
+            age_s: now_millis().saturating_sub(device.created_at) / 1000,
+            state: match device.state {
+                DeviceState::Pending => DeviceRequestState::Pending,
+                DeviceState::Approved { .. } | DeviceState::Done => DeviceRequestState::Approved,
+                DeviceState::Denied => DeviceRequestState::Denied,
+            },
+        })
+    }
+
+    /// The phone approves (which is also the consent) or denies. Only a
+    /// pending request changes; deciding again is answered with how it
+    /// stands.
+    pub async fn decide_device(
+        &self,
+        raw_user_code: &str,
+        approve: bool,
+        current: &CurrentSession,
+        caller: &Caller,
+    ) -> Result<DeviceRequestView, OidcError> {
+        for _ in 0..8 {
+            let (key, device, record) = self
+                .device_by_user_code(raw_user_code, current, caller)
+                .await?;
+            if device.state != DeviceState::Pending {
+                return self.view(&device, caller).await;
+            }
+            let decided = DeviceAuthorization {
+                state: if approve {
+                    DeviceState::Approved {
+                        account_id: current.account.id,
+                    }
+                } else {
+                    DeviceState::Denied
+                },
+                ..device.clone()
+            };
+            let now = now_millis();
+            if self
+                .store
+                .replace(
+                    kinds::DEVICE,
+                    &key,
+                    record.version,
+                    &to_json(&decided)?,
+                    record.expires_at,
+                    now,
+                )
+                .await?
+            {
+                if approve {
+                    self.remember_consent(current.account.id, &device.client_id)
+                        .await?;
+                }
+                tracing::info!(client = %device.client_id, account = %current.account.username, approve, "device request decided");
+                return self.view(&decided, caller).await;
+            }
+            // A poll wrote meanwhile: read again.
+        }
+        Err(StoreError::Unavailable("device request kept changing".into()).into())
+    }
+}

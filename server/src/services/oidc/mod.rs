@@ -1,0 +1,345 @@
+//! The OpenID Connect provider's use cases: clients, the authorization
+//! code flow with the phone as the sign-in ([`authorize`]), the token
+//! endpoint's grants ([`tokens`]), the RFC 8628 device flow ([`device`]),
+//! and the signing keys ([`keys`]). Every record lives in a
+//! [`ProviderStore`]; the rules are in `domain::oidc`.
+
+pub(crate) mod authorize;
+pub(crate) mod device;
+pub(crate) mod keys;
+pub(crate) mod tokens;
+
+use std::{sync::Arc, time::Duration};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use super::{
+    accounts::AccountService,
+    limits::{LimitError, RateLimited, RateLimits},
+    logins::LoginService,
+};
+use crate::{
+    domain::{
+        oidc::{plausible_id, Client, ClientError, Grant},
+        time::{now_millis, UnixMillis},
+    },
+    storage::{ProviderRecord, ProviderStore, StoreError},
+};
+use keys::{KeyError, SigningKeys, FOREVER};
+pub use tokens::ClientCredentials;
+
+/// The record kinds, as the store names them.
+mod kinds {
+    pub const CLIENT: &str = "client";
+    pub const CONSENT: &str = "consent";
+    pub const GRANT: &str = "grant";
+    pub const AUTHORIZATION: &str = "authorization";
+    pub const CODE: &str = "code";
+    pub const ACCESS_TOKEN: &str = "access_token";
+    pub const REFRESH_TOKEN: &str = "refresh_token";
+    pub const DEVICE: &str = "device";
+    pub const USER_CODE: &str = "user_code";
+}
+
+/// An OAuth error (RFC 6749 §5.2, RFC 8628 §3.5, RFC 6750 §3.1): the
+/// transport sends `error` and `error_description` as the protocol says.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("client authentication failed")]
+    InvalidClient,
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    #[error("grant type not supported")]
+    UnsupportedGrantType,
+    #[error("the scope must include openid")]
+    InvalidScope,
+    #[error("the person has not approved yet")]
+    AuthorizationPending,
+    #[error("polling too fast: wait longer between polls")]
+    SlowDown,
+    #[error("the person denied the request")]
+    AccessDenied,
+    #[error("the device code has expired")]
+    ExpiredToken,
+    /// A bearer token that is unknown, expired or revoked.
+    #[error("the access token is invalid")]
+    InvalidToken,
+    /// A device user code that is unknown or gone (the phone's page).
+    #[error("no such code: check the code the device shows")]
+    UnknownUserCode,
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<LimitError> for OidcError {
+    fn from(err: LimitError) -> Self {
+        match err {
+            LimitError::Limited(limited) => Self::RateLimited(limited),
+            LimitError::Store(store) => Self::Store(store),
+        }
+    }
+}
+
+impl From<KeyError> for OidcError {
+    fn from(err: KeyError) -> Self {
+        match err {
+            KeyError::Store(store) => Self::Store(store),
+            KeyError::Crypto(reason) => Self::Internal(reason),
+        }
+    }
+}
+
+/// What `qrlogin client add` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewClient {
+    pub client_id: String,
+    /// Confidential clients only; shown once, stored hashed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// An application an account signed in to, as `/m` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub client_id: String,
+    pub client_name: String,
+    pub granted_at: UnixMillis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredConsent {
+    granted_at: UnixMillis,
+}
+
+#[derive(Clone)]
+pub struct OidcService {
+    store: Arc<dyn ProviderStore>,
+    keys: SigningKeys,
+    logins: LoginService,
+    accounts: AccountService,
+    limits: Arc<RateLimits>,
+    /// The issuer identifier: the public URL, without a trailing slash.
+    issuer: Arc<str>,
+}
+
+impl OidcService {
+    pub fn new(
+        store: Arc<dyn ProviderStore>,
+        logins: LoginService,
+        accounts: AccountService,
+        limits: Arc<RateLimits>,
+        issuer: &str,
+    ) -> Self {
+        Self {
+            keys: SigningKeys::new(store.clone()),
+            store,
+            logins,
+            accounts,
+            limits,
+            issuer: issuer.trim_end_matches('/').into(),
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
+    // ---- clients ----
+
+    pub async fn add_client(
+        &self,
+        name: &str,
+        redirect_uris: &[String],
+        public: bool,
+    ) -> Result<NewClient, ClientAdminError> {
+        let now = now_millis();
+        let (client, secret) = Client::register(name, redirect_uris, public, now)?;
+        self.store
+            .insert(kinds::CLIENT, &client.id, &to_json(&client)?, FOREVER, now)
+            .await?;
+        tracing::info!(client = %client.id, name = %client.name, "client added");
+        Ok(NewClient {
+            client_id: client.id,
+            client_secret: secret,
+        })
+    }
+
+    pub async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        let records = self.store.list(kinds::CLIENT, "", now_millis()).await?;
+        let mut clients: Vec<Client> = records.iter().filter_map(|(_, r)| parse(r)).collect();
+        clients.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(clients)
+    }
+
+    /// Removes the client and everything it was granted.
+    pub async fn remove_client(&self, client_id: &str) -> Result<(), ClientAdminError> {
+        if self.client(client_id).await?.is_none() {
+            return Err(ClientAdminError::NoSuchClient(client_id.to_owned()));
+        }
+        self.store.remove(kinds::CLIENT, client_id).await?;
+        // Grants and consents are keyed by account first; a client's are
+        // found by listing (removing a client is rare).
+        let now = now_millis();
+        for kind in [kinds::GRANT, kinds::CONSENT] {
+            for (key, _) in self.store.list(kind, "", now).await? {
+                if key.split(':').nth(1) == Some(client_id) {
+                    self.store.remove(kind, &key).await?;
+                }
+            }
+        }
+        tracing::info!(client = %client_id, "client removed");
+        Ok(())
+    }
+
+    pub(crate) async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        if !plausible_id(client_id) {
+            return Ok(None);
+        }
+        let record = self
+            .store
+            .get(kinds::CLIENT, client_id, now_millis())
+            .await?;
+        Ok(record.as_ref().and_then(parse))
+    }
+
+    // ---- consents (approving on the phone is the consent) ----
+
+    fn consent_key(account_id: i64, client_id: &str) -> String {
+        format!("{account_id}:{client_id}")
+    }
+
+    pub(crate) async fn has_consent(
+        &self,
+        account_id: i64,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        let key = Self::consent_key(account_id, client_id);
+        Ok(self
+            .store
+            .get(kinds::CONSENT, &key, now_millis())
+            .await?
+            .is_some())
+    }
+
+    pub(crate) async fn remember_consent(
+        &self,
+        account_id: i64,
+        client_id: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        let key = Self::consent_key(account_id, client_id);
+        let value = serde_json::json!({ "granted_at": now }).to_string();
+        match self
+            .store
+            .insert(kinds::CONSENT, &key, &value, FOREVER, now)
+            .await
+        {
+            Err(StoreError::Duplicate) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The applications `account_id` signed in to, for `/m`.
+    pub async fn consents(&self, account_id: i64) -> Result<Vec<Consent>, StoreError> {
+        let prefix = format!("{account_id}:");
+        let now = now_millis();
+        let mut consents = Vec::new();
+        for (key, record) in self.store.list(kinds::CONSENT, &prefix, now).await? {
+            let Some(client_id) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some(stored) = parse::<StoredConsent>(&record) else {
+                continue;
+            };
+            let client_name = match self.client(client_id).await? {
+                Some(client) => client.name,
+                None => continue,
+            };
+            consents.push(Consent {
+                client_id: client_id.to_owned(),
+                client_name,
+                granted_at: stored.granted_at,
+            });
+        }
+        consents.sort_by_key(|c| std::cmp::Reverse(c.granted_at));
+        Ok(consents)
+    }
+
+    /// Withdraws the consent and revokes every token the client holds for
+    /// the account; it must ask the phone again.
+    pub async fn withdraw_consent(
+        &self,
+        account_id: i64,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        let key = Self::consent_key(account_id, client_id);
+        let removed = self.store.remove(kinds::CONSENT, &key).await?;
+        self.store.remove(kinds::GRANT, &format!("{key}:")).await?;
+        Ok(removed > 0)
+    }
+
+    // ---- grants ----
+
+    async fn grant(&self, key: &str) -> Result<Option<(Grant, ProviderRecord)>, StoreError> {
+        let record = self.store.get(kinds::GRANT, key, now_millis()).await?;
+        Ok(record.and_then(|r| Some((parse(&r)?, r))))
+    }
+
+    /// Revokes a grant: every code and token made from it stops working.
+    async fn revoke_grant(&self, key: &str) -> Result<(), StoreError> {
+        self.store.remove(kinds::GRANT, key).await?;
+        tracing::info!(grant = %key, "grant revoked");
+        Ok(())
+    }
+
+    /// Forgets records whose time ran out.
+    pub async fn purge(&self, now: UnixMillis) {
+        if let Err(err) = self.store.purge(now).await {
+            tracing::warn!(%err, "cannot purge provider records");
+        }
+    }
+}
+
+/// Why a client could not be added or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAdminError {
+    #[error(transparent)]
+    Invalid(#[from] ClientError),
+    #[error("no client with id {0:?}")]
+    NoSuchClient(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<OidcError> for ClientAdminError {
+    fn from(err: OidcError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+fn parse<T: DeserializeOwned>(record: &ProviderRecord) -> Option<T> {
+    serde_json::from_str(&record.value).ok()
+}
+
+fn to_json(value: &impl Serialize) -> Result<String, OidcError> {
+    serde_json::to_string(value).map_err(|e| OidcError::Internal(e.to_string()))
+}
+
+/// Milliseconds as whole seconds, for `expires_in` and JWT times.
+fn seconds(ms: u64) -> u64 {
+    Duration::from_millis(ms).as_secs()
+}

@@ -1,0 +1,14 @@
+-- The OpenID Connect provider's records (clients, signing keys, consents,
+-- grants, codes, tokens, device authorizations): small JSON documents
+-- with a lifetime, each changed by compare-and-set on its version.
+CREATE TABLE provider_records (
+    kind       TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    value      TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    -- unix ms; a record past it is gone for every read
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+
+CREATE INDEX provider_records_by_expiry ON provider_records (expires_at);

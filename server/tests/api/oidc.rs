@@ -1,0 +1,983 @@
+//! The OpenID Connect provider and the device flow through the real router:
+//! the code flow with the phone as the sign-in, then every attack on it the
+//! OAuth security BCP (RFC 9700) and RFC 8628 name, each refused. ID tokens
+//! are checked with `jsonwebtoken` against the published JWKS, as a relying
+//! party would. (The browser run with panva's openid-client is in
+//! end2end/tests/oidc.spec.ts.)
+
+use std::collections::HashMap;
+
+use axum::http::{header, Method, StatusCode};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::*;
+use leptos::server_fn::ServerFn;
+
+const ISSUER: &str = "http://127.0.0.1:3000";
+const CALLBACK: &str = "http://localhost:4000/callback";
+
+struct Client {
+    id: String,
+    secret: Option<String>,
+}
+
+async fn client(app: &TestApp, public: bool) -> Client {
+    let added = app
+        .state
+        .services
+        .oidc
+        .add_client("Grafana", &[CALLBACK.to_owned()], public)
+        .await
+        .unwrap();
+    Client {
+        id: added.client_id,
+        secret: added.client_secret,
+    }
+}
+
+/// A PKCE verifier and its S256 challenge.
+fn pkce() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(rand_bytes());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    for (i, b) in uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(uuid::Uuid::new_v4().as_bytes())
+        .enumerate()
+    {
+        bytes[i] = *b;
+    }
+    bytes
+}
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn location(response: &axum::response::Response) -> String {
+    response
+        .headers()
+        .get(header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// The query of a redirect to the client.
+fn redirect_params(location: &str) -> HashMap<String, String> {
+    let url = url::Url::parse(location).unwrap();
+    url.query_pairs().into_owned().collect()
+}
+
+async fn authorize(
+    app: &TestApp,
+    params: &[(&str, &str)],
+    cookie: Option<&str>,
+) -> axum::response::Response {
+    let mut call = Call::new(
+        Method::GET,
+        &format!("{}?{}", paths::AUTHORIZE, query(params)),
+    )
+    .header(header::USER_AGENT, DESKTOP_UA);
+    if let Some(cookie) = cookie {
+        call = call.cookie(cookie);
+    }
+    app.send(call).await
+}
+
+fn code_params<'a>(client: &'a Client, challenge: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("client_id", client.id.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("response_type", "code"),
+        ("scope", "openid profile offline_access"),
+        ("state", "st&ate=1 é/"),
+        ("nonce", "n-0S6_WzA2Mj"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ]
+}
+
+/// The whole browser side: authorize → login card → phone approves →
+/// desktop redeems → resume; returns the redirect back to the client and
+/// the desktop's session cookie.
+async fn sign_in_for(app: &TestApp, phone: &Phone, params: &[(&str, &str)]) -> (String, String) {
+    let response = authorize(app, params, None).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let card = location(&response);
+    let request = card
+        .strip_prefix("/authorize?request=")
+        .unwrap_or_else(|| panic!("to the login card: {card}"))
+        .to_owned();
+    let response = app
+        .send(
+            Call::new(
+                Method::POST,
+                &format!("{}?authorization={request}", paths::LOGINS),
+            )
+            .header(header::USER_AGENT, DESKTOP_UA),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let bind = cookie_pair(&set_cookie(&response));
+    let created: app::api::LoginCreated = json(response).await;
+    let desktop = Desktop {
+        id: created.id.clone(),
+        cookie: bind,
+        created,
+    };
+    // The phone is told which application asks.
+    let scanned: app::api::Scanned = json(app.scan(phone, &desktop.id).await).await;
+    assert_eq!(scanned.requester.client.as_deref(), Some("Grafana"));
+    let code = app.poll(&desktop).await.match_code.unwrap();
+    assert_eq!(
+        app.approve(phone, &desktop.id, code).await.status(),
+        StatusCode::OK
+    );
+    let response = app.redeem(&desktop).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let session = cookie_pair(&set_cookie(&response));
+    let response = app
+        .send(
+            Call::new(
+                Method::GET,
+                &format!("{}?request={request}", paths::AUTHORIZE_RESUME),
+            )
+            .cookie(&session),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    (location(&response), session)
+}
+
+async fn token(app: &TestApp, client: &Client, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let mut pairs = form.to_vec();
+    pairs.push(("client_id", &client.id));
+    if let Some(secret) = &client.secret {
+        pairs.push(("client_secret", secret));
+    }
+    token_raw(app, &query(&pairs), None).await
+}
+
+async fn token_raw(app: &TestApp, body: &str, basic: Option<&str>) -> (StatusCode, Value) {
+    let mut call = Call::new(Method::POST, paths::TOKEN)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body.as_bytes().to_vec());
+    if let Some(basic) = basic {
+        call = call.header(header::AUTHORIZATION, format!("Basic {basic}"));
+    }
+    let response = app.send(call).await;
+    let status = response.status();
+    assert_eq!(
+        response.headers().get(header::CACHE_CONTROL).unwrap(),
+        "no-store"
+    );
+    (status, json(response).await)
+}
+
+async fn exchange(
+    app: &TestApp,
+    client: &Client,
+    code: &str,
+    verifier: &str,
+) -> (StatusCode, Value) {
+    token(
+        app,
+        client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+async fn userinfo(app: &TestApp, access_token: &str) -> StatusCode {
+    app.send(Call::new(Method::GET, paths::USERINFO).bearer(access_token))
+        .await
+        .status()
+}
+
+/// Verifies an ID token as a relying party does: ES256 only, a key from
+/// the JWKS by `kid`, issuer and audience.
+async fn verify_id_token(app: &TestApp, id_token: &str, audience: &str) -> Value {
+    let jwks: Value = {
+        let response = app.send(Call::new(Method::GET, paths::JWKS)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        serde_json::from_slice(&body_bytes(response).await).unwrap()
+    };
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    assert_eq!(header.alg, Algorithm::ES256);
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"].as_str() == header.kid.as_deref())
+        .expect("the signing key is published");
+    let decoding =
+        DecodingKey::from_ec_components(key["x"].as_str().unwrap(), key["y"].as_str().unwrap())
+            .unwrap();
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[audience]);
+    jsonwebtoken::decode::<Value>(id_token, &decoding, &validation)
+        .unwrap()
+        .claims
+}
+
+#[tokio::test]
+async fn discovery_names_every_endpoint_and_only_safe_choices() {
+    let app = test_app().await;
+    let response = app
+        .send(Call::new(Method::GET, paths::OIDC_DISCOVERY))
+        .await;
+    let doc: Value = json(response).await;
+    assert_eq!(doc["issuer"], ISSUER);
+    for endpoint in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "revocation_endpoint",
+        "end_session_endpoint",
+        "device_authorization_endpoint",
+    ] {
+        assert!(
+            doc[endpoint].as_str().unwrap().starts_with(ISSUER),
+            "{endpoint}"
+        );
+    }
+    assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        json!(["ES256"])
+    );
+    assert_eq!(doc["response_types_supported"], json!(["code"]));
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+}
+
+#[tokio::test]
+async fn code_flow_with_pkce_refresh_rotation_and_revocation() {
+    let app = test_app().await;
+    let client = client(&app, true).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (verifier, challenge) = pkce();
+    let params = code_params(&client, &challenge);
+    let (back, _) = sign_in_for(&app, &phone, &params).await;
+    assert!(back.starts_with(CALLBACK), "{back}");
+    let got = redirect_params(&back);
+    // state and iss come back exactly (CSRF via the redirect; mix-up).
+    assert_eq!(got["state"], "st&ate=1 é/");
+    assert_eq!(got["iss"], ISSUER);
+
+    let (status, tokens) = exchange(&app, &client, &got["code"], &verifier).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "openid profile offline_access");
+    let claims = verify_id_token(&app, tokens["id_token"].as_str().unwrap(), &client.id).await;
+    assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(claims["preferred_username"], "alice");
+    assert_eq!(claims["name"], "Alice");
+    assert!(claims["auth_time"].as_u64().unwrap() > 0);
+
+    let access = tokens["access_token"].as_str().unwrap();
+    let info: Value = json(
+        app.send(Call::new(Method::GET, paths::USERINFO).bearer(access))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        info,
+        json!({"sub": claims["sub"], "preferred_username": "alice", "name": "Alice"})
+    );
+
+    // Refresh rotates the refresh token.
+    let first_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, refreshed) = token(
+        &app,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &first_refresh),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let second_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(first_refresh, second_refresh);
+    verify_id_token(&app, refreshed["id_token"].as_str().unwrap(), &client.id).await;
+
+    // The old one replayed: refused, and the whole grant revoked with it.
+    let (status, error) = token(
+        &app,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &first_refresh),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, _) = token(
+        &app,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &second_refresh),
+        ],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the rotated token dies too"
+    );
+    assert_eq!(
+        userinfo(&app, refreshed["access_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The consent is listed on /m's data and the browser goes straight
+    // through next time, without the phone.
+    let consents = app.state.services.oidc.consents(1).await.unwrap();
+    assert_eq!(consents.len(), 1);
+}
+
+#[tokio::test]
+async fn revocation_ends_a_refresh_token_and_its_grant() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (verifier, challenge) = pkce();
+    let (back, _) = sign_in_for(&app, &phone, &code_params(&client, &challenge)).await;
+    let (_, tokens) = exchange(&app, &client, &redirect_params(&back)["code"], &verifier).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let form = query(&[
+        ("token", refresh),
+        ("client_id", &client.id),
+        ("client_secret", client.secret.as_deref().unwrap()),
+    ]);
+    let response = app
+        .send(
+            Call::new(Method::POST, paths::REVOKE)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(form.into_bytes()),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        userinfo(&app, tokens["access_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = token(
+        &app,
+        &client,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_code_used_twice_is_refused_and_revokes_the_first_tokens() {
+    let app = test_app().await;
+    let client = client(&app, true).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (verifier, challenge) = pkce();
+    let (back, _) = sign_in_for(&app, &phone, &code_params(&client, &challenge)).await;
+    let code = redirect_params(&back)["code"].clone();
+    let (status, tokens) = exchange(&app, &client, &code, &verifier).await;
+    assert_eq!(status, StatusCode::OK);
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&app, access).await, StatusCode::OK);
+
+    let (status, error) = exchange(&app, &client, &code, &verifier).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"], "invalid_grant");
+    assert_eq!(userinfo(&app, access).await, StatusCode::UNAUTHORIZED);
+    let (status, _) = token(
+        &app,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn pkce_is_required_s256_only_and_checked() {
+    let app = test_app().await;
+    let public = client(&app, true).await;
+    let confidential = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (verifier, challenge) = pkce();
+
+    // Missing (public client) or `plain`: the client hears invalid_request.
+    let mut without: Vec<_> = code_params(&public, &challenge);
+    without.retain(|(k, _)| !k.starts_with("code_challenge"));
+    let mut plain = code_params(&public, &verifier);
+    plain.retain(|(k, _)| *k != "code_challenge_method");
+    plain.push(("code_challenge_method", "plain"));
+    for params in [without, plain] {
+        let response = authorize(&app, &params, None).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let got = redirect_params(&location(&response));
+        assert_eq!(got["error"], "invalid_request");
+        assert_eq!(got["state"], "st&ate=1 é/");
+        assert!(!got.contains_key("code"));
+    }
+
+    // A wrong verifier, or none, is refused (and does not burn the code).
+    let (back, _) = sign_in_for(&app, &phone, &code_params(&public, &challenge)).await;
+    let code = redirect_params(&back)["code"].clone();
+    let (_, other) = pkce();
+    let (status, error) = exchange(&app, &public, &code, &other).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, _) = token(
+        &app,
+        &public,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        exchange(&app, &public, &code, &verifier).await.0,
+        StatusCode::OK
+    );
+
+    // Downgrade: a verifier for a code issued without a challenge.
+    let mut no_pkce = code_params(&confidential, &challenge);
+    no_pkce.retain(|(k, _)| !k.starts_with("code_challenge"));
+    let (back, _) = sign_in_for(&app, &phone, &no_pkce).await;
+    let code = redirect_params(&back)["code"].clone();
+    let (status, error) = exchange(&app, &confidential, &code, &verifier).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn unregistered_or_altered_redirect_uris_never_redirect() {
+    let app = test_app().await;
+    let client = client(&app, true).await;
+    let (_, challenge) = pkce();
+    for bad in [
+        "https://evil.example/callback",
+        "http://localhost:4000/callback/",
+        "http://localhost:4000/callback?x=1",
+        "http://localhost:4000/callbackx",
+        "http://localhost:4001/callback",
+    ] {
+        let mut params = code_params(&client, &challenge);
+        params.retain(|(k, _)| *k != "redirect_uri");
+        params.push(("redirect_uri", bad));
+        let response = authorize(&app, &params, None).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert!(response.headers().get(header::LOCATION).is_none(), "{bad}");
+        let html = String::from_utf8(body_bytes(response).await).unwrap();
+        assert!(html.contains("not registered"), "{html}");
+    }
+    // An unknown client: a page too, no redirect.
+    let response = authorize(
+        &app,
+        &[
+            ("client_id", "nobody"),
+            ("redirect_uri", CALLBACK),
+            ("response_type", "code"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get(header::LOCATION).is_none());
+}
+
+#[tokio::test]
+async fn codes_are_bound_to_their_client_redirect_and_lifetime() {
+    let app = test_app().await;
+    let client_a = client(&app, false).await;
+    let client_b = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (verifier, challenge) = pkce();
+
+    // Another client's code (code injection): refused.
+    let (back, _) = sign_in_for(&app, &phone, &code_params(&client_a, &challenge)).await;
+    let code = redirect_params(&back)["code"].clone();
+    let (status, error) = exchange(&app, &client_b, &code, &verifier).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // A wrong secret, by post or by basic: invalid_client, 401.
+    let wrong = Client {
+        id: client_a.id.clone(),
+        secret: Some("not-the-secret".into()),
+    };
+    let (status, error) = exchange(&app, &wrong, &code, &verifier).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:nope", client_a.id));
+    let body = query(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", &verifier),
+    ]);
+    let response = app
+        .send(
+            Call::new(Method::POST, paths::TOKEN)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::AUTHORIZATION, format!("Basic {basic}"))
+                .body(body.clone().into_bytes()),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get(header::WWW_AUTHENTICATE).is_some());
+
+    // A redirect_uri other than the authorization request's.
+    let mut other_redirect = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "http://localhost:4000/other"),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, _) = token(&app, &client_a, &other_redirect).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The right client, by HTTP Basic, gets it.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        client_a.id,
+        client_a.secret.as_deref().unwrap()
+    ));
+    let (status, tokens) = token_raw(&app, &body, Some(&basic)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+
+    // An expired code: its record past its time (as 60 s later).
+    let (back, _) = sign_in_for(&app, &phone, &code_params(&client_a, &challenge)).await;
+    let code = redirect_params(&back)["code"].clone();
+    let db = rusqlite::Connection::open(app.dir.path().join("qrlogin.db")).unwrap();
+    db.execute(
+        "UPDATE provider_records SET expires_at = 1 WHERE kind = 'code'",
+        [],
+    )
+    .unwrap();
+    other_redirect[1] = ("code", code.as_str());
+    other_redirect[2] = ("redirect_uri", CALLBACK);
+    let (status, error) = token(&app, &client_a, &other_redirect).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn tokens_signed_with_none_or_hs256_are_never_accepted() {
+    let app = test_app().await;
+    let client = client(&app, true).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (verifier, challenge) = pkce();
+    let (back, session) = sign_in_for(&app, &phone, &code_params(&client, &challenge)).await;
+    let (_, tokens) = exchange(&app, &client, &redirect_params(&back)["code"], &verifier).await;
+    let claims = verify_id_token(&app, tokens["id_token"].as_str().unwrap(), &client.id).await;
+
+    // The same claims, unsigned (`alg: none`) and HS256 with the public
+    // key as the secret (key confusion).
+    let jwks: Value = serde_json::from_slice(
+        &body_bytes(app.send(Call::new(Method::GET, paths::JWKS)).await).await,
+    )
+    .unwrap();
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap();
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "kid": kid})),
+        b64(&claims)
+    );
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some(kid.to_owned());
+    let hs256 = jsonwebtoken::encode(
+        &hs,
+        &claims,
+        &EncodingKey::from_secret(jwks["keys"][0]["x"].as_str().unwrap().as_bytes()),
+    )
+    .unwrap();
+    for forged in [&none, &hs256] {
+        // As a logout hint: refused, and the session stays.
+        let response = app
+            .send(
+                Call::new(
+                    Method::GET,
+                    &format!(
+                        "{}?{}",
+                        paths::END_SESSION,
+                        query(&[
+                            ("id_token_hint", forged),
+                            ("post_logout_redirect_uri", CALLBACK)
+                        ])
+                    ),
+                )
+                .cookie(&session),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.headers().get(header::LOCATION).is_none());
+        // As a bearer token: refused.
+        assert_eq!(userinfo(&app, forged).await, StatusCode::UNAUTHORIZED);
+    }
+    let me = app
+        .send(Call::new(Method::GET, paths::ME).cookie(&session))
+        .await;
+    assert_eq!(me.status(), StatusCode::OK, "still signed in");
+
+    // The real one signs out and goes back with the state.
+    let response = app
+        .send(
+            Call::new(
+                Method::GET,
+                &format!(
+                    "{}?{}",
+                    paths::END_SESSION,
+                    query(&[
+                        ("id_token_hint", tokens["id_token"].as_str().unwrap()),
+                        ("post_logout_redirect_uri", CALLBACK),
+                        ("state", "bye"),
+                    ])
+                ),
+            )
+            .cookie(&session),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), format!("{CALLBACK}?state=bye"));
+    let me = app
+        .send(Call::new(Method::GET, paths::ME).cookie(&session))
+        .await;
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn prompt_none_prompt_login_and_straight_through() {
+    let app = test_app().await;
+    let client = client(&app, true).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (_, challenge) = pkce();
+    let mut params = code_params(&client, &challenge);
+
+    // Not signed in: prompt=none answers login_required to the client.
+    params.push(("prompt", "none"));
+    let got = redirect_params(&location(&authorize(&app, &params, None).await));
+    assert_eq!(got["error"], "login_required");
+    params.pop();
+
+    // Signed in and consented: straight back with a code, no phone.
+    let (_, session) = sign_in_for(&app, &phone, &params).await;
+    let response = authorize(&app, &params, Some(&session)).await;
+    let got = redirect_params(&location(&response));
+    assert!(got.contains_key("code"), "{got:?}");
+    params.push(("prompt", "none"));
+    let got = redirect_params(&location(&authorize(&app, &params, Some(&session)).await));
+    assert!(got.contains_key("code"), "{got:?}");
+    params.pop();
+
+    // prompt=login: the phone again, and resuming without a new approval
+    // (the old session) goes back to the card, not to the client.
+    params.push(("prompt", "login"));
+    let response = authorize(&app, &params, Some(&session)).await;
+    let card = location(&response);
+    assert!(card.starts_with("/authorize?request="), "{card}");
+    let request = card.trim_start_matches("/authorize?request=");
+    let response = app
+        .send(
+            Call::new(
+                Method::GET,
+                &format!("{}?request={request}", paths::AUTHORIZE_RESUME),
+            )
+            .cookie(&session),
+        )
+        .await;
+    assert_eq!(location(&response), card);
+
+    // The card's page names the application.
+    let response = app
+        .send(Call::new(Method::GET, &card).header(header::ACCEPT, "text/html"))
+        .await;
+    let html = String::from_utf8(body_bytes(response).await).unwrap();
+    assert!(
+        html.contains("Sign in to Grafana with your phone"),
+        "{html}"
+    );
+
+    // Withdrawn on the phone: the next request needs the phone again.
+    app.state
+        .services
+        .oidc
+        .withdraw_consent(1, &client.id)
+        .await
+        .unwrap();
+    params.pop();
+    let response = authorize(&app, &params, Some(&session)).await;
+    assert!(location(&response).starts_with("/authorize?request="));
+}
+
+/// A device authorization for `client`.
+async fn device_code(app: &TestApp, client: &Client) -> Value {
+    let response = app
+        .send(
+            Call::new(Method::POST, paths::DEVICE_AUTHORIZATION)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::USER_AGENT, "SmartTV/1.0 (Linux)")
+                .body(
+                    query(&[("client_id", &client.id), ("scope", "openid profile")]).into_bytes(),
+                ),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    json(response).await
+}
+
+async fn device_poll(app: &TestApp, client: &Client, device_code: &str) -> (StatusCode, Value) {
+    token(
+        app,
+        client,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code),
+        ],
+    )
+    .await
+}
+
+/// The phone's device page for `user_code`, as HTML.
+async fn device_page(app: &TestApp, phone: &Phone, user_code: &str) -> String {
+    let response = app
+        .send(
+            phone.auth(
+                Call::new(
+                    Method::GET,
+                    &format!("{}?{}", paths::DEVICE, query(&[("user_code", user_code)])),
+                )
+                .header(header::ACCEPT, "text/html"),
+            ),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    String::from_utf8(body_bytes(response).await).unwrap()
+}
+
+async fn decide(app: &TestApp, phone: &Phone, user_code: &str, decision: &str) {
+    let response = app
+        .send(
+            phone.auth(
+                Call::new(
+                    Method::POST,
+                    <app::server_fns::DecideDevice as ServerFn>::url(),
+                )
+                .header(header::ACCEPT, "text/html")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(query(&[("user_code", user_code), ("decision", decision)]).into_bytes()),
+            ),
+        )
+        .await;
+    assert!(response.status().is_redirection(), "{}", response.status());
+}
+
+#[tokio::test]
+async fn the_device_flow_polls_pending_slow_down_then_tokens_once() {
+    let app = test_app().await;
+    let client = client(&app, true).await;
+    let phone = app.phone("alice", "Alice").await;
+    let device = device_code(&app, &client).await;
+    let user_code = device["user_code"].as_str().unwrap();
+    assert_eq!(user_code.len(), 9);
+    assert!(user_code
+        .chars()
+        .all(|c| c == '-' || "BCDFGHJKLMNPQRSTVWXZ".contains(c)));
+    assert_eq!(
+        device["verification_uri_complete"],
+        format!("{ISSUER}/device?user_code={user_code}")
+    );
+    assert_eq!(device["interval"], 5);
+    let code = device["device_code"].as_str().unwrap();
+
+    let (status, error) = device_poll(&app, &client, code).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("authorization_pending"))
+    );
+    let (_, error) = device_poll(&app, &client, code).await;
+    assert_eq!(error["error"], "slow_down", "polled again at once");
+
+    // The phone sees the code, the application and where it started, and
+    // is told to deny what it did not start (RFC 8628 §5.4).
+    let html = device_page(&app, &phone, &user_code.to_lowercase()).await;
+    assert!(html.contains(user_code), "{html}");
+    assert!(html.contains("Grafana"), "{html}");
+    assert!(html.contains("If you did not start it"), "{html}");
+    decide(&app, &phone, user_code, "approve").await;
+    assert!(device_page(&app, &phone, user_code)
+        .await
+        .contains("Approved"));
+
+    // Tokens once the interval (now 10 s) has passed.
+    let db = rusqlite::Connection::open(app.dir.path().join("qrlogin.db")).unwrap();
+    db.execute(
+        "UPDATE provider_records SET value = json_set(value, '$.last_poll_at', 0) WHERE kind = 'device'",
+        [],
+    )
+    .unwrap();
+    let (status, tokens) = device_poll(&app, &client, code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verify_id_token(&app, tokens["id_token"].as_str().unwrap(), &client.id).await;
+    assert_eq!(claims["preferred_username"], "alice");
+    let (status, error) = device_poll(&app, &client, code).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // Another client cannot use the code.
+    let other = self::client(&app, true).await;
+    let device = device_code(&app, &client).await;
+    let (_, error) = device_poll(&app, &other, device["device_code"].as_str().unwrap()).await;
+    assert_eq!(error["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_denied_or_expired_device_request_says_so() {
+    let app = test_app().await;
+    let client = client(&app, true).await;
+    let phone = app.phone("alice", "Alice").await;
+    let device = device_code(&app, &client).await;
+    decide(&app, &phone, device["user_code"].as_str().unwrap(), "deny").await;
+    let (_, error) = device_poll(&app, &client, device["device_code"].as_str().unwrap()).await;
+    assert_eq!(error["error"], "access_denied");
+
+    let device = device_code(&app, &client).await;
+    let db = rusqlite::Connection::open(app.dir.path().join("qrlogin.db")).unwrap();
+    db.execute(
+        "UPDATE provider_records SET value = json_set(value, '$.expires_at', 1) WHERE kind = 'device'",
+        [],
+    )
+    .unwrap();
+    let (_, error) = device_poll(&app, &client, device["device_code"].as_str().unwrap()).await;
+    assert_eq!(error["error"], "expired_token");
+    // The phone can no longer approve it either.
+    let html = device_page(&app, &phone, device["user_code"].as_str().unwrap()).await;
+    assert!(html.contains("Unknown code"), "{html}");
+}
+
+#[tokio::test]
+async fn guessing_user_codes_is_stopped_by_the_rate_limit() {
+    let app = test_app().await;
+    let client = client(&app, true).await;
+    let phone = app.phone("mallory", "Mallory").await;
+    let device = device_code(&app, &client).await;
+    for guess in 0..10 {
+        let html = device_page(
+            &app,
+            &phone,
+            &format!(
+                "BCDF-GH{}",
+                ["JK", "JL", "JM", "JN", "JP", "JQ", "JR", "JS", "JT", "JV"][guess]
+            ),
+        )
+        .await;
+        assert!(
+            html.contains("Unknown code") || html.contains("Grafana"),
+            "{html}"
+        );
+    }
+    // The 11th lookup in a minute is refused, even for the right code.
+    let html = device_page(&app, &phone, device["user_code"].as_str().unwrap()).await;
+    assert!(html.contains("Too many tries"), "{html}");
+    assert!(!html.contains("Grafana"));
+}
+
+#[tokio::test]
+async fn bad_token_requests_get_oauth_errors_never_5xx() {
+    let app = test_app().await;
+    let client = client(&app, true).await;
+    for body in [
+        "",
+        "grant_type=password&username=a&password=b",
+        "grant_type=authorization_code&grant_type=refresh_token",
+        "grant_type=authorization_code&code=x&redirect_uri=y",
+        "grant_type=refresh_token&refresh_token=%FF",
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=nope",
+    ] {
+        let body = format!("{body}&client_id={}", client.id);
+        let (status, error) = token_raw(&app, &body, None).await;
+        assert!(status.is_client_error(), "{body}: {status}");
+        assert!(
+            error["error"].is_string() && error["error_description"].is_string(),
+            "{error}"
+        );
+    }
+    let (status, error) = token_raw(&app, "grant_type=refresh_token&refresh_token=x", None).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    // Userinfo without a token, or with garbage.
+    assert_eq!(userinfo(&app, "garbage").await, StatusCode::UNAUTHORIZED);
+    let response = app.send(Call::new(Method::GET, paths::USERINFO)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get(header::WWW_AUTHENTICATE).is_some());
+}
+
+#[tokio::test]
+async fn keys_rotate_with_the_old_key_still_published() {
+    let app = test_app().await;
+    let oidc = &app.state.services.oidc;
+    oidc.keys().ensure().await.unwrap();
+    let before: Value = oidc.keys().jwks().await.unwrap();
+    let old_kid = before["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let new_kid = oidc.keys().rotate().await.unwrap();
+    let after: Value = oidc.keys().jwks().await.unwrap();
+    let kids: Vec<_> = after["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kids.len(), 2);
+    assert!(kids.contains(&old_kid) && kids.contains(&new_kid));
+    let token = oidc
+        .keys()
+        .sign(&json!({"iss": ISSUER, "sub": "1", "aud": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(&token).unwrap().kid,
+        Some(new_kid)
+    );
+}
