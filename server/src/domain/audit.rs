@@ -22,10 +22,17 @@ pub enum AuditEvent {
     SignInFailed,
     SignedOut,
     SessionRevoked,
+    /// An OpenID Connect client was given a code for the account.
+    AppSignedIn,
+    DeviceApproved,
+    DeviceDenied,
+    /// A client's grant was revoked: a code used twice, a refresh token
+    /// replayed, a revocation request, or consent withdrawn on `/m`.
+    AppGrantRevoked,
 }
 
 impl AuditEvent {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 15] = [
         Self::LoginCreated,
         Self::LoginScanned,
         Self::LoginApproved,
@@ -37,6 +44,10 @@ impl AuditEvent {
         Self::SignInFailed,
         Self::SignedOut,
         Self::SessionRevoked,
+        Self::AppSignedIn,
+        Self::DeviceApproved,
+        Self::DeviceDenied,
+        Self::AppGrantRevoked,
     ];
 
     /// The event a change of an attempt into `state` records; `None` for
@@ -69,6 +80,10 @@ impl AuditEvent {
             Self::SignInFailed => "sign_in_failed",
             Self::SignedOut => "signed_out",
             Self::SessionRevoked => "session_revoked",
+            Self::AppSignedIn => "app_signed_in",
+            Self::DeviceApproved => "device_approved",
+            Self::DeviceDenied => "device_denied",
+            Self::AppGrantRevoked => "app_grant_revoked",
         }
     }
 }
@@ -80,6 +95,8 @@ pub struct AuditRecord {
     pub login_id: Option<String>,
     pub account_id: Option<i64>,
     pub session_id: Option<String>,
+    /// The OpenID Connect client concerned, for the provider's events.
+    pub client_id: Option<String>,
     pub ip: String,
     pub user_agent: String,
 }
@@ -99,6 +116,7 @@ impl AuditRecord {
             login_id: login_id.map(|id| id.to_string()),
             account_id,
             session_id: None,
+            client_id: None,
             ip: caller.ip_string(),
             user_agent: caller.user_agent.clone(),
         }
@@ -112,6 +130,7 @@ impl AuditRecord {
             login_id: Some(attempt.id.to_string()),
             account_id: attempt.scanner.as_ref().map(|s| s.account_id),
             session_id: None,
+            client_id: None,
             ip: attempt
                 .requester
                 .ip

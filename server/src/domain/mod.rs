@@ -6,7 +6,7 @@
 pub(crate) mod account;
 pub(crate) mod attempt;
 pub mod audit;
-pub(crate) mod caller;
+pub mod caller;
 pub(crate) mod oidc;
 pub(crate) mod secret;
 pub mod time;

@@ -324,6 +324,7 @@ async fn signed_in(
 async fn authorize(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     query: Result<axum::extract::Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(axum::extract::Query(params)) = query else {
@@ -340,7 +341,7 @@ async fn authorize(
     match state
         .services
         .oidc
-        .authorize(&params, current.as_ref())
+        .authorize(&params, current.as_ref(), &caller)
         .await
     {
         Ok(AuthorizeOutcome::Refused(why)) => page(StatusCode::BAD_REQUEST, "Cannot sign in", &why),
@@ -360,6 +361,7 @@ struct ResumeParams {
 async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     ApiQuery(params): ApiQuery<ResumeParams>,
 ) -> Response {
     let card = || {
@@ -375,7 +377,12 @@ async fn resume(
         Ok(None) => return card(),
         Err(err) => return err.into_response(),
     };
-    match state.services.oidc.resume(&params.request, &current).await {
+    match state
+        .services
+        .oidc
+        .resume(&params.request, &current, &caller)
+        .await
+    {
         Ok(Some(url)) => Redirect::to(&url).into_response(),
         Ok(None) => card(),
         Err(err) => OAuthError::from(err).into_response(),

@@ -315,7 +315,7 @@ impl Backend for AppState {
         };
         self.services
             .oidc
-            .withdraw_consent(current.account.id, client_id)
+            .withdraw_consent(current.account.id, client_id, &self.caller(request))
             .await
             .map_err(page_error)?;
         Ok(())

@@ -73,6 +73,19 @@ impl AuditLog {
         self.write(record);
     }
 
+    /// An OpenID Connect event about `client_id`.
+    pub fn record_app(
+        &self,
+        event: AuditEvent,
+        account_id: Option<i64>,
+        client_id: &str,
+        caller: &Caller,
+    ) {
+        let mut record = AuditRecord::new(now_millis(), event, None, account_id, caller);
+        record.client_id = Some(client_id.to_owned());
+        self.write(record);
+    }
+
     pub fn record_expired(&self, attempt: &Attempt) {
         self.write(AuditRecord::expired(attempt));
     }

@@ -54,6 +54,7 @@ impl Services {
             logins.clone(),
             accounts.clone(),
             limits,
+            audit.clone(),
             issuer,
         );
         Self {

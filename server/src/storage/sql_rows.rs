@@ -94,6 +94,7 @@ pub(crate) fn audit_from(row: &impl Columns) -> Result<AuditRecord, StoreError> 
         login_id: row.text_or_null("login_id")?,
         account_id: row.int_or_null("account_id")?,
         session_id: row.text_or_null("session_id")?,
+        client_id: row.text_or_null("client_id")?,
         ip: row.text("ip")?,
         user_agent: row.text("user_agent")?,
     })

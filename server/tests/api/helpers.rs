@@ -347,32 +347,47 @@ pub struct Instance {
 impl Instance {
     /// Starts `qrlogin serve --addr 127.0.0.1:PORT` with `args` after it.
     pub fn start(args: &[String]) -> Self {
-        Self::spawn(args, "warn", std::process::Stdio::null())
+        Self::spawn(args, "warn", std::process::Stdio::null(), false)
+    }
+
+    /// As [`Self::start`], with its own address as its public URL (the
+    /// OpenID issuer clients discover); the others all share the default,
+    /// as instances behind one balancer do.
+    pub fn start_public(args: &[String]) -> Self {
+        Self::spawn(args, "warn", std::process::Stdio::null(), true)
     }
 
     /// As [`Self::start`], logging at debug level to `log`.
     pub fn start_logging(args: &[String], log: impl Into<std::process::Stdio>) -> Self {
-        Self::spawn(args, "warn,server=debug", log.into())
+        Self::spawn(args, "warn,server=debug", log.into(), false)
     }
 
-    fn spawn(args: &[String], log_filter: &str, log: std::process::Stdio) -> Self {
+    fn spawn(
+        args: &[String],
+        log_filter: &str,
+        log: std::process::Stdio,
+        own_public_url: bool,
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let public_url = match own_public_url {
+            true => vec!["--public-url".to_owned(), base.clone()],
+            false => vec![],
+        };
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_qrlogin"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .args(public_url)
             .args(args)
             .env_remove("QRLOGIN_CONFIG")
             .env("QRLOGIN_LOG", log_filter)
             .stdout(log)
             .spawn()
             .expect("start qrlogin");
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
+        Self { child, base }
     }
 
     /// Waits until `/healthz` answers.

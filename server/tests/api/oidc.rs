@@ -355,6 +355,35 @@ async fn code_flow_with_pkce_refresh_rotation_and_revocation() {
     // through next time, without the phone.
     let consents = app.state.services.oidc.consents(1).await.unwrap();
     assert_eq!(consents.len(), 1);
+
+    // Only hashes of codes and tokens are stored.
+    let db = rusqlite::Connection::open(app.dir.path().join("qrlogin.db")).unwrap();
+    let stored: Vec<String> = db
+        .prepare("SELECT key || value FROM provider_records")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for secret in [
+        &got["code"],
+        &first_refresh,
+        &second_refresh,
+        &access.to_owned(),
+    ] {
+        assert!(
+            stored.iter().all(|row| !row.contains(secret.as_str())),
+            "{secret} stored"
+        );
+    }
+    // The audit trail names the application and the replay.
+    let events = audit_events(&app, AuditQuery::default()).await;
+    let app_events: Vec<_> = events
+        .iter()
+        .filter(|e| e.client_id.as_deref() == Some(client.id.as_str()))
+        .map(|e| e.event.as_str())
+        .collect();
+    assert_eq!(app_events, ["app_signed_in", "app_grant_revoked"]);
 }
 
 #[tokio::test]
@@ -740,7 +769,14 @@ async fn prompt_none_prompt_login_and_straight_through() {
     app.state
         .services
         .oidc
-        .withdraw_consent(1, &client.id)
+        .withdraw_consent(
+            1,
+            &client.id,
+            &server::domain::caller::Caller {
+                ip: None,
+                user_agent: PHONE_UA.into(),
+            },
+        )
         .await
         .unwrap();
     params.pop();

@@ -10,6 +10,7 @@ use super::{kinds, parse, seconds, to_json, OidcError, OidcService};
 use crate::{
     domain::{
         attempt::LoginId,
+        audit::AuditEvent,
         caller::Caller,
         oidc::{
             granted_scopes, lifetimes, plausible_challenge, plausible_id, random_id, secret_digest,
@@ -77,6 +78,7 @@ impl OidcService {
         &self,
         params: &AuthorizeParams,
         current: Option<&CurrentSession>,
+        caller: &Caller,
     ) -> Result<AuthorizeOutcome, OidcError> {
         // First what decides whether the client may hear anything at all.
         let Some(client) = (match params.client_id.as_deref() {
@@ -202,7 +204,7 @@ impl OidcService {
             if !wants_login && self.has_consent(current.account.id, &client.id).await? {
                 let auth_time = seconds(current.session.created_at);
                 return Ok(AuthorizeOutcome::Redirect(
-                    self.code_redirect(&client, &request, current.account.id, auth_time)
+                    self.code_redirect(&client, &request, current.account.id, auth_time, caller)
                         .await?,
                 ));
             }
@@ -305,6 +307,7 @@ impl OidcService {
         &self,
         request_id: &str,
         current: &CurrentSession,
+        caller: &Caller,
     ) -> Result<Option<String>, OidcError> {
         let Some((request, _)) = self.pending_request(request_id).await? else {
             return Ok(None);
@@ -333,7 +336,7 @@ impl OidcService {
             .await?;
         let auth_time = seconds(current.session.created_at);
         let url = self
-            .code_redirect(&client, &request, current.account.id, auth_time)
+            .code_redirect(&client, &request, current.account.id, auth_time, caller)
             .await?;
         Ok(Some(url))
     }
@@ -345,6 +348,7 @@ impl OidcService {
         request: &AuthorizationRequest,
         account_id: i64,
         auth_time: u64,
+        caller: &Caller,
     ) -> Result<String, OidcError> {
         let grant_key = self
             .new_grant(account_id, client, &request.scopes, auth_time)
@@ -368,6 +372,12 @@ impl OidcService {
                 now,
             )
             .await?;
+        self.audit.record_app(
+            AuditEvent::AppSignedIn,
+            Some(account_id),
+            &client.id,
+            caller,
+        );
         Ok(self.redirect_with(
             &request.redirect_uri,
             &[("code", &code)],

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::{kinds, parse, seconds, to_json, ClientCredentials, OidcError, OidcService};
 use crate::{
     domain::{
+        audit::AuditEvent,
         caller::{describe_user_agent, same_network, Caller},
         oidc::{
             granted_scopes, lifetimes, secret_digest, DeviceAuthorization, DeviceState,
@@ -260,6 +261,13 @@ impl OidcService {
                     self.remember_consent(current.account.id, &device.client_id)
                         .await?;
                 }
+                let event = if approve {
+                    AuditEvent::DeviceApproved
+                } else {
+                    AuditEvent::DeviceDenied
+                };
+                self.audit
+                    .record_app(event, Some(current.account.id), &device.client_id, caller);
                 tracing::info!(client = %device.client_id, account = %current.account.username, approve, "device request decided");
                 return self.view(&decided, caller).await;
             }

@@ -15,11 +15,14 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{
     accounts::AccountService,
+    audit::AuditLog,
     limits::{LimitError, RateLimited, RateLimits},
     logins::LoginService,
 };
 use crate::{
     domain::{
+        audit::AuditEvent,
+        caller::Caller,
         oidc::{plausible_id, Client, ClientError, Grant},
         time::{now_millis, UnixMillis},
     },
@@ -126,6 +129,7 @@ pub struct OidcService {
     logins: LoginService,
     accounts: AccountService,
     limits: Arc<RateLimits>,
+    audit: AuditLog,
     /// The issuer identifier: the public URL, without a trailing slash.
     issuer: Arc<str>,
 }
@@ -136,6 +140,7 @@ impl OidcService {
         logins: LoginService,
         accounts: AccountService,
         limits: Arc<RateLimits>,
+        audit: AuditLog,
         issuer: &str,
     ) -> Self {
         Self {
@@ -144,6 +149,7 @@ impl OidcService {
             logins,
             accounts,
             limits,
+            audit,
             issuer: issuer.trim_end_matches('/').into(),
         }
     }
@@ -283,10 +289,19 @@ impl OidcService {
         &self,
         account_id: i64,
         client_id: &str,
+        caller: &Caller,
     ) -> Result<bool, StoreError> {
         let key = Self::consent_key(account_id, client_id);
         let removed = self.store.remove(kinds::CONSENT, &key).await?;
         self.store.remove(kinds::GRANT, &format!("{key}:")).await?;
+        if removed > 0 {
+            self.audit.record_app(
+                AuditEvent::AppGrantRevoked,
+                Some(account_id),
+                client_id,
+                caller,
+            );
+        }
         Ok(removed > 0)
     }
 
@@ -298,9 +313,14 @@ impl OidcService {
     }
 
     /// Revokes a grant: every code and token made from it stops working.
-    async fn revoke_grant(&self, key: &str) -> Result<(), StoreError> {
+    async fn revoke_grant(&self, key: &str, caller: &Caller) -> Result<(), StoreError> {
         self.store.remove(kinds::GRANT, key).await?;
         tracing::info!(grant = %key, "grant revoked");
+        let mut parts = key.split(':');
+        let account_id = parts.next().and_then(|a| a.parse().ok());
+        let client_id = parts.next().unwrap_or_default();
+        self.audit
+            .record_app(AuditEvent::AppGrantRevoked, account_id, client_id, caller);
         Ok(())
     }
 

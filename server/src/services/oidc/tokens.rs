@@ -113,8 +113,8 @@ impl OidcService {
         self.limits.token.check(&ip_key(caller.ip)).await?;
         let client = self.authenticate_client(credentials).await?;
         match request.grant_type.as_deref() {
-            Some("authorization_code") => self.redeem_code(&client, request).await,
-            Some("refresh_token") => self.refresh(&client, request).await,
+            Some("authorization_code") => self.redeem_code(&client, request, caller).await,
+            Some("refresh_token") => self.refresh(&client, request, caller).await,
             Some(DEVICE_CODE_GRANT) => self.redeem_device_code(&client, request).await,
             Some(_) => Err(OidcError::UnsupportedGrantType),
             None => Err(OidcError::InvalidRequest("grant_type is missing".into())),
@@ -125,6 +125,7 @@ impl OidcService {
         &self,
         client: &Client,
         request: &TokenRequest,
+        caller: &Caller,
     ) -> Result<TokenResponse, OidcError> {
         let invalid = |why: &str| OidcError::InvalidGrant(why.to_owned());
         let code = request
@@ -147,7 +148,7 @@ impl OidcService {
         if stored.used {
             // A second use: the code leaked. What the first use issued is
             // revoked (RFC 6749 §4.1.2).
-            self.revoke_grant(&stored.grant_key).await?;
+            self.revoke_grant(&stored.grant_key, caller).await?;
             return Err(invalid("the code was already used; its tokens are revoked"));
         }
         if request.redirect_uri.as_deref() != Some(stored.redirect_uri.as_str()) {
@@ -181,7 +182,7 @@ impl OidcService {
             .await?
         {
             // Lost a race with another use of the same code.
-            self.revoke_grant(&stored.grant_key).await?;
+            self.revoke_grant(&stored.grant_key, caller).await?;
             return Err(invalid("the code was already used; its tokens are revoked"));
         }
         let (grant, _) = self
@@ -196,6 +197,7 @@ impl OidcService {
         &self,
         client: &Client,
         request: &TokenRequest,
+        caller: &Caller,
     ) -> Result<TokenResponse, OidcError> {
         let invalid = |why: &str| OidcError::InvalidGrant(why.to_owned());
         let token = request
@@ -220,7 +222,7 @@ impl OidcService {
         if stored.generation != Some(grant.refresh_generation) {
             // An old refresh token came back: it was stolen, or the client
             // lost track. Either way the whole grant goes (RFC 9700 §4.14).
-            self.revoke_grant(&stored.grant_key).await?;
+            self.revoke_grant(&stored.grant_key, caller).await?;
             return Err(invalid(
                 "the refresh token was already used; the grant is revoked",
             ));
@@ -243,7 +245,7 @@ impl OidcService {
             .await?
         {
             // Two uses at once: one of them is not the client.
-            self.revoke_grant(&stored.grant_key).await?;
+            self.revoke_grant(&stored.grant_key, caller).await?;
             return Err(invalid(
                 "the refresh token was used twice; the grant is revoked",
             ));
@@ -468,7 +470,7 @@ impl OidcService {
                 return Ok(());
             }
             if kind == kinds::REFRESH_TOKEN {
-                self.revoke_grant(&stored.grant_key).await?;
+                self.revoke_grant(&stored.grant_key, caller).await?;
             }
             self.store.remove(kind, &key).await?;
             return Ok(());

@@ -237,7 +237,7 @@ impl AuditStore for PostgresStore {
     async fn events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.flush().await?;
         let rows = sqlx::query(
-            "SELECT at, event, login_id, account_id, session_id, ip, user_agent
+            "SELECT at, event, login_id, account_id, session_id, client_id, ip, user_agent
              FROM audit_events
              WHERE ($1::text IS NULL OR login_id = $1) AND ($2::bigint IS NULL OR account_id = $2)
                AND ($3::text IS NULL OR event = $3)

@@ -227,7 +227,7 @@ impl AuditStore for SqliteStore {
     async fn events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.writer.flush().await.map_err(unavailable)?;
         let rows = sqlx::query(
-            "SELECT at, event, login_id, account_id, session_id, ip, user_agent
+            "SELECT at, event, login_id, account_id, session_id, client_id, ip, user_agent
              FROM audit_events
              WHERE (?1 IS NULL OR login_id = ?1) AND (?2 IS NULL OR account_id = ?2)
                AND (?3 IS NULL OR event = ?3)

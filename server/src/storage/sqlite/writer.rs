@@ -196,8 +196,8 @@ fn write(
     {
         let mut insert_audit = transaction.prepare_cached(
             "INSERT INTO audit_events
-             (at, event, login_id, account_id, session_id, ip, user_agent)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             (at, event, login_id, account_id, session_id, client_id, ip, user_agent)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )?;
         for r in audit {
             if let Err(err) = insert_audit.execute(params![
@@ -206,6 +206,7 @@ fn write(
                 r.login_id,
                 r.account_id,
                 r.session_id,
+                r.client_id,
                 r.ip,
                 r.user_agent,
             ]) {
@@ -272,6 +273,7 @@ mod tests {
             login_id: None,
             account_id: Some(account_id),
             session_id: None,
+            client_id: None,
             ip: "127.0.0.1".into(),
             user_agent: "test".into(),
         }
