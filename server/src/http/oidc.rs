@@ -396,18 +396,18 @@ struct TokenForm {
     client_id: Option<String>,
     client_secret: Option<String>,
     #[serde(flatten)]
-    request: TokenRequestFields,
+    request: TokenRequest,
 }
 
-/// [`TokenRequest`]'s fields, as the form has them.
-#[derive(Deserialize)]
-struct TokenRequestFields {
-    grant_type: Option<String>,
-    code: Option<String>,
-    redirect_uri: Option<String>,
-    code_verifier: Option<String>,
-    refresh_token: Option<String>,
-    device_code: Option<String>,
+/// A client endpoint's answer: JSON, or the error (saying Basic when the
+/// client authenticated with it).
+fn answer<T: serde::Serialize>(
+    result: Result<T, OidcError>,
+    basic: bool,
+) -> Result<Response, OAuthError> {
+    result
+        .map(|value| Json(value).into_response())
+        .map_err(|error| OAuthError { error, basic })
 }
 
 async fn token(
@@ -417,24 +417,11 @@ async fn token(
     OAuthForm(form): OAuthForm<TokenForm>,
 ) -> Result<Response, OAuthError> {
     let (credentials, basic) = client_credentials(&headers, form.client_id, form.client_secret)?;
-    let fields = form.request;
-    let request = TokenRequest {
-        grant_type: fields.grant_type,
-        code: fields.code,
-        redirect_uri: fields.redirect_uri,
-        code_verifier: fields.code_verifier,
-        refresh_token: fields.refresh_token,
-        device_code: fields.device_code,
-    };
-    match state
-        .services
-        .oidc
-        .token(&credentials, &request, &caller)
-        .await
-    {
-        Ok(tokens) => Ok(Json(tokens).into_response()),
-        Err(error) => Err(OAuthError { error, basic }),
-    }
+    let oidc = &state.services.oidc;
+    answer(
+        oidc.token(&credentials, &form.request, &caller).await,
+        basic,
+    )
 }
 
 async fn userinfo(
@@ -468,15 +455,10 @@ async fn revoke(
     let token = form
         .token
         .ok_or_else(|| OidcError::InvalidRequest("token is missing".into()))?;
-    match state
-        .services
-        .oidc
-        .revoke(&credentials, &token, &caller)
-        .await
-    {
-        Ok(()) => Ok(StatusCode::OK.into_response()),
-        Err(error) => Err(OAuthError { error, basic }),
-    }
+    let oidc = &state.services.oidc;
+    // RFC 7009 §2.2: 200 with an empty body, known token or not.
+    answer(oidc.revoke(&credentials, &token, &caller).await, basic)
+        .map(|_| StatusCode::OK.into_response())
 }
 
 #[derive(Deserialize)]
@@ -493,15 +475,12 @@ async fn device_authorization(
     OAuthForm(form): OAuthForm<DeviceForm>,
 ) -> Result<Response, OAuthError> {
     let (credentials, basic) = client_credentials(&headers, form.client_id, form.client_secret)?;
-    match state
-        .services
-        .oidc
-        .device_authorize(&credentials, form.scope.as_deref(), &caller)
-        .await
-    {
-        Ok(answer) => Ok(Json(answer).into_response()),
-        Err(error) => Err(OAuthError { error, basic }),
-    }
+    let oidc = &state.services.oidc;
+    let scope = form.scope.as_deref();
+    answer(
+        oidc.device_authorize(&credentials, scope, &caller).await,
+        basic,
+    )
 }
 
 // ---- RP-initiated logout ----

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::{kinds, parse, seconds, to_json, OidcError, OidcService};
+use super::{kinds, seconds, to_json, OidcError, OidcService};
 use crate::{
     domain::{
         attempt::LoginId,
@@ -236,11 +236,7 @@ impl OidcService {
         if !plausible_id(request_id) {
             return Ok(None);
         }
-        let record = self
-            .store
-            .get(kinds::AUTHORIZATION, request_id, now_millis())
-            .await?;
-        Ok(record.and_then(|r| Some((parse(&r)?, r))))
+        self.load(kinds::AUTHORIZATION, request_id).await
     }
 
     /// The name of the client a waiting request is for (the login page's

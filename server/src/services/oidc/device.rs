@@ -139,8 +139,8 @@ impl OidcService {
         key: &str,
         now: UnixMillis,
     ) -> Result<Option<(DeviceAuthorization, ProviderRecord)>, StoreError> {
-        let record = self.store.get(kinds::DEVICE, key, now).await?;
-        Ok(record.and_then(|r| Some((parse(&r)?, r))))
+        let found = self.load::<DeviceAuthorization>(kinds::DEVICE, key).await?;
+        Ok(found.filter(|(_, record)| record.expires_at > now))
     }
 
     /// The device request behind a user code, for the signed-in phone.

@@ -305,11 +305,21 @@ impl OidcService {
         Ok(removed > 0)
     }
 
+    /// A live record of `kind` and what it holds; `None` when there is
+    /// none (or it cannot be read as a `T`).
+    async fn load<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<(T, ProviderRecord)>, StoreError> {
+        let record = self.store.get(kind, key, now_millis()).await?;
+        Ok(record.and_then(|r| Some((parse(&r)?, r))))
+    }
+
     // ---- grants ----
 
     async fn grant(&self, key: &str) -> Result<Option<(Grant, ProviderRecord)>, StoreError> {
-        let record = self.store.get(kinds::GRANT, key, now_millis()).await?;
-        Ok(record.and_then(|r| Some((parse(&r)?, r))))
+        self.load(kinds::GRANT, key).await
     }
 
     /// Revokes a grant: every code and token made from it stops working.

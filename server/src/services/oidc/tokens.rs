@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{kinds, parse, seconds, to_json, OidcError, OidcService};
+use super::{kinds, seconds, to_json, OidcError, OidcService};
 use crate::{
     domain::{
         account::Account,
@@ -134,13 +134,10 @@ impl OidcService {
             .ok_or_else(|| OidcError::InvalidRequest("code is missing".into()))?;
         let now = now_millis();
         let key = secret_digest(code);
-        let record = self
-            .store
-            .get(kinds::CODE, &key, now)
+        let (stored, record): (AuthorizationCode, _) = self
+            .load(kinds::CODE, &key)
             .await?
             .ok_or_else(|| invalid("the code is unknown or expired"))?;
-        let stored: AuthorizationCode =
-            parse(&record).ok_or_else(|| invalid("the code is unknown or expired"))?;
         // Another client's code (RFC 9700 §4.5: code injection).
         if stored.client_id != client.id {
             return Err(invalid("the code was issued to another client"));
@@ -205,13 +202,10 @@ impl OidcService {
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("refresh_token is missing".into()))?;
         let now = now_millis();
-        let record = self
-            .store
-            .get(kinds::REFRESH_TOKEN, &secret_digest(token), now)
+        let (stored, _): (IssuedToken, _) = self
+            .load(kinds::REFRESH_TOKEN, &secret_digest(token))
             .await?
             .ok_or_else(|| invalid("the refresh token is unknown, expired or revoked"))?;
-        let stored: IssuedToken =
-            parse(&record).ok_or_else(|| invalid("the refresh token is unknown"))?;
         if stored.client_id != client.id {
             return Err(invalid("the refresh token was issued to another client"));
         }
@@ -428,15 +422,10 @@ impl OidcService {
 
     /// The grant and account behind a live access token.
     async fn access(&self, access_token: &str) -> Result<Option<(Grant, Account)>, StoreError> {
-        let now = now_millis();
-        let Some(record) = self
-            .store
-            .get(kinds::ACCESS_TOKEN, &secret_digest(access_token), now)
+        let Some((token, _)) = self
+            .load::<IssuedToken>(kinds::ACCESS_TOKEN, &secret_digest(access_token))
             .await?
         else {
-            return Ok(None);
-        };
-        let Some(token) = parse::<IssuedToken>(&record) else {
             return Ok(None);
         };
         let Some((grant, _)) = self.grant(&token.grant_key).await? else {
@@ -458,12 +447,8 @@ impl OidcService {
         self.limits.token.check(&ip_key(caller.ip)).await?;
         let client = self.authenticate_client(credentials).await?;
         let key = secret_digest(token);
-        let now = now_millis();
         for kind in [kinds::REFRESH_TOKEN, kinds::ACCESS_TOKEN] {
-            let Some(record) = self.store.get(kind, &key, now).await? else {
-                continue;
-            };
-            let Some(stored) = parse::<IssuedToken>(&record) else {
+            let Some((stored, _)) = self.load::<IssuedToken>(kind, &key).await? else {
                 continue;
             };
             if stored.client_id != client.id {
