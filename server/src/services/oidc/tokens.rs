@@ -78,6 +78,13 @@ pub struct UserInfo {
     pub name: Option<String>,
 }
 
+/// A parameter the grant cannot do without.
+fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OidcError> {
+    value
+        .as_deref()
+        .ok_or_else(|| OidcError::InvalidRequest(format!("{name} is missing")))
+}
+
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 impl OidcService {
@@ -128,10 +135,7 @@ impl OidcService {
         caller: &Caller,
     ) -> Result<TokenResponse, OidcError> {
         let invalid = |why: &str| OidcError::InvalidGrant(why.to_owned());
-        let code = request
-            .code
-            .as_deref()
-            .ok_or_else(|| OidcError::InvalidRequest("code is missing".into()))?;
+        let code = required(&request.code, "code")?;
         let now = now_millis();
         let key = secret_digest(code);
         let (stored, record): (AuthorizationCode, _) = self
@@ -197,10 +201,7 @@ impl OidcService {
         caller: &Caller,
     ) -> Result<TokenResponse, OidcError> {
         let invalid = |why: &str| OidcError::InvalidGrant(why.to_owned());
-        let token = request
-            .refresh_token
-            .as_deref()
-            .ok_or_else(|| OidcError::InvalidRequest("refresh_token is missing".into()))?;
+        let token = required(&request.refresh_token, "refresh_token")?;
         let now = now_millis();
         let (stored, _): (IssuedToken, _) = self
             .load(kinds::REFRESH_TOKEN, &secret_digest(token))
@@ -252,10 +253,7 @@ impl OidcService {
         client: &Client,
         request: &TokenRequest,
     ) -> Result<TokenResponse, OidcError> {
-        let device_code = request
-            .device_code
-            .as_deref()
-            .ok_or_else(|| OidcError::InvalidRequest("device_code is missing".into()))?;
+        let device_code = required(&request.device_code, "device_code")?;
         let key = secret_digest(device_code);
         let now = now_millis();
         let (device, record) = self
