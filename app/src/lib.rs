@@ -40,8 +40,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <meta name="color-scheme" content="light"/>
+                <meta name="color-scheme" content="light dark"/>
+                <meta name="theme-color" content="#2563eb"/>
                 <link rel="icon" href="/favicon.ico"/>
+                // /m can be added to the home screen.
+                <link rel="manifest" href="/manifest.webmanifest"/>
+                <link rel="apple-touch-icon" href="/icons/icon-192.png"/>
                 <AutoReload options=options.clone()/>
                 <loader::IslandScripts options/>
                 {inline_style}

@@ -130,31 +130,41 @@ pub fn PhoneLoginPage() -> impl IntoView {
                             <dt>"Address"</dt><dd>{requester.ip}</dd>
                             <dt>"Requested"</dt><dd>{age}</dd>
                         </dl>
-                        {if requester.same_network {
-                            view! { <p class="hint">"The computer is on the same network as this phone."</p> }.into_any()
-                        } else {
-                            view! {
-                                <p class="warning" role="alert">
-                                    "This computer is not on your network. If someone sent you this code, deny."
-                                </p>
-                            }.into_any()
-                        }}
+                        {requester.same_network.then(|| view! {
+                            <p class="hint">"The computer is on the same network as this phone."</p>
+                        })}
                         <ActionForm action=approve attr:class="form">
                             <input type="hidden" name="id" value=id/>
-                            <p class="choose">"Pick the number shown on the computer:"</p>
-                            <div class="choices">
-                                {scanned.match_choices.into_iter().map(|n| view! {
-                                    <label class="choice">
-                                        <input type="radio" name="match_code" value=n.to_string() required/>
-                                        <span>{format!("{n:02}")}</span>
-                                    </label>
-                                }).collect_view()}
-                            </div>
-                            <button class="button" type="submit">"Approve"</button>
+                            <fieldset class="choices-group">
+                                <legend class="choose">"Pick the number shown on the computer:"</legend>
+                                <div class="choices">
+                                    {scanned.match_choices.into_iter().map(|n| view! {
+                                        <label class="choice">
+                                            <input type="radio" name="match_code" value=n.to_string() required/>
+                                            <span>{format!("{n:02}")}</span>
+                                        </label>
+                                    }).collect_view()}
+                                </div>
+                            </fieldset>
+                            // Off the phone's network the code may have been
+                            // relayed: say so above the buttons, and make
+                            // Deny the prominent one.
+                            {(!requester.same_network).then(|| view! {
+                                <p class="warning relay-warning" role="alert">
+                                    "The computer asking is not on your network. If someone sent you this code or asked you to scan it, deny."
+                                </p>
+                            })}
+                            <button
+                                class=if requester.same_network { "button" } else { "button secondary" }
+                                type="submit"
+                            >"Approve"</button>
                         </ActionForm>
                         <ActionForm action=deny attr:class="form">
                             <input type="hidden" name="id" value=deny_id/>
-                            <button class="button secondary" type="submit">"Deny"</button>
+                            <button
+                                class=if requester.same_network { "button secondary" } else { "button danger" }
+                                type="submit"
+                            >"Deny"</button>
                         </ActionForm>
                     }
                     .into_any()
@@ -169,6 +179,53 @@ pub fn PhoneLoginPage() -> impl IntoView {
             <Brand/>
             <Suspense fallback=|| view! { <p class="lead">"Loading…"</p> }>{body}</Suspense>
         </section>
+    }
+}
+
+/// A time as a person reads it: the server writes it in UTC (what shows
+/// with JavaScript off); in the browser it becomes "2 min ago" when recent,
+/// else the date and time in the person's own time zone.
+#[island]
+fn LocalTime(at: String) -> impl IntoView {
+    let text = RwSignal::new(short_time(&at));
+    #[cfg(feature = "hydrate")]
+    {
+        let at = at.clone();
+        Effect::new(move |_| text.set(local_time::describe(&at, js_sys::Date::now())));
+    }
+    view! { <time datetime=at>{move || text.get()}</time> }
+}
+
+#[cfg(feature = "hydrate")]
+mod local_time {
+    /// "just now", "5 min ago", "3 h ago", else e.g. "2 Dec 2026, 14:05".
+    pub fn describe(rfc3339: &str, now_ms: f64) -> String {
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(rfc3339));
+        let at = date.get_time();
+        if at.is_nan() {
+            return super::short_time(rfc3339);
+        }
+        let minutes = ((now_ms - at) / 60_000.0).floor();
+        if (0.0..1.0).contains(&minutes) {
+            return "just now".into();
+        }
+        if (1.0..60.0).contains(&minutes) {
+            return format!("{minutes} min ago");
+        }
+        if (60.0..(24.0 * 60.0)).contains(&minutes) {
+            return format!("{} h ago", (minutes / 60.0).floor());
+        }
+        let options = js_sys::Object::new();
+        for (key, value) in [
+            ("day", "numeric"),
+            ("month", "short"),
+            ("year", "numeric"),
+            ("hour", "2-digit"),
+            ("minute", "2-digit"),
+        ] {
+            let _ = js_sys::Reflect::set(&options, &key.into(), &value.into());
+        }
+        String::from(date.to_locale_string("default", &options))
     }
 }
 
@@ -193,7 +250,7 @@ fn SessionRow(session: SessionInfo, revoke: ServerAction<RevokeSession>) -> impl
             <div>
                 <strong>{session.browser} " on " {session.os}</strong>
                 {session.current.then(|| view! { <span class="badge">"This phone"</span> })}
-                <div class="meta">{kind} " · " {session.ip} " · signed in " {short_time(&session.created_at)} " · last seen " {short_time(&session.last_seen_at)}</div>
+                <div class="meta">{kind} " · " {session.ip} " · signed in " <LocalTime at=session.created_at/> " · last seen " <LocalTime at=session.last_seen_at/></div>
             </div>
             <ActionForm action=revoke>
                 <input type="hidden" name="id" value=session.id/>
@@ -211,7 +268,7 @@ fn RecentRow(sign_in: RecentSignIn, revoke: ServerAction<RevokeSession>) -> impl
                 <strong>{sign_in.browser} " on " {sign_in.os}</strong>
                 {sign_in.new.then(|| view! { <span class="badge new">"New"</span> })}
                 {sign_in.current.then(|| view! { <span class="badge">"This phone"</span> })}
-                <div class="meta">{sign_in.ip} " · " {short_time(&sign_in.at)}
+                <div class="meta">{sign_in.ip} " · " <LocalTime at=sign_in.at/>
                     {sign_in.session_id.is_none().then_some(" · ended")}
                 </div>
             </div>
@@ -233,7 +290,7 @@ fn AppRow(app: AppConsent, withdraw: ServerAction<WithdrawApp>) -> impl IntoView
         <li class="session app" data-client-id=client_id>
             <div>
                 <strong>{app.name}</strong>
-                <div class="meta">"Approved " {short_time(&app.granted_at)}</div>
+                <div class="meta">"Approved " <LocalTime at=app.granted_at/></div>
             </div>
             <ActionForm action=withdraw>
                 <input type="hidden" name="client_id" value=app.client_id/>

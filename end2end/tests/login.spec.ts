@@ -56,3 +56,24 @@ test.describe("/login", () => {
     expect(html).not.toContain("<svg");
   });
 });
+
+test("/m can be added to the home screen: a manifest with its icons", async ({ page, request }) => {
+  await page.goto("/m");
+  const href = await page.locator('link[rel="manifest"]').getAttribute("href");
+  expect(href).toBe("/manifest.webmanifest");
+  const response = await request.get(href!);
+  expect(response.status()).toBe(200);
+  expect(response.headers()["content-type"]).toContain("manifest+json");
+  const manifest = await response.json();
+  expect(manifest.start_url).toBe("/m");
+  expect(manifest.display).toBe("standalone");
+  for (const size of ["192x192", "512x512"]) {
+    const icon = manifest.icons.find((i: { sizes: string }) => i.sizes === size);
+    const image = await request.get(icon.src);
+    expect(image.status()).toBe(200);
+    expect(image.headers()["content-type"]).toBe("image/png");
+  }
+  // The page's CSP lets the browser fetch it.
+  const csp = (await page.request.get("/m")).headers()["content-security-policy"];
+  expect(csp).toContain("manifest-src 'self'");
+});

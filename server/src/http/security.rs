@@ -24,6 +24,7 @@ pub(crate) fn page_csp(nonce: &str, reload_port: Option<u32>) -> String {
     format!(
         "default-src 'none'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
          style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; connect-src 'self'{reload}; \
+         manifest-src 'self'; \
          form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
 }

@@ -78,6 +78,58 @@ async fn a_desktop_elsewhere_is_flagged_to_the_phone() {
     assert!(!scanned.requester.same_network);
 }
 
+/// The phone's page for a code asked for from another network (behind a
+/// trusted proxy, by its forwarding header): the relay warning above the
+/// buttons, and Deny the prominent one. On the same network: neither.
+#[tokio::test]
+async fn the_phone_page_warns_of_a_relay_and_makes_deny_prominent() {
+    let app = test_app_with(ServeArgs {
+        trusted_proxies: Some(vec!["10.0.0.1".parse().unwrap()]),
+        ..ServeArgs::default()
+    })
+    .await;
+    let phone = app.phone("alice", "Alice").await;
+    let page = |id: &str, phone_ip: &str| {
+        phone.auth(
+            Call::new(Method::GET, &format!("/q/{id}"))
+                .header(axum::http::header::ACCEPT, "text/html")
+                .header("x-forwarded-for", phone_ip)
+                .peer_ip([10, 0, 0, 1]),
+        )
+    };
+    let create = |desktop_ip: &str| {
+        Call::new(Method::POST, paths::LOGINS)
+            .header("x-forwarded-for", desktop_ip)
+            .peer_ip([10, 0, 0, 1])
+    };
+    let far: app::api::LoginCreated = json(app.send(create("203.0.113.7")).await).await;
+    let html = String::from_utf8(body_bytes(app.send(page(&far.id, "198.51.100.20")).await).await)
+        .unwrap();
+    let warning = "The computer asking is not on your network. If someone sent you this code or asked you to scan it, deny.";
+    let warned_at = html.find(warning).expect("the relay warning");
+    assert!(
+        warned_at < html.find(">Approve<").unwrap(),
+        "above the buttons"
+    );
+    assert!(
+        html.contains(r#"<button type="submit" class="button danger">Deny</button>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<button type="submit" class="button secondary">Approve</button>"#),
+        "{html}"
+    );
+
+    let near: app::api::LoginCreated = json(app.send(create("198.51.100.7")).await).await;
+    let html = String::from_utf8(body_bytes(app.send(page(&near.id, "198.51.100.20")).await).await)
+        .unwrap();
+    assert!(!html.contains(warning));
+    assert!(
+        html.contains(r#"<button type="submit" class="button">Approve</button>"#),
+        "{html}"
+    );
+}
+
 #[tokio::test]
 async fn deny_ends_the_attempt() {
     let app = test_app().await;
