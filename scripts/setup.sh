@@ -119,6 +119,8 @@ ensure_nginx() {
 # run: built separately, the benchmark's different feature set made cargo
 # compile ~90 shared crates (leptos, axum, tokio, ...) a second time.
 release_build_with_bench() {
-  cargo leptos build --release \
+  # --split: functions marked #[lazy] (the camera's QR decoder) become
+  # WASM chunks of their own, loaded on first use, so /login never loads them.
+  cargo leptos build --release --split \
     --bin-cargo-args=--package=bench --bin-cargo-args=--bin=qrlogin-bench
 }

@@ -8,6 +8,7 @@ mod loader;
 mod login;
 mod phone;
 pub mod qr;
+mod scanner;
 pub mod server_fns;
 
 use leptos::{nonce::use_nonce, prelude::*};

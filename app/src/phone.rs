@@ -321,7 +321,8 @@ pub fn PhoneHomePage() -> impl IntoView {
             match account.await {
                 Ok(Some(account)) => view! {
                     <h1>"Signed in as " {account.user.display_name}</h1>
-                    <p class="lead">"To sign in on a computer, open its qrlogin page and scan the code with this phone's camera."</p>
+                    <p class="lead">"To sign in on a computer or a device, scan the code it shows."</p>
+                    <crate::scanner::CameraScanner site=account.site/>
                     <h2>"Recent sign-ins"</h2>
                     <ul class="sessions recent-sign-ins">
                         {account.recent.into_iter().map(|r| view! { <RecentRow sign_in=r revoke=revoke/> }).collect_view()}

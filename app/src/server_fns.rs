@@ -33,6 +33,8 @@ pub struct AccountView {
     pub recent: Vec<RecentSignIn>,
     /// Applications (OpenID Connect clients) this account signed in to.
     pub apps: Vec<AppConsent>,
+    /// This site's public URL: the only one the camera scanner follows.
+    pub site: String,
 }
 
 /// An application the account approved on its phone; withdrawing it signs

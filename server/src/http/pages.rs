@@ -241,6 +241,7 @@ impl Backend for AppState {
                     granted_at: rfc3339(c.granted_at),
                 })
                 .collect(),
+            site: self.public_url.as_str().to_owned(),
         }))
     }
 

@@ -1,0 +1,282 @@
+//! "Scan a code" on `/m`: the rear camera, frames decoded in the WASM, and
+//! only this site's sign-in URLs followed. A QR of anything else (a phishing
+//! page, another site's "login") goes nowhere.
+
+use leptos::prelude::*;
+
+/// What the scanner shows.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq)]
+enum ScanState {
+    Idle,
+    Starting,
+    Scanning,
+    /// A QR was read that is not a sign-in code of this site.
+    Foreign(String),
+    /// No camera, or permission refused.
+    NoCamera,
+    Opening,
+}
+
+/// Whether `url` is a sign-in code of the site at `site` (its public URL):
+/// a login code (`/q/{id}`) or a device-flow verification URL.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn is_sign_in_url(url: &str, site: &str) -> bool {
+    let Some(rest) = url.strip_prefix(site.trim_end_matches('/')) else {
+        return false;
+    };
+    let login = rest
+        .strip_prefix("/q/")
+        .is_some_and(|id| id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
+    let device = rest == "/device"
+        || rest.strip_prefix("/device?user_code=").is_some_and(|code| {
+            code.len() <= 9 && code.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
+        });
+    login || device
+}
+
+#[island]
+pub fn CameraScanner(site: String) -> impl IntoView {
+    let state = RwSignal::new(ScanState::Idle);
+    let video = NodeRef::<leptos::html::Video>::new();
+    let host = site
+        .split("://")
+        .nth(1)
+        .unwrap_or(&site)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+
+    #[cfg(feature = "hydrate")]
+    let start = {
+        let camera = StoredValue::new_local(camera::Camera::new(state, video, site.clone()));
+        on_cleanup(move || camera.with_value(|c| c.stop()));
+        move |_| camera.with_value(|c| c.start())
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let start = {
+        let _ = &site;
+        |_| ()
+    };
+
+    let message = move || {
+        match state.get() {
+        ScanState::Foreign(_) => Some(format!("This is not a sign-in code for {host}.")),
+        ScanState::NoCamera => Some(
+            "No camera could be opened (none, or permission refused). Open your phone's own camera app, point it at the code, and open the link it shows."
+                .to_owned(),
+        ),
+        _ => None,
+    }
+    };
+    let scanning = move || matches!(state.get(), ScanState::Starting | ScanState::Scanning);
+    view! {
+        <div class="scanner" data-state=move || format!("{:?}", state.get()).to_lowercase()>
+            <button class="button" type="button" on:click=start disabled=scanning>
+                "Scan a code"
+            </button>
+            <video
+                node_ref=video
+                class="scanner-video"
+                class:active=scanning
+                playsinline=true
+                muted=true
+                aria-label="Camera view: point it at the sign-in code"
+            ></video>
+            <p class="scanner-message" role="status">{message}</p>
+        </div>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod camera {
+    use std::{
+        cell::RefCell,
+        rc::Rc,
+        sync::{
+            atomic::{AtomicBool, Ordering},
+            Arc,
+        },
+    };
+
+    use gloo_timers::future::TimeoutFuture;
+    use leptos::{prelude::*, task::spawn_local};
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+
+    use super::{is_sign_in_url, ScanState};
+
+    /// Between two decoded frames: fast enough to feel instant, light on
+    /// the phone's battery.
+    const FRAME_EVERY_MS: u32 = 150;
+
+    pub struct Camera {
+        state: RwSignal<ScanState>,
+        video: NodeRef<leptos::html::Video>,
+        site: String,
+        running: Arc<AtomicBool>,
+        stream: Rc<RefCell<Option<web_sys::MediaStream>>>,
+    }
+
+    impl Camera {
+        pub fn new(
+            state: RwSignal<ScanState>,
+            video: NodeRef<leptos::html::Video>,
+            site: String,
+        ) -> Self {
+            Self {
+                state,
+                video,
+                site,
+                running: Arc::new(AtomicBool::new(false)),
+                stream: Rc::default(),
+            }
+        }
+
+        pub fn start(&self) {
+            if self.running.swap(true, Ordering::Relaxed) {
+                return;
+            }
+            self.state.set(ScanState::Starting);
+            let (state, video, site) = (self.state, self.video, self.site.clone());
+            let (running, stream_slot) = (self.running.clone(), self.stream.clone());
+            spawn_local(async move {
+                let Some(stream) = open_camera().await else {
+                    running.store(false, Ordering::Relaxed);
+                    state.set(ScanState::NoCamera);
+                    return;
+                };
+                *stream_slot.borrow_mut() = Some(stream.clone());
+                let Some(element) = video.get_untracked() else {
+                    return;
+                };
+                let element: web_sys::HtmlVideoElement = element;
+                element.set_src_object(Some(&stream));
+                if let Ok(playing) = element.play() {
+                    let _ = JsFuture::from(playing).await;
+                }
+                state.set(ScanState::Scanning);
+                while running.load(Ordering::Relaxed) {
+                    TimeoutFuture::new(FRAME_EVERY_MS).await;
+                    let Some((width, height, luma)) = read_frame(&element) else {
+                        continue;
+                    };
+                    let Some(text) = decode(width, height, luma).await else {
+                        continue;
+                    };
+                    if is_sign_in_url(&text, &site) {
+                        running.store(false, Ordering::Relaxed);
+                        stop_tracks(&stream);
+                        state.set(ScanState::Opening);
+                        if let Some(window) = web_sys::window() {
+                            let _ = window.location().assign(&text);
+                        }
+                        return;
+                    }
+                    // Keep scanning: the person may move on to the right code.
+                    state.set(ScanState::Foreign(text));
+                }
+                stop_tracks(&stream);
+            });
+        }
+
+        /// The camera stops when the page is left.
+        pub fn stop(&self) {
+            self.running.store(false, Ordering::Relaxed);
+            if let Some(stream) = self.stream.borrow_mut().take() {
+                stop_tracks(&stream);
+            }
+        }
+    }
+
+    async fn open_camera() -> Option<web_sys::MediaStream> {
+        let devices = web_sys::window()?.navigator().media_devices().ok()?;
+        let constraints = web_sys::MediaStreamConstraints::new();
+        let video = js_sys::Object::new();
+        js_sys::Reflect::set(&video, &"facingMode".into(), &"environment".into()).ok()?;
+        constraints.set_video(&video);
+        let promise = devices.get_user_media_with_constraints(&constraints).ok()?;
+        JsFuture::from(promise).await.ok()?.dyn_into().ok()
+    }
+
+    fn stop_tracks(stream: &web_sys::MediaStream) {
+        for track in stream.get_tracks().iter() {
+            if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
+                track.stop();
+            }
+        }
+    }
+
+    /// The video's current frame in grey levels: width, height, luma.
+    fn read_frame(video: &web_sys::HtmlVideoElement) -> Option<(usize, usize, Vec<u8>)> {
+        let (width, height) = (video.video_width(), video.video_height());
+        if width == 0 || height == 0 {
+            return None;
+        }
+        let document = web_sys::window()?.document()?;
+        let canvas: web_sys::HtmlCanvasElement =
+            document.create_element("canvas").ok()?.dyn_into().ok()?;
+        canvas.set_width(width);
+        canvas.set_height(height);
+        let context: web_sys::CanvasRenderingContext2d =
+            canvas.get_context("2d").ok()??.dyn_into().ok()?;
+        context
+            .draw_image_with_html_video_element(video, 0.0, 0.0)
+            .ok()?;
+        let pixels = context
+            .get_image_data(0.0, 0.0, f64::from(width), f64::from(height))
+            .ok()?
+            .data();
+        // RGBA to luma (Rec. 601).
+        let luma: Vec<u8> = pixels
+            .chunks_exact(4)
+            .map(|p| {
+                ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000)
+                    as u8
+            })
+            .collect();
+        Some((width as usize, height as usize, luma))
+    }
+
+    /// The text of a QR in the frame, if one is readable. Lazy: the decoder
+    /// is its own WASM chunk, loaded when `/m` first scans, so `/login`
+    /// never downloads it.
+    #[leptos::lazy]
+    fn decode(width: usize, height: usize, luma: Vec<u8>) -> Option<String> {
+        let mut image =
+            rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| luma[y * width + x]);
+        image
+            .detect_grids()
+            .into_iter()
+            .find_map(|grid| grid.decode().ok().map(|(_, text)| text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sign_in_url;
+
+    #[test]
+    fn only_this_sites_sign_in_urls_are_followed() {
+        let site = "https://login.example.com";
+        let id = "0b8f6a52-2f6e-4b8e-9a4e-6f1d2c3b4a59";
+        assert!(is_sign_in_url(&format!("{site}/q/{id}"), site));
+        assert!(is_sign_in_url(
+            &format!("{site}/device?user_code=BCDF-GHJK"),
+            site
+        ));
+        assert!(is_sign_in_url(&format!("{site}/device"), site));
+        for foreign in [
+            format!("https://login.example.com.evil.example/q/{id}"),
+            format!("https://evil.example/q/{id}"),
+            format!("http://login.example.com/q/{id}"),
+            format!("{site}/q/{id}/../../phish"),
+            format!("{site}/m"),
+            format!("{site}/device?user_code=<script>"),
+            "javascript:alert(1)".to_owned(),
+        ] {
+            assert!(!is_sign_in_url(&foreign, site), "{foreign}");
+        }
+    }
+}
