@@ -141,44 +141,7 @@ mod camera {
             self.state.set(ScanState::Starting);
             let (state, video, site) = (self.state, self.video, self.site.clone());
             let (running, stream_slot) = (self.running.clone(), self.stream.clone());
-            spawn_local(async move {
-                let Some(stream) = open_camera().await else {
-                    running.store(false, Ordering::Relaxed);
-                    state.set(ScanState::NoCamera);
-                    return;
-                };
-                *stream_slot.borrow_mut() = Some(stream.clone());
-                let Some(element) = video.get_untracked() else {
-                    return;
-                };
-                let element: web_sys::HtmlVideoElement = element;
-                element.set_src_object(Some(&stream));
-                if let Ok(playing) = element.play() {
-                    let _ = JsFuture::from(playing).await;
-                }
-                state.set(ScanState::Scanning);
-                while running.load(Ordering::Relaxed) {
-                    TimeoutFuture::new(FRAME_EVERY_MS).await;
-                    let Some((width, height, luma)) = read_frame(&element) else {
-                        continue;
-                    };
-                    let Some(text) = decode(width, height, luma).await else {
-                        continue;
-                    };
-                    if is_sign_in_url(&text, &site) {
-                        running.store(false, Ordering::Relaxed);
-                        stop_tracks(&stream);
-                        state.set(ScanState::Opening);
-                        if let Some(window) = web_sys::window() {
-                            let _ = window.location().assign(&text);
-                        }
-                        return;
-                    }
-                    // Keep scanning: the person may move on to the right code.
-                    state.set(ScanState::Foreign(text));
-                }
-                stop_tracks(&stream);
-            });
+            spawn_local(scan(state, video, site, running, stream_slot));
         }
 
         /// The camera stops when the page is left.
@@ -188,6 +151,55 @@ mod camera {
                 stop_tracks(&stream);
             }
         }
+    }
+
+    /// Opens the camera and reads frames until a sign-in code of this site
+    /// is seen (or the page is left). Lazy, with the decoder: the camera's
+    /// code is fetched when `/m` first scans, never by `/login`.
+    #[leptos::lazy]
+    async fn scan(
+        state: RwSignal<ScanState>,
+        video: NodeRef<leptos::html::Video>,
+        site: String,
+        running: Arc<AtomicBool>,
+        stream_slot: Rc<RefCell<Option<web_sys::MediaStream>>>,
+    ) {
+        let Some(stream) = open_camera().await else {
+            running.store(false, Ordering::Relaxed);
+            state.set(ScanState::NoCamera);
+            return;
+        };
+        *stream_slot.borrow_mut() = Some(stream.clone());
+        let Some(element) = video.get_untracked() else {
+            return;
+        };
+        let element: web_sys::HtmlVideoElement = element;
+        element.set_src_object(Some(&stream));
+        if let Ok(playing) = element.play() {
+            let _ = JsFuture::from(playing).await;
+        }
+        state.set(ScanState::Scanning);
+        while running.load(Ordering::Relaxed) {
+            TimeoutFuture::new(FRAME_EVERY_MS).await;
+            let Some((width, height, luma)) = read_frame(&element) else {
+                continue;
+            };
+            let Some(text) = decode(width, height, luma).await else {
+                continue;
+            };
+            if is_sign_in_url(&text, &site) {
+                running.store(false, Ordering::Relaxed);
+                stop_tracks(&stream);
+                state.set(ScanState::Opening);
+                if let Some(window) = web_sys::window() {
+                    let _ = window.location().assign(&text);
+                }
+                return;
+            }
+            // Keep scanning: the person may move on to the right code.
+            state.set(ScanState::Foreign(text));
+        }
+        stop_tracks(&stream);
     }
 
     async fn open_camera() -> Option<web_sys::MediaStream> {
