@@ -173,6 +173,11 @@ test("in dark mode and with reduced motion the pages still pass axe-core", async
   await signIn(page, "carol");
   await expect(page.getByRole("heading", { name: /Signed in as/ })).toBeVisible();
   await expectAccessible(page, "/m, dark");
+  // Times a person reads: relative and in the phone's own zone, the exact
+  // UTC time kept in the element.
+  const time = page.locator(".recent-sign-ins time").first();
+  await expect(time).toHaveText(/^(just now|\d+ min ago)$/);
+  await expect(time).toHaveAttribute("datetime", /Z$/);
   const other = await (await context(browser, baseURL!, "desktop", true)).newPage();
   await other.goto("/login");
   await page.goto(await scanQr(other.locator(".qr"), testInfo, "a11y-dark.png"));
