@@ -237,8 +237,14 @@ fn short_time(rfc3339: &str) -> String {
     }
 }
 
+/// One signed-in device and what it did last; `new` when it signed in
+/// since the phone last looked.
 #[component]
-fn SessionRow(session: SessionInfo, revoke: ServerAction<RevokeSession>) -> impl IntoView {
+fn SessionRow(
+    session: SessionInfo,
+    new: bool,
+    revoke: ServerAction<RevokeSession>,
+) -> impl IntoView {
     let kind = if session.method == "qr" {
         "QR sign-in"
     } else {
@@ -246,11 +252,12 @@ fn SessionRow(session: SessionInfo, revoke: ServerAction<RevokeSession>) -> impl
     };
     let id = session.id.clone();
     view! {
-        <li class="session device" data-session-id=id>
+        <li class="session device" class:new=new data-session-id=id>
             <div>
                 <strong>{session.browser} " on " {session.os}</strong>
+                {new.then(|| view! { <span class="badge new">"New"</span> })}
                 {session.current.then(|| view! { <span class="badge">"This phone"</span> })}
-                <div class="meta">{kind} " · " {session.ip} " · signed in " <LocalTime at=session.created_at/> " · last seen " <LocalTime at=session.last_seen_at/></div>
+                <div class="meta">"Last active " <LocalTime at=session.last_seen_at/> " · " {kind} " " <LocalTime at=session.created_at/> " · " {session.ip}</div>
             </div>
             <ActionForm action=revoke>
                 <input type="hidden" name="id" value=session.id/>
@@ -260,26 +267,23 @@ fn SessionRow(session: SessionInfo, revoke: ServerAction<RevokeSession>) -> impl
     }
 }
 
+/// A recent sign-in whose session has ended (revoked, signed out, idle).
 #[component]
-fn RecentRow(sign_in: RecentSignIn, revoke: ServerAction<RevokeSession>) -> impl IntoView {
+fn EndedRow(sign_in: RecentSignIn) -> impl IntoView {
     view! {
         <li class="session recent" class:new=sign_in.new>
             <div>
                 <strong>{sign_in.browser} " on " {sign_in.os}</strong>
                 {sign_in.new.then(|| view! { <span class="badge new">"New"</span> })}
-                {sign_in.current.then(|| view! { <span class="badge">"This phone"</span> })}
-                <div class="meta">{sign_in.ip} " · " <LocalTime at=sign_in.at/>
-                    {sign_in.session_id.is_none().then_some(" · ended")}
-                </div>
+                <div class="meta">"Signed in " <LocalTime at=sign_in.at/> " · " {sign_in.ip} " · ended"</div>
             </div>
-            {sign_in.session_id.filter(|_| !sign_in.current).map(|id| view! {
-                <ActionForm action=revoke>
-                    <input type="hidden" name="id" value=id/>
-                    <button class="button small secondary" type="submit">"Revoke"</button>
-                </ActionForm>
-            })}
         </li>
     }
+}
+
+/// Whether any of the recent sign-ins has ended.
+fn ended(recent: &[RecentSignIn]) -> bool {
+    recent.iter().any(|r| r.session_id.is_none())
 }
 
 /// An application the account approved, and how to sign it out.
@@ -323,20 +327,27 @@ pub fn PhoneHomePage() -> impl IntoView {
                     <h1>"Signed in as " {account.user.display_name}</h1>
                     <p class="lead">"To sign in on a computer or a device, scan the code it shows."</p>
                     <crate::scanner::CameraScanner site=account.site/>
-                    <h2>"Recent sign-ins"</h2>
-                    <ul class="sessions recent-sign-ins">
-                        {account.recent.into_iter().map(|r| view! { <RecentRow sign_in=r revoke=revoke/> }).collect_view()}
+                    // One list of the devices signed in, each with what it
+                    // did last; new sign-ins marked.
+                    <h2>"Your devices"</h2>
+                    <ul class="sessions devices">
+                        {account.sessions.into_iter().map(|s| {
+                            let new = account.recent.iter().any(|r| r.new && r.session_id.as_deref() == Some(s.id.as_str()));
+                            view! { <SessionRow session=s new revoke=revoke/> }
+                        }).collect_view()}
                     </ul>
+                    {ended(&account.recent).then(|| view! {
+                        <h2>"Ended recently"</h2>
+                        <ul class="sessions ended-sign-ins">
+                            {account.recent.iter().filter(|r| r.session_id.is_none()).cloned().map(|r| view! { <EndedRow sign_in=r/> }).collect_view()}
+                        </ul>
+                    })}
                     {(!account.apps.is_empty()).then(|| view! {
                         <h2>"Apps you signed in to"</h2>
                         <ul class="sessions apps">
                             {account.apps.into_iter().map(|app| view! { <AppRow app=app withdraw=withdraw/> }).collect_view()}
                         </ul>
                     })}
-                    <h2>"Signed-in devices"</h2>
-                    <ul class="sessions">
-                        {account.sessions.into_iter().map(|s| view! { <SessionRow session=s revoke=revoke/> }).collect_view()}
-                    </ul>
                     <ActionForm action=sign_out>
                         <input type="hidden" name="next" value="/m"/>
                         <button class="button secondary" type="submit">"Sign out"</button>

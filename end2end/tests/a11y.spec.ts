@@ -175,7 +175,7 @@ test("in dark mode and with reduced motion the pages still pass axe-core", async
   await expectAccessible(page, "/m, dark");
   // Times a person reads: relative and in the phone's own zone, the exact
   // UTC time kept in the element.
-  const time = page.locator(".recent-sign-ins time").first();
+  const time = page.locator(".devices time").first();
   await expect(time).toHaveText(/^(just now|\d+ min ago)$/);
   await expect(time).toHaveAttribute("datetime", /Z$/);
   const other = await (await context(browser, baseURL!, "desktop", true)).newPage();

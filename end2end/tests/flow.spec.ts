@@ -80,10 +80,10 @@ test("revoking the desktop's session from /m signs the desktop out", async ({ br
   await expect(qrDevice).toHaveCount(1);
   await expect(phone.locator(".device", { hasText: "This phone" })).toHaveCount(1);
   // The desktop's sign-in is new since the phone last looked; its own is not.
-  const fresh = phone.locator(".recent.new");
+  const fresh = phone.locator(".device.new");
   await expect(fresh).toHaveCount(1);
   await expect(fresh).toContainText("Chrome on Windows");
-  await expect(phone.locator(".recent", { hasText: "This phone" }).locator(".badge.new")).toHaveCount(0);
+  await expect(phone.locator(".device", { hasText: "This phone" }).locator(".badge.new")).toHaveCount(0);
   await phone.screenshot({ path: testInfo.outputPath("phone-home.png"), fullPage: true });
   // The desktop learns of the revocation from a 401 on its session check.
   allowed.set(desktop, /status of 401 \(Unauthorized\)/);
