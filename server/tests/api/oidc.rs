@@ -184,6 +184,28 @@ async fn token_raw(app: &TestApp, body: &str, basic: Option<&str>) -> (StatusCod
     (status, json(response).await)
 }
 
+/// The token endpoint's refresh grant.
+async fn refresh(app: &TestApp, client: &Client, refresh_token: &str) -> (StatusCode, Value) {
+    token(
+        app,
+        client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
+/// An OAuth error answer with this status and `error` code.
+fn expect_error(status: StatusCode, body: &Value, want_status: StatusCode, want_error: &str) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (want_status, Some(want_error)),
+        "{body}"
+    );
+}
+
 async fn exchange(
     app: &TestApp,
     client: &Client,
@@ -304,43 +326,16 @@ async fn code_flow_with_pkce_refresh_rotation_and_revocation() {
 
     // Refresh rotates the refresh token.
     let first_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let (status, refreshed) = token(
-        &app,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &first_refresh),
-        ],
-    )
-    .await;
+    let (status, refreshed) = refresh(&app, &client, &first_refresh).await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     let second_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(first_refresh, second_refresh);
     verify_id_token(&app, refreshed["id_token"].as_str().unwrap(), &client.id).await;
 
     // The old one replayed: refused, and the whole grant revoked with it.
-    let (status, error) = token(
-        &app,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &first_refresh),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
-    let (status, _) = token(
-        &app,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &second_refresh),
-        ],
-    )
-    .await;
+    let (status, error) = refresh(&app, &client, &first_refresh).await;
+    expect_error(status, &error, StatusCode::BAD_REQUEST, "invalid_grant");
+    let (status, _) = refresh(&app, &client, &second_refresh).await;
     assert_eq!(
         status,
         StatusCode::BAD_REQUEST,
@@ -394,9 +389,9 @@ async fn revocation_ends_a_refresh_token_and_its_grant() {
     let (verifier, challenge) = pkce();
     let (back, _) = sign_in_for(&app, &phone, &code_params(&client, &challenge)).await;
     let (_, tokens) = exchange(&app, &client, &redirect_params(&back)["code"], &verifier).await;
-    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
     let form = query(&[
-        ("token", refresh),
+        ("token", refresh_token),
         ("client_id", &client.id),
         ("client_secret", client.secret.as_deref().unwrap()),
     ]);
@@ -412,12 +407,7 @@ async fn revocation_ends_a_refresh_token_and_its_grant() {
         userinfo(&app, tokens["access_token"].as_str().unwrap()).await,
         StatusCode::UNAUTHORIZED
     );
-    let (status, _) = token(
-        &app,
-        &client,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-    )
-    .await;
+    let (status, _) = refresh(&app, &client, refresh_token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -438,15 +428,7 @@ async fn a_code_used_twice_is_refused_and_revokes_the_first_tokens() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["error"], "invalid_grant");
     assert_eq!(userinfo(&app, access).await, StatusCode::UNAUTHORIZED);
-    let (status, _) = token(
-        &app,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (status, _) = refresh(&app, &client, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -478,10 +460,7 @@ async fn pkce_is_required_s256_only_and_checked() {
     let code = redirect_params(&back)["code"].clone();
     let (_, other) = pkce();
     let (status, error) = exchange(&app, &public, &code, &other).await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    expect_error(status, &error, StatusCode::BAD_REQUEST, "invalid_grant");
     let (status, _) = token(
         &app,
         &public,
@@ -504,10 +483,7 @@ async fn pkce_is_required_s256_only_and_checked() {
     let (back, _) = sign_in_for(&app, &phone, &no_pkce).await;
     let code = redirect_params(&back)["code"].clone();
     let (status, error) = exchange(&app, &confidential, &code, &verifier).await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    expect_error(status, &error, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
@@ -558,10 +534,7 @@ async fn codes_are_bound_to_their_client_redirect_and_lifetime() {
     let (back, _) = sign_in_for(&app, &phone, &code_params(&client_a, &challenge)).await;
     let code = redirect_params(&back)["code"].clone();
     let (status, error) = exchange(&app, &client_b, &code, &verifier).await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    expect_error(status, &error, StatusCode::BAD_REQUEST, "invalid_grant");
 
     // A wrong secret, by post or by basic: invalid_client, 401.
     let wrong = Client {
@@ -569,10 +542,7 @@ async fn codes_are_bound_to_their_client_redirect_and_lifetime() {
         secret: Some("not-the-secret".into()),
     };
     let (status, error) = exchange(&app, &wrong, &code, &verifier).await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
-    );
+    expect_error(status, &error, StatusCode::UNAUTHORIZED, "invalid_client");
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:nope", client_a.id));
     let body = query(&[
         ("grant_type", "authorization_code"),
@@ -622,10 +592,7 @@ async fn codes_are_bound_to_their_client_redirect_and_lifetime() {
     other_redirect[1] = ("code", code.as_str());
     other_redirect[2] = ("redirect_uri", CALLBACK);
     let (status, error) = token(&app, &client_a, &other_redirect).await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    expect_error(status, &error, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
@@ -865,9 +832,11 @@ async fn the_device_flow_polls_pending_slow_down_then_tokens_once() {
     let code = device["device_code"].as_str().unwrap();
 
     let (status, error) = device_poll(&app, &client, code).await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("authorization_pending"))
+    expect_error(
+        status,
+        &error,
+        StatusCode::BAD_REQUEST,
+        "authorization_pending",
     );
     let (_, error) = device_poll(&app, &client, code).await;
     assert_eq!(error["error"], "slow_down", "polled again at once");
@@ -895,10 +864,7 @@ async fn the_device_flow_polls_pending_slow_down_then_tokens_once() {
     let claims = verify_id_token(&app, tokens["id_token"].as_str().unwrap(), &client.id).await;
     assert_eq!(claims["preferred_username"], "alice");
     let (status, error) = device_poll(&app, &client, code).await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    expect_error(status, &error, StatusCode::BAD_REQUEST, "invalid_grant");
 
     // Another client cannot use the code.
     let other = self::client(&app, true).await;
@@ -979,10 +945,7 @@ async fn bad_token_requests_get_oauth_errors_never_5xx() {
         );
     }
     let (status, error) = token_raw(&app, "grant_type=refresh_token&refresh_token=x", None).await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
-    );
+    expect_error(status, &error, StatusCode::UNAUTHORIZED, "invalid_client");
     // Userinfo without a token, or with garbage.
     assert_eq!(userinfo(&app, "garbage").await, StatusCode::UNAUTHORIZED);
     let response = app.send(Call::new(Method::GET, paths::USERINFO)).await;
