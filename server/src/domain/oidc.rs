@@ -285,6 +285,14 @@ impl Grant {
         format!("{account_id}:{client_id}:{grant_id}")
     }
 
+    /// The account and client a grant key (or a consent key,
+    /// `{account}:{client}`) names.
+    pub fn key_owner(key: &str) -> (Option<i64>, &str) {
+        let mut parts = key.split(':');
+        let account_id = parts.next().and_then(|a| a.parse().ok());
+        (account_id, parts.next().unwrap_or_default())
+    }
+
     pub fn offline(&self) -> bool {
         self.scopes.iter().any(|s| s == "offline_access")
     }

@@ -346,7 +346,7 @@ impl OidcService {
         auth_time: u64,
         caller: &Caller,
     ) -> Result<String, OidcError> {
-        let grant_key = self
+        let (grant_key, _) = self
             .new_grant(account_id, client, &request.scopes, auth_time)
             .await?;
         let code = Secret::new_random().encode();

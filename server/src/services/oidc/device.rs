@@ -15,7 +15,7 @@ use crate::{
             RequestOrigin, UserCode,
         },
         secret::Secret,
-        time::{now_millis, UnixMillis},
+        time::now_millis,
     },
     services::{accounts::CurrentSession, limits::ip_key},
     storage::{ProviderRecord, StoreError},
@@ -137,10 +137,8 @@ impl OidcService {
     pub(super) async fn device(
         &self,
         key: &str,
-        now: UnixMillis,
     ) -> Result<Option<(DeviceAuthorization, ProviderRecord)>, StoreError> {
-        let found = self.load::<DeviceAuthorization>(kinds::DEVICE, key).await?;
-        Ok(found.filter(|(_, record)| record.expires_at > now))
+        self.load(kinds::DEVICE, key).await
     }
 
     /// The device request behind a user code, for the signed-in phone.
@@ -166,7 +164,7 @@ impl OidcService {
             .and_then(|r| parse::<UserCodeEntry>(&r))
             .ok_or(OidcError::UnknownUserCode)?;
         let (device, record) = self
-            .device(&entry.device_key, now)
+            .device(&entry.device_key)
             .await?
             .filter(|(d, _)| d.user_code == user_code && now < d.expires_at)
             .ok_or(OidcError::UnknownUserCode)?;

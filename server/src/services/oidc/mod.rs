@@ -200,7 +200,7 @@ impl OidcService {
         let now = now_millis();
         for kind in [kinds::GRANT, kinds::CONSENT] {
             for (key, _) in self.store.list(kind, "", now).await? {
-                if key.split(':').nth(1) == Some(client_id) {
+                if Grant::key_owner(&key).1 == client_id {
                     self.store.remove(kind, &key).await?;
                 }
             }
@@ -326,9 +326,7 @@ impl OidcService {
     async fn revoke_grant(&self, key: &str, caller: &Caller) -> Result<(), StoreError> {
         self.store.remove(kinds::GRANT, key).await?;
         tracing::info!(grant = %key, "grant revoked");
-        let mut parts = key.split(':');
-        let account_id = parts.next().and_then(|a| a.parse().ok());
-        let client_id = parts.next().unwrap_or_default();
+        let (account_id, client_id) = Grant::key_owner(key);
         self.audit
             .record_app(AuditEvent::AppGrantRevoked, account_id, client_id, caller);
         Ok(())

@@ -257,7 +257,7 @@ impl OidcService {
         let key = secret_digest(device_code);
         let now = now_millis();
         let (device, record) = self
-            .device(&key, now)
+            .device(&key)
             .await?
             .ok_or_else(|| OidcError::InvalidGrant("the device code is unknown".into()))?;
         if device.client_id != client.id {
@@ -291,26 +291,22 @@ impl OidcService {
                 "the device code was already used".into(),
             )),
             DevicePoll::Approved { account_id } => {
-                let grant_key = self
+                let (grant_key, grant) = self
                     .new_grant(account_id, client, &device.scopes, seconds(now))
                     .await?;
-                let (grant, _) = self
-                    .grant(&grant_key)
-                    .await?
-                    .ok_or_else(|| OidcError::InvalidGrant("the grant was revoked".into()))?;
                 self.issue(client, &grant_key, &grant, None).await
             }
         }
     }
 
-    /// A new grant of `scopes` to `client` for the account; its key.
+    /// A new grant of `scopes` to `client` for the account, and its key.
     pub(crate) async fn new_grant(
         &self,
         account_id: i64,
         client: &Client,
         scopes: &[String],
         auth_time: u64,
-    ) -> Result<String, OidcError> {
+    ) -> Result<(String, Grant), OidcError> {
         let grant = Grant {
             account_id,
             client_id: client.id.clone(),
@@ -329,7 +325,7 @@ impl OidcService {
         self.store
             .insert(kinds::GRANT, &key, &to_json(&grant)?, now + life, now)
             .await?;
-        Ok(key)
+        Ok((key, grant))
     }
 
     /// Access token, ID token and (with `offline_access`) a refresh token.
