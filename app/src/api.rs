@@ -10,6 +10,7 @@ pub mod paths {
     pub const LOGIN_REDEEM: &str = "/api/v1/logins/{id}/redeem";
     pub const LOGIN_SCAN: &str = "/api/v1/logins/{id}/scan";
     pub const LOGIN_APPROVE: &str = "/api/v1/logins/{id}/approve";
+    pub const LOGIN_APPROVE_OPTIONS: &str = "/api/v1/logins/{id}/approve/options";
     pub const LOGIN_DENY: &str = "/api/v1/logins/{id}/deny";
     pub const SESSION: &str = "/api/v1/session";
     pub const ME: &str = "/api/v1/me";
@@ -178,6 +179,10 @@ pub struct Scanned {
     #[cfg_attr(feature = "ssr", schema(min_items = 3, max_items = 3))]
     pub match_choices: [u8; 3],
     pub state: LoginState,
+    /// Whether approving needs a passkey assertion (`passkey` in the
+    /// approve body), made with the options of `…/approve/options`.
+    #[serde(default)]
+    pub needs_passkey: bool,
 }
 
 /// `POST /api/v1/logins/{id}/approve` body.
@@ -185,6 +190,21 @@ pub struct Scanned {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
+    #[cfg_attr(feature = "ssr", schema(maximum = 255))]
+    pub match_code: u8,
+    /// The WebAuthn assertion (`PublicKeyCredential.toJSON()`) made with
+    /// the options of `…/approve/options` for this `match_code`; needed
+    /// when the scan said `needs_passkey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub passkey: Option<serde_json::Value>,
+}
+
+/// `POST /api/v1/logins/{id}/approve/options` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApproveOptionsRequest {
     #[cfg_attr(feature = "ssr", schema(maximum = 255))]
     pub match_code: u8,
 }

@@ -7,16 +7,30 @@ use leptos::prelude::ServerFnError;
 
 use crate::{
     api::User,
-    server_fns::{AccountView, DeviceView, PhoneLoginView},
+    server_fns::{AccountView, DeviceView, PasskeyCeremony, PhoneLoginView},
 };
 
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
+    /// Whether passkeys work here (the public URL has a host name).
+    fn passkeys_available(&self) -> bool;
     async fn current_user(&self, request: &Parts) -> Result<Option<User>, ServerFnError>;
     async fn phone_login(&self, request: &Parts, id: &str)
         -> Result<PhoneLoginView, ServerFnError>;
-    async fn approve(&self, request: &Parts, id: &str, match_code: u8)
-        -> Result<(), ServerFnError>;
+    async fn approve(
+        &self,
+        request: &Parts,
+        id: &str,
+        match_code: u8,
+        passkey: Option<&str>,
+    ) -> Result<(), ServerFnError>;
+    /// WebAuthn request options (JSON) for approving `id` with `match_code`.
+    async fn approval_options(
+        &self,
+        request: &Parts,
+        id: &str,
+        match_code: u8,
+    ) -> Result<String, ServerFnError>;
     async fn deny(&self, request: &Parts, id: &str) -> Result<(), ServerFnError>;
     /// The session's Set-Cookie value, or `None` for wrong credentials.
     async fn sign_in(
@@ -42,6 +56,42 @@ pub trait Backend: Send + Sync + 'static {
         request: &Parts,
         user_code: &str,
         approve: bool,
+        passkey: Option<&str>,
     ) -> Result<DeviceView, ServerFnError>;
+    /// WebAuthn request options (JSON) for approving a device request.
+    async fn device_approval_options(
+        &self,
+        request: &Parts,
+        user_code: &str,
+    ) -> Result<String, ServerFnError>;
+    /// Starts adding a passkey: the ceremony id and the creation options.
+    async fn passkey_registration(&self, request: &Parts)
+        -> Result<PasskeyCeremony, ServerFnError>;
+    async fn add_passkey(
+        &self,
+        request: &Parts,
+        ceremony: &str,
+        name: &str,
+        credential: &str,
+    ) -> Result<(), ServerFnError>;
+    async fn remove_passkey(&self, request: &Parts, id: &str) -> Result<(), ServerFnError>;
+    /// `password`: allow password sign-in; `approve_with_passkey`: always
+    /// ask for the passkey to approve.
+    async fn set_sign_in_choices(
+        &self,
+        request: &Parts,
+        password: bool,
+        approve_with_passkey: bool,
+    ) -> Result<(), ServerFnError>;
+    /// Starts a passkey sign-in: the ceremony id and the request options.
+    async fn passkey_sign_in_options(&self, request: &Parts)
+        -> Result<PasskeyCeremony, ServerFnError>;
+    /// The session's Set-Cookie value.
+    async fn passkey_sign_in(
+        &self,
+        request: &Parts,
+        ceremony: &str,
+        credential: &str,
+    ) -> Result<String, ServerFnError>;
     async fn withdraw_app(&self, request: &Parts, client_id: &str) -> Result<(), ServerFnError>;
 }

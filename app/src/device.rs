@@ -110,11 +110,17 @@ pub fn DevicePage() -> impl IntoView {
                             <strong>{code.clone()}</strong>
                             ". If you did not start it, or someone sent you this link or code, deny."
                         </p>
-                        <ActionForm action=approve attr:class="form">
-                            <input type="hidden" name="user_code" value=code/>
-                            <input type="hidden" name="decision" value="approve"/>
-                            <button class="button" type="submit">"The device shows this code: approve"</button>
-                        </ActionForm>
+                        {if request.needs_passkey {
+                            view! { <crate::passkey::DevicePasskeyApprove user_code=code/> }.into_any()
+                        } else {
+                            view! {
+                                <ActionForm action=approve attr:class="form">
+                                    <input type="hidden" name="user_code" value=code/>
+                                    <input type="hidden" name="decision" value="approve"/>
+                                    <button class="button" type="submit">"The device shows this code: approve"</button>
+                                </ActionForm>
+                            }.into_any()
+                        }}
                         <ActionForm action=deny attr:class="form">
                             <input type="hidden" name="user_code" value=deny_code/>
                             <input type="hidden" name="decision" value="deny"/>

@@ -5,6 +5,7 @@ pub mod api;
 pub mod backend;
 mod device;
 mod loader;
+mod passkey;
 mod login;
 mod phone;
 pub mod qr;

@@ -9,8 +9,9 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::{
     api::{LoginState, RecentSignIn, SessionInfo},
     server_fns::{
-        my_account, phone_login, AppConsent, ApproveLogin, DenyLogin, PhoneLoginView,
-        RevokeSession, SignIn, SignOut, WithdrawApp,
+        my_account, phone_login, AppConsent, ApproveLogin, DenyLogin, PasskeyView,
+        PhoneLoginView, RemovePasskey, RevokeSession, SetSignInChoices, SignIn, SignOut,
+        WithdrawApp,
     },
     Brand,
 };
@@ -23,11 +24,17 @@ pub(crate) fn SignInForm(next: String) -> impl IntoView {
     let action = <SignIn as ServerFn>::url();
     let query = use_query_map();
     let failed = move || query.read().get("signin").as_deref() == Some("failed");
+    let password_off = move || query.read().get("signin").as_deref() == Some("password_off");
+    let passkeys = passkeys_available();
+    let passkey_next = next.clone();
     view! {
         <form method="post" action=action class="form">
             <p class="lead">"Sign in on this phone to continue."</p>
             <Show when=failed>
                 <p class="error" role="alert">"Wrong username or password."</p>
+            </Show>
+            <Show when=password_off>
+                <p class="error" role="alert">"This account signs in with its passkey only."</p>
             </Show>
             <input type="hidden" name="next" value=next/>
             <label>
@@ -40,7 +47,19 @@ pub(crate) fn SignInForm(next: String) -> impl IntoView {
             </label>
             <button class="button" type="submit">"Sign in"</button>
         </form>
+        {passkeys.then(|| view! { <crate::passkey::PasskeySignIn next=passkey_next/> })}
     }
+}
+
+/// Whether this server can use passkeys (its public URL has a host name).
+fn passkeys_available() -> bool {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<std::sync::Arc<dyn crate::backend::Backend>>()
+            .is_some_and(|backend| backend.passkeys_available())
+    }
+    #[cfg(not(feature = "ssr"))]
+    false
 }
 
 fn finished_text(state: LoginState) -> (&'static str, &'static str) {
@@ -58,11 +77,10 @@ fn finished_text(state: LoginState) -> (&'static str, &'static str) {
 pub fn PhoneLoginPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
-    let approve = ServerAction::<ApproveLogin>::new();
     let deny = ServerAction::<DenyLogin>::new();
     let page = Resource::new(
-        move || (id(), approve.version().get(), deny.version().get()),
-        |(id, _, _)| phone_login(id),
+        move || (id(), deny.version().get()),
+        |(id, _)| phone_login(id),
     );
 
     let body = move || {
@@ -111,6 +129,10 @@ pub fn PhoneLoginPage() -> impl IntoView {
                         format!("{} min ago", requester.age_s / 60)
                     };
                     let deny_id = id.clone();
+                    let approve_url = {
+                        use leptos::server_fn::ServerFn;
+                        <ApproveLogin as ServerFn>::url().to_owned()
+                    };
                     let heading = match &requester.client {
                         Some(client) => format!(
                             "{client} on {} / {} wants to sign you in",
@@ -133,32 +155,13 @@ pub fn PhoneLoginPage() -> impl IntoView {
                         {requester.same_network.then(|| view! {
                             <p class="hint">"The computer is on the same network as this phone."</p>
                         })}
-                        <ActionForm action=approve attr:class="form">
-                            <input type="hidden" name="id" value=id/>
-                            <fieldset class="choices-group">
-                                <legend class="choose">"Pick the number shown on the computer:"</legend>
-                                <div class="choices">
-                                    {scanned.match_choices.into_iter().map(|n| view! {
-                                        <label class="choice">
-                                            <input type="radio" name="match_code" value=n.to_string() required/>
-                                            <span>{format!("{n:02}")}</span>
-                                        </label>
-                                    }).collect_view()}
-                                </div>
-                            </fieldset>
-                            // Off the phone's network the code may have been
-                            // relayed: say so above the buttons, and make
-                            // Deny the prominent one.
-                            {(!requester.same_network).then(|| view! {
-                                <p class="warning relay-warning" role="alert">
-                                    "The computer asking is not on your network. If someone sent you this code or asked you to scan it, deny."
-                                </p>
-                            })}
-                            <button
-                                class=if requester.same_network { "button" } else { "button secondary" }
-                                type="submit"
-                            >"Approve"</button>
-                        </ActionForm>
+                        <crate::passkey::ApproveForm
+                            id=id
+                            choices=scanned.match_choices.to_vec()
+                            action=approve_url.clone()
+                            needs_passkey=scanned.needs_passkey
+                            off_network=!requester.same_network
+                        />
                         <ActionForm action=deny attr:class="form">
                             <input type="hidden" name="id" value=deny_id/>
                             <button
@@ -245,10 +248,10 @@ fn SessionRow(
     new: bool,
     revoke: ServerAction<RevokeSession>,
 ) -> impl IntoView {
-    let kind = if session.method == "qr" {
-        "QR sign-in"
-    } else {
-        "Password"
+    let kind = match session.method.as_str() {
+        "qr" => "QR sign-in",
+        "passkey" => "Passkey",
+        _ => "Password",
     };
     let id = session.id.clone();
     view! {
@@ -304,18 +307,75 @@ fn AppRow(app: AppConsent, withdraw: ServerAction<WithdrawApp>) -> impl IntoView
     }
 }
 
+/// `/m`'s passkeys: the list (remove each), "Add a passkey", and the
+/// account's sign-in choices (password on or off, always ask for the
+/// passkey to approve). Plain forms but for adding, which needs WebAuthn.
+#[component]
+fn PasskeysSection(
+    passkeys: Vec<PasskeyView>,
+    password_off: bool,
+    approve_with_passkey: bool,
+    remove: ServerAction<RemovePasskey>,
+) -> impl IntoView {
+    use leptos::server_fn::ServerFn;
+    let query = use_query_map();
+    let refused = move || query.read().get("choices").is_some();
+    let choices_url = <SetSignInChoices as ServerFn>::url();
+    let has_passkey = !passkeys.is_empty();
+    view! {
+        <h2>"Passkeys"</h2>
+        <ul class="sessions passkeys">
+            {passkeys.into_iter().map(|p| {
+                let id = p.id.clone();
+                view! {
+                <li class="session passkey" data-passkey-id=id>
+                    <div>
+                        <strong>{p.name}</strong>
+                        <div class="meta">
+                            "Added " <LocalTime at=p.created_at/>
+                            {p.last_used_at.map(|at| view! { " · last used " <LocalTime at=at/> })}
+                        </div>
+                    </div>
+                    <ActionForm action=remove>
+                        <input type="hidden" name="id" value=p.id/>
+                        <button class="button small secondary" type="submit">"Remove"</button>
+                    </ActionForm>
+                </li>
+            }}).collect_view()}
+        </ul>
+        {(!has_passkey).then(|| view! { <p class="hint">"No passkeys yet. A passkey signs you in without a password, and can confirm each approval."</p> })}
+        <crate::passkey::AddPasskey/>
+        <form method="post" action=choices_url class="form sign-in-choices">
+            <Show when=refused>
+                <p class="error" role="alert">"Add a passkey first: without one, the password must stay on and approvals cannot ask for a passkey."</p>
+            </Show>
+            <label class="check">
+                <input type="checkbox" name="password" value="on" checked=!password_off/>
+                "Allow signing in with my password"
+            </label>
+            <label class="check">
+                <input type="checkbox" name="approve_with_passkey" value="on" checked=approve_with_passkey disabled=!has_passkey/>
+                "Ask for my passkey to approve every sign-in"
+            </label>
+            <button class="button small secondary" type="submit">"Save sign-in choices"</button>
+        </form>
+    }
+}
+
 /// `/m`: the signed-in phone's home.
 #[component]
 pub fn PhoneHomePage() -> impl IntoView {
     let revoke = ServerAction::<RevokeSession>::new();
     let sign_out = ServerAction::<SignOut>::new();
     let withdraw = ServerAction::<WithdrawApp>::new();
+    let remove_passkey = ServerAction::<RemovePasskey>::new();
     let account = Resource::new(
         move || {
             (
                 revoke.version().get(),
                 sign_out.version().get(),
                 withdraw.version().get(),
+                remove_passkey.version().get(),
             )
         },
         |_| my_account(),
@@ -341,6 +401,14 @@ pub fn PhoneHomePage() -> impl IntoView {
                         <ul class="sessions ended-sign-ins">
                             {account.recent.iter().filter(|r| r.session_id.is_none()).cloned().map(|r| view! { <EndedRow sign_in=r/> }).collect_view()}
                         </ul>
+                    })}
+                    {account.passkeys_available.then(|| view! {
+                        <PasskeysSection
+                            passkeys=account.passkeys.clone()
+                            password_off=account.password_off
+                            approve_with_passkey=account.approve_with_passkey
+                            remove=remove_passkey
+                        />
                     })}
                     {(!account.apps.is_empty()).then(|| view! {
                         <h2>"Apps you signed in to"</h2>

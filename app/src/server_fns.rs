@@ -35,6 +35,30 @@ pub struct AccountView {
     pub apps: Vec<AppConsent>,
     /// This site's public URL: the only one the camera scanner follows.
     pub site: String,
+    pub passkeys: Vec<PasskeyView>,
+    /// Whether this server can use passkeys (its URL has a host name).
+    pub passkeys_available: bool,
+    pub password_off: bool,
+    pub approve_with_passkey: bool,
+}
+
+/// One of the account's passkeys, as `/m` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyView {
+    /// The credential id, base64url.
+    pub id: String,
+    pub name: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+/// A WebAuthn ceremony begun: its id and the options for the browser
+/// (`publicKey`, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyCeremony {
+    pub ceremony: String,
+    pub options: String,
 }
 
 /// An application the account approved on its phone; withdrawing it signs
@@ -58,6 +82,8 @@ pub struct DeviceRequest {
     pub ip: String,
     pub same_network: bool,
     pub age_s: u64,
+    /// Approving needs a passkey that signs what is shown.
+    pub needs_passkey: bool,
 }
 
 /// What the phone page `/device` shows.
@@ -80,6 +106,15 @@ pub enum DeviceView {
     Denied {
         client: String,
     },
+}
+
+/// A machine code fit for a query string (letters and `_` only).
+#[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+fn local_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_lowercase() || *c == '_')
+        .take(40)
+        .collect()
 }
 
 /// Only paths of this site may be redirect targets.
@@ -137,12 +172,96 @@ pub async fn phone_login(id: String) -> Result<PhoneLoginView, ServerFnError> {
     backend.phone_login(&parts, &id).await
 }
 
+/// `passkey`: the assertion (`PublicKeyCredential.toJSON()`) when
+/// approving needs one.
 #[server(prefix = "/fn")]
-pub async fn approve_login(id: String, match_code: u8) -> Result<(), ServerFnError> {
+pub async fn approve_login(
+    id: String,
+    match_code: u8,
+    #[server(default)] passkey: Option<String>,
+) -> Result<(), ServerFnError> {
     let (backend, parts) = backend()?;
     // Whatever happened (approved, or denied by a wrong pick), the page shows it.
-    backend.approve(&parts, &id, match_code).await?;
+    backend
+        .approve(&parts, &id, match_code, passkey.as_deref())
+        .await?;
     leptos_axum::redirect(local_path(&format!("/q/{id}")));
+    Ok(())
+}
+
+/// WebAuthn options (JSON) whose challenge signs this attempt, this number
+/// and who is asking.
+#[server(prefix = "/fn")]
+pub async fn approval_options(id: String, match_code: u8) -> Result<String, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.approval_options(&parts, &id, match_code).await
+}
+
+/// WebAuthn options (JSON) for approving a device request.
+#[server(prefix = "/fn")]
+pub async fn device_approval_options(user_code: String) -> Result<String, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.device_approval_options(&parts, &user_code).await
+}
+
+#[server(prefix = "/fn")]
+pub async fn passkey_registration() -> Result<PasskeyCeremony, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.passkey_registration(&parts).await
+}
+
+#[server(prefix = "/fn")]
+pub async fn add_passkey(
+    ceremony: String,
+    name: String,
+    credential: String,
+) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend
+        .add_passkey(&parts, &ceremony, &name, &credential)
+        .await
+}
+
+#[server(prefix = "/fn")]
+pub async fn remove_passkey(id: String) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.remove_passkey(&parts, &id).await?;
+    leptos_axum::redirect("/m");
+    Ok(())
+}
+
+/// The account's sign-in choices (a plain form: unchecked boxes are absent).
+#[server(prefix = "/fn")]
+pub async fn set_sign_in_choices(
+    #[server(default)] password: Option<String>,
+    #[server(default)] approve_with_passkey: Option<String>,
+) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    let outcome = backend
+        .set_sign_in_choices(&parts, password.is_some(), approve_with_passkey.is_some())
+        .await;
+    match outcome {
+        Ok(()) => leptos_axum::redirect("/m"),
+        // The page says why (e.g. no passkey yet).
+        Err(ServerFnError::ServerError(code)) => {
+            leptos_axum::redirect(&format!("/m?choices={}", local_code(&code)))
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+#[server(prefix = "/fn")]
+pub async fn passkey_sign_in_options() -> Result<PasskeyCeremony, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.passkey_sign_in_options(&parts).await
+}
+
+#[server(prefix = "/fn")]
+pub async fn passkey_sign_in(ceremony: String, credential: String) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    let cookie = backend.passkey_sign_in(&parts, &ceremony, &credential).await?;
+    set_cookie(cookie);
     Ok(())
 }
 
@@ -168,12 +287,16 @@ pub async fn sign_in(
         .next()
         .unwrap_or("/m")
         .to_owned();
-    match backend.sign_in(&parts, &username, &password).await? {
-        Some(cookie) => {
+    match backend.sign_in(&parts, &username, &password).await {
+        Ok(Some(cookie)) => {
             set_cookie(cookie);
             leptos_axum::redirect(&next);
         }
-        None => leptos_axum::redirect(&format!("{next}?signin=failed")),
+        Ok(None) => leptos_axum::redirect(&format!("{next}?signin=failed")),
+        Err(ServerFnError::ServerError(code)) if code == "password_off" => {
+            leptos_axum::redirect(&format!("{next}?signin=password_off"))
+        }
+        Err(e) => return Err(e),
     }
     Ok(())
 }
@@ -210,10 +333,14 @@ pub async fn load_device(user_code: String) -> Result<DeviceView, ServerFnError>
 /// Approves (`decision` = "approve") or denies a device sign-in; back to
 /// its page, which then shows the outcome.
 #[server(prefix = "/fn")]
-pub async fn decide_device(user_code: String, decision: String) -> Result<(), ServerFnError> {
+pub async fn decide_device(
+    user_code: String,
+    decision: String,
+    #[server(default)] passkey: Option<String>,
+) -> Result<(), ServerFnError> {
     let (backend, parts) = backend()?;
     let view = backend
-        .decide_device(&parts, &user_code, decision == "approve")
+        .decide_device(&parts, &user_code, decision == "approve", passkey.as_deref())
         .await?;
     let outcome = match view {
         DeviceView::Approved { .. } => "approved",

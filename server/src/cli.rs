@@ -181,6 +181,7 @@ async fn open_services(args: StoreArgs) -> Result<Services, BoxError> {
         settings.ttls,
         settings.limits,
         settings.public_url.as_str(),
+        settings.approvals,
     ))
 }
 

@@ -8,7 +8,10 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::{
-    domain::attempt::Ttls,
+    domain::{
+        attempt::Ttls,
+        passkey::{ApprovalPolicy, ApproveWith},
+    },
     services::limits::LimitSettings,
     storage::{DatabaseUrl, RedisSettings, UnsupportedDatabaseUrl, DEFAULT_REDIS_PREFIX},
 };
@@ -240,6 +243,15 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    /// What approving a sign-in on the phone needs: `session` (the signed-in
+    /// phone) or `passkey` (a passkey assertion that signs what the phone
+    /// showed); an account may ask for its passkey anyway [default: session]
+    #[arg(long, env = "QRLOGIN_APPROVE_WITH", value_name = "session|passkey")]
+    pub approve_with: Option<ApproveWith>,
+    /// Require a passkey to approve a sign-in whose computer is not on the
+    /// phone's network (a relayed code)
+    #[arg(long, env = "QRLOGIN_REQUIRE_PASSKEY_OFF_NETWORK")]
+    pub require_passkey_off_network: bool,
     /// Seconds a new code stays valid before it is scanned [default: 60]
     #[arg(long, env = "QRLOGIN_PENDING_TTL", value_name = "SECONDS")]
     pub pending_ttl: Option<u64>,
@@ -274,6 +286,8 @@ struct FileSettings {
     limit_user_code: Option<u32>,
     limit_token: Option<u32>,
     trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    approve_with: Option<ApproveWith>,
+    require_passkey_off_network: Option<bool>,
 }
 
 /// The resolved settings the server runs with.
@@ -291,6 +305,7 @@ pub struct Settings {
     pub ttls: Ttls,
     pub limits: LimitSettings,
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub approvals: ApprovalPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -311,6 +326,8 @@ pub enum ConfigError {
     Ttl(&'static str),
     #[error(transparent)]
     Database(#[from] UnsupportedDatabaseUrl),
+    #[error("passkeys need a public URL with a host name (WebAuthn refuses IP addresses): {0} cannot require them")]
+    PasskeysNeedHostName(String),
 }
 
 impl Settings {
@@ -364,6 +381,7 @@ impl Settings {
                 .or(file.trusted_proxies.clone())
                 .unwrap_or_default(),
             ttls: ttls(args, &file)?,
+            approvals: approvals(args, &file, &public_url)?,
         })
     }
 }
@@ -402,6 +420,28 @@ fn limits(args: &ServeArgs, file: &FileSettings) -> LimitSettings {
             .unwrap_or(d.user_code),
         token: args.limit_token.or(file.limit_token).unwrap_or(d.token),
     }
+}
+
+fn approvals(
+    args: &ServeArgs,
+    file: &FileSettings,
+    public_url: &str,
+) -> Result<ApprovalPolicy, ConfigError> {
+    let policy = ApprovalPolicy {
+        approve_with: args.approve_with.or(file.approve_with).unwrap_or_default(),
+        require_passkey_off_network: args.require_passkey_off_network
+            || file.require_passkey_off_network.unwrap_or(false),
+    };
+    let needs_passkeys =
+        policy.approve_with == ApproveWith::Passkey || policy.require_passkey_off_network;
+    let host_is_ip = Url::parse(public_url)
+        .ok()
+        .and_then(|url| url.host().map(|h| !matches!(h, url::Host::Domain(_))))
+        .unwrap_or(true);
+    if needs_passkeys && host_is_ip {
+        return Err(ConfigError::PasskeysNeedHostName(public_url.to_owned()));
+    }
+    Ok(policy)
 }
 
 fn ttls(args: &ServeArgs, file: &FileSettings) -> Result<Ttls, ConfigError> {

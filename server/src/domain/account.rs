@@ -139,6 +139,8 @@ pub enum SignInMethod {
     Password,
     /// By scanning a QR code with a signed-in phone (desktops).
     Qr,
+    /// With a passkey (phones).
+    Passkey,
 }
 
 impl SignInMethod {
@@ -146,6 +148,7 @@ impl SignInMethod {
         match self {
             Self::Password => "password",
             Self::Qr => "qr",
+            Self::Passkey => "passkey",
         }
     }
 }

@@ -8,5 +8,6 @@ pub(crate) mod attempt;
 pub mod audit;
 pub mod caller;
 pub(crate) mod oidc;
+pub(crate) mod passkey;
 pub(crate) mod secret;
 pub mod time;

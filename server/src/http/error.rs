@@ -7,7 +7,9 @@ use app::api::ApiErrorBody;
 
 use crate::{
     domain::attempt::TransitionError,
-    services::{accounts::AccountError, limits::RateLimited, logins::LoginError},
+    services::{
+        accounts::AccountError, limits::RateLimited, logins::LoginError, passkeys::PasskeyError,
+    },
     storage::StoreError,
 };
 use axum::{
@@ -30,6 +32,11 @@ pub enum ApiError {
     NotSignedIn,
     #[error("Wrong username or password.")]
     InvalidCredentials,
+    #[error("This account signs in with a passkey only.")]
+    PasswordOff,
+    /// A passkey refusal; its message says what to do.
+    #[error("{}", passkey_message(.0))]
+    Passkey(PasskeyError),
     #[error("Too many requests; try again in a moment.")]
     RateLimited { retry_after: std::time::Duration },
     #[error("This request came from another site and was refused.")]
@@ -58,12 +65,20 @@ impl ApiError {
     }
 
     /// Every machine code this API can answer with, and its status.
-    pub(crate) const CODES: [(&'static str, StatusCode); 20] = [
+    pub(crate) const CODES: [(&'static str, StatusCode); 28] = [
         ("login_not_found", StatusCode::NOT_FOUND),
         ("invalid_login_id", StatusCode::BAD_REQUEST),
         ("bad_request", StatusCode::BAD_REQUEST),
         ("not_signed_in", StatusCode::UNAUTHORIZED),
         ("invalid_credentials", StatusCode::UNAUTHORIZED),
+        ("password_off", StatusCode::FORBIDDEN),
+        ("passkey_required", StatusCode::FORBIDDEN),
+        ("passkey_refused", StatusCode::FORBIDDEN),
+        ("no_passkey", StatusCode::CONFLICT),
+        ("password_needed", StatusCode::CONFLICT),
+        ("passkeys_unavailable", StatusCode::NOT_IMPLEMENTED),
+        ("passkey_expired", StatusCode::GONE),
+        ("passkey_not_found", StatusCode::NOT_FOUND),
         ("session_not_found", StatusCode::NOT_FOUND),
         ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
         ("cross_site_request", StatusCode::FORBIDDEN),
@@ -92,6 +107,20 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::NotSignedIn => "not_signed_in",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::PasswordOff => "password_off",
+            Self::Passkey(e) => match e {
+                PasskeyError::Required => "passkey_required",
+                PasskeyError::Refused => "passkey_refused",
+                PasskeyError::NoPasskey => "no_passkey",
+                PasskeyError::LastWayIn => "password_needed",
+                PasskeyError::Unavailable => "passkeys_unavailable",
+                PasskeyError::CeremonyGone => "passkey_expired",
+                PasskeyError::NotFound => "passkey_not_found",
+                PasskeyError::InvalidInput(_) | PasskeyError::TooMany => "bad_request",
+                // Mapped to their own variants by `From`.
+                PasskeyError::RateLimited(_) | PasskeyError::Store(_) => "unavailable",
+                PasskeyError::Internal(_) => "internal",
+            },
             Self::SessionNotFound => "session_not_found",
             Self::RateLimited { .. } => "rate_limited",
             Self::CrossSite => "cross_site_request",
@@ -170,6 +199,7 @@ impl From<LoginError> for ApiError {
             LoginError::Transition(e) => Self::Transition(e),
             e @ LoginError::WaitTooLong => Self::BadRequest(format!("{e}.")),
             LoginError::RateLimited(e) => e.into(),
+            LoginError::Passkey(e) => e.into(),
             LoginError::Store(e) => e.into(),
         }
     }
@@ -184,12 +214,34 @@ impl From<AccountError> for ApiError {
                 Self::InvalidCredentials
             }
             AccountError::SessionNotFound => Self::SessionNotFound,
+            AccountError::PasswordOff => Self::PasswordOff,
             AccountError::RateLimited(e) => e.into(),
             AccountError::Store(e) => e.into(),
             e @ (AccountError::UsernameTaken(_)
             | AccountError::NoSuchAccount(_)
             | AccountError::Password(_)) => Self::internal(e),
         }
+    }
+}
+
+impl From<PasskeyError> for ApiError {
+    fn from(err: PasskeyError) -> Self {
+        match err {
+            PasskeyError::RateLimited(e) => e.into(),
+            PasskeyError::Store(e) => e.into(),
+            e @ PasskeyError::Internal(_) => Self::internal(e),
+            e => Self::Passkey(e),
+        }
+    }
+}
+
+/// A passkey refusal as a sentence.
+fn passkey_message(err: &PasskeyError) -> String {
+    let text = err.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => text,
     }
 }
 

@@ -111,6 +111,7 @@ impl IntoResponse for OAuthError {
             OidcError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
             OidcError::UnknownUserCode => (StatusCode::NOT_FOUND, "invalid_request"),
             OidcError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            OidcError::Passkey(_) => (StatusCode::FORBIDDEN, "access_denied"),
             OidcError::Store(err) => {
                 tracing::warn!(error = %err, "a store is unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")

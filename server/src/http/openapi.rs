@@ -111,7 +111,23 @@ const ERRORS: &[(&str, &[&str])] = &[
             "not_scanned",
             "wrong_match_code",
             "login_finished",
+            "passkey_required",
+            "passkey_refused",
+            "no_passkey",
             "rate_limited",
+            "unavailable",
+        ],
+    ),
+    (
+        "approve_options",
+        &[
+            "invalid_login_id",
+            "bad_request",
+            "not_signed_in",
+            "login_not_found",
+            "already_scanned",
+            "no_passkey",
+            "passkeys_unavailable",
             "unavailable",
         ],
     ),
@@ -134,6 +150,7 @@ const ERRORS: &[(&str, &[&str])] = &[
         &[
             "bad_request",
             "invalid_credentials",
+            "password_off",
             "rate_limited",
             "unavailable",
             "internal",
@@ -163,6 +180,7 @@ pub(crate) fn routes() -> (Router<AppState>, Value) {
         .routes(routes!(logins::redeem_login))
         .routes(routes!(logins::scan_login))
         .routes(routes!(logins::approve_login))
+        .routes(routes!(logins::approve_options))
         .routes(routes!(logins::deny_login))
         .routes(routes!(accounts::sign_in, accounts::sign_out))
         .routes(routes!(accounts::me))

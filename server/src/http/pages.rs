@@ -5,7 +5,10 @@
 use app::{
     api::{LoginState, User},
     backend::Backend,
-    server_fns::{AccountView, AppConsent, DeviceRequest, DeviceView, PhoneLoginView},
+    server_fns::{
+        AccountView, AppConsent, DeviceRequest, DeviceView, PasskeyCeremony, PasskeyView,
+        PhoneLoginView,
+    },
 };
 use async_trait::async_trait;
 use axum::http::{request::Parts, HeaderValue};
@@ -31,6 +34,7 @@ use crate::{
             device::{DeviceRequestState, DeviceRequestView},
             OidcError,
         },
+        passkeys::{Ceremony, PasskeyError},
     },
 };
 
@@ -68,42 +72,72 @@ impl AppState {
     }
 }
 
-/// The phone's view of a device request.
-fn device_view(me: &CurrentSession, request: DeviceRequestView) -> DeviceView {
-    match request.state {
-        DeviceRequestState::Approved => DeviceView::Approved {
-            client: request.client_name,
-        },
-        DeviceRequestState::Denied => DeviceView::Denied {
-            client: request.client_name,
-        },
-        DeviceRequestState::Pending => DeviceView::Confirm {
-            me: me.account.to_api(),
-            request: DeviceRequest {
-                user_code: request.user_code,
+impl AppState {
+    /// The phone's view of a device request.
+    async fn device_view(
+        &self,
+        me: &CurrentSession,
+        request: DeviceRequestView,
+    ) -> Result<DeviceView, ServerFnError> {
+        Ok(match request.state {
+            DeviceRequestState::Approved => DeviceView::Approved {
                 client: request.client_name,
-                browser: request.browser,
-                os: request.os,
-                ip: request.ip,
-                same_network: request.same_network,
-                age_s: request.age_s,
             },
-        },
+            DeviceRequestState::Denied => DeviceView::Denied {
+                client: request.client_name,
+            },
+            DeviceRequestState::Pending => {
+                let needs_passkey = self
+                    .services
+                    .oidc
+                    .device_needs_passkey(me.account.id, &request)
+                    .await
+                    .map_err(page_error)?;
+                DeviceView::Confirm {
+                    me: me.account.to_api(),
+                    request: DeviceRequest {
+                        user_code: request.user_code,
+                        client: request.client_name,
+                        browser: request.browser,
+                        os: request.os,
+                        ip: request.ip,
+                        same_network: request.same_network,
+                        age_s: request.age_s,
+                        needs_passkey,
+                    },
+                }
+            }
+        })
+    }
+
+    /// Refusals the device page shows; others are errors.
+    async fn device_page(
+        &self,
+        me: &CurrentSession,
+        result: Result<DeviceRequestView, OidcError>,
+    ) -> Result<DeviceView, ServerFnError> {
+        match result {
+            Ok(request) => self.device_view(me, request).await,
+            Err(OidcError::UnknownUserCode) => Ok(DeviceView::Unknown),
+            Err(OidcError::RateLimited(_)) => Ok(DeviceView::TooMany),
+            Err(OidcError::Store(e)) => Err(page_error(e)),
+            Err(OidcError::Passkey(e)) => Err(page_error(e)),
+            Err(e) => Err(page_error(ApiError::BadRequest(e.to_string()))),
+        }
     }
 }
 
-/// Refusals the device page shows; others are errors.
-fn device_page(
-    me: &CurrentSession,
-    result: Result<DeviceRequestView, OidcError>,
-) -> Result<DeviceView, ServerFnError> {
-    match result {
-        Ok(request) => Ok(device_view(me, request)),
-        Err(OidcError::UnknownUserCode) => Ok(DeviceView::Unknown),
-        Err(OidcError::RateLimited(_)) => Ok(DeviceView::TooMany),
-        Err(OidcError::Store(e)) => Err(page_error(e)),
-        Err(e) => Err(page_error(ApiError::BadRequest(e.to_string()))),
-    }
+/// A ceremony's options for the browser: the `publicKey` member, as JSON.
+fn ceremony<T: serde::Serialize>(ceremony: Ceremony<T>) -> Result<PasskeyCeremony, ServerFnError> {
+    let options = serde_json::to_string(&ceremony.options).map_err(|e| page_error(ApiError::internal(e)))?;
+    Ok(PasskeyCeremony {
+        ceremony: ceremony.ceremony,
+        options,
+    })
+}
+
+fn options_json<T: serde::Serialize>(options: T) -> Result<String, ServerFnError> {
+    serde_json::to_string(&options).map_err(|e| page_error(ApiError::internal(e)))
 }
 
 /// Refusals the phone page shows from the attempt's state; others are errors.
@@ -116,6 +150,10 @@ fn shown_by_page<T>(result: Result<T, LoginError>) -> Result<(), ServerFnError> 
 
 #[async_trait]
 impl Backend for AppState {
+    fn passkeys_available(&self) -> bool {
+        self.services.passkeys.available()
+    }
+
     async fn current_user(&self, request: &Parts) -> Result<Option<User>, ServerFnError> {
         Ok(self.signed_in(request).await?.map(|c| c.account.to_api()))
     }
@@ -134,10 +172,19 @@ impl Backend for AppState {
         let caller = self.caller(request);
         match self.services.logins.scan(id, &current, &caller).await {
             Ok(attempt) => Ok(match attempt.state {
-                LoginState::Scanned => PhoneLoginView::Confirm {
-                    me: current.account.to_api(),
-                    scanned: views::scanned(&attempt, &caller, now_millis()),
-                },
+                LoginState::Scanned => {
+                    let mut scanned = views::scanned(&attempt, &caller, now_millis());
+                    scanned.needs_passkey = self
+                        .services
+                        .logins
+                        .approval_needs_passkey(&attempt, current.account.id, &caller)
+                        .await
+                        .map_err(page_error)?;
+                    PhoneLoginView::Confirm {
+                        me: current.account.to_api(),
+                        scanned,
+                    }
+                }
                 LoginState::Approved => PhoneLoginView::Approved,
                 state => PhoneLoginView::Finished { state },
             }),
@@ -157,13 +204,36 @@ impl Backend for AppState {
         request: &Parts,
         id: &str,
         match_code: u8,
+        passkey: Option<&str>,
     ) -> Result<(), ServerFnError> {
         let Some((current, id)) = self.decision(request, id).await? else {
             return Ok(());
         };
         let caller = self.caller(request);
         let logins = &self.services.logins;
-        shown_by_page(logins.approve(id, &current, &caller, match_code).await)
+        shown_by_page(
+            logins
+                .approve(id, &current, &caller, match_code, passkey)
+                .await,
+        )
+    }
+
+    async fn approval_options(
+        &self,
+        request: &Parts,
+        id: &str,
+        match_code: u8,
+    ) -> Result<String, ServerFnError> {
+        let Some((current, id)) = self.decision(request, id).await? else {
+            return Err(page_error(ApiError::NotSignedIn));
+        };
+        let options = self
+            .services
+            .logins
+            .approval_options(id, &current, match_code)
+            .await
+            .map_err(page_error)?;
+        options_json(options)
     }
 
     async fn deny(&self, request: &Parts, id: &str) -> Result<(), ServerFnError> {
@@ -221,6 +291,11 @@ impl Backend for AppState {
             .recent_sign_ins(&current)
             .await
             .map_err(page_error)?;
+        let passkeys = &self.services.passkeys;
+        let settings = passkeys
+            .settings(current.account.id)
+            .await
+            .map_err(page_error)?;
         Ok(Some(AccountView {
             user: current.account.to_api(),
             sessions: sessions
@@ -242,6 +317,21 @@ impl Backend for AppState {
                 })
                 .collect(),
             site: self.public_url.as_str().to_owned(),
+            passkeys: passkeys
+                .list(current.account.id)
+                .await
+                .map_err(page_error)?
+                .into_iter()
+                .map(|p| PasskeyView {
+                    id: p.id,
+                    name: p.name,
+                    created_at: rfc3339(p.created_at),
+                    last_used_at: p.last_used_at.map(rfc3339),
+                })
+                .collect(),
+            passkeys_available: passkeys.available(),
+            password_off: settings.password_off,
+            approve_with_passkey: settings.approve_with_passkey,
         }))
     }
 
@@ -289,7 +379,7 @@ impl Backend for AppState {
             .oidc
             .device_request(user_code, &current, &caller)
             .await;
-        device_page(&current, found)
+        self.device_page(&current, found).await
     }
 
     async fn decide_device(
@@ -297,6 +387,7 @@ impl Backend for AppState {
         request: &Parts,
         user_code: &str,
         approve: bool,
+        passkey: Option<&str>,
     ) -> Result<DeviceView, ServerFnError> {
         let Some(current) = self.signed_in(request).await? else {
             return Ok(DeviceView::SignInNeeded);
@@ -305,9 +396,119 @@ impl Backend for AppState {
         let decided = self
             .services
             .oidc
-            .decide_device(user_code, approve, &current, &caller)
+            .decide_device(user_code, approve, &current, &caller, passkey)
             .await;
-        device_page(&current, decided)
+        self.device_page(&current, decided).await
+    }
+
+    async fn device_approval_options(
+        &self,
+        request: &Parts,
+        user_code: &str,
+    ) -> Result<String, ServerFnError> {
+        let current = self.signed_in(request).await?.ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let options = self
+            .services
+            .oidc
+            .device_approval_options(user_code, &current, &self.caller(request))
+            .await
+            .map_err(|e| match e {
+                OidcError::Passkey(e) => page_error(e),
+                OidcError::Store(e) => page_error(e),
+                e => page_error(ApiError::BadRequest(e.to_string())),
+            })?;
+        options_json(options)
+    }
+
+    async fn passkey_registration(
+        &self,
+        request: &Parts,
+    ) -> Result<PasskeyCeremony, ServerFnError> {
+        let current = self.signed_in(request).await?.ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let started = self
+            .services
+            .passkeys
+            .start_registration(&current)
+            .await
+            .map_err(page_error)?;
+        ceremony(started)
+    }
+
+    async fn add_passkey(
+        &self,
+        request: &Parts,
+        ceremony: &str,
+        name: &str,
+        credential: &str,
+    ) -> Result<(), ServerFnError> {
+        let current = self.signed_in(request).await?.ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        self.services
+            .passkeys
+            .finish_registration(&current, ceremony, name, credential)
+            .await
+            .map_err(page_error)?;
+        Ok(())
+    }
+
+    async fn remove_passkey(&self, request: &Parts, id: &str) -> Result<(), ServerFnError> {
+        let Some(current) = self.signed_in(request).await? else {
+            return Ok(());
+        };
+        match self.services.passkeys.remove(current.account.id, id).await {
+            Ok(()) | Err(PasskeyError::NotFound) => Ok(()),
+            Err(e) => Err(page_error(e)),
+        }
+    }
+
+    async fn set_sign_in_choices(
+        &self,
+        request: &Parts,
+        password: bool,
+        approve_with_passkey: bool,
+    ) -> Result<(), ServerFnError> {
+        let current = self.signed_in(request).await?.ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let passkeys = &self.services.passkeys;
+        let id = current.account.id;
+        passkeys
+            .set_password_enabled(id, password)
+            .await
+            .map_err(page_error)?;
+        passkeys
+            .set_approve_with_passkey(id, approve_with_passkey)
+            .await
+            .map_err(page_error)?;
+        Ok(())
+    }
+
+    async fn passkey_sign_in_options(
+        &self,
+        request: &Parts,
+    ) -> Result<PasskeyCeremony, ServerFnError> {
+        let started = self
+            .services
+            .passkeys
+            .start_sign_in(&self.caller(request))
+            .await
+            .map_err(page_error)?;
+        ceremony(started)
+    }
+
+    async fn passkey_sign_in(
+        &self,
+        request: &Parts,
+        ceremony: &str,
+        credential: &str,
+    ) -> Result<String, ServerFnError> {
+        let (token, _) = self
+            .services
+            .passkeys
+            .finish_sign_in(ceremony, credential, &self.caller(request))
+            .await
+            .map_err(page_error)?;
+        Ok(header_string(session_cookie(
+            &token,
+            self.public_url.is_https(),
+        )))
     }
 
     async fn withdraw_app(&self, request: &Parts, client_id: &str) -> Result<(), ServerFnError> {

@@ -71,6 +71,7 @@ impl AppState {
                 settings.ttls,
                 settings.limits,
                 settings.public_url.as_str(),
+                settings.approvals,
             ),
             leptos_options,
             public_url: settings.public_url.clone(),

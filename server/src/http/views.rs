@@ -54,6 +54,8 @@ pub(crate) fn scanned(attempt: &Attempt, phone: &Caller, now: UnixMillis) -> api
         },
         match_choices: attempt.match_choices.unwrap_or_default(),
         state: attempt.state,
+        // Filled in by the caller, which asks the passkey rules.
+        needs_passkey: false,
     }
 }
 

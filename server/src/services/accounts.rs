@@ -9,6 +9,7 @@ use tokio::sync::OnceCell;
 use super::{
     audit::AuditLog,
     limits::{ip_key, LimitError, RateLimited, RateLimits},
+    passkeys::SettingsStore,
 };
 use crate::{
     domain::{
@@ -34,6 +35,9 @@ pub enum AccountError {
     /// Wrong username or password, or no such account: one answer for all.
     #[error("wrong username or password")]
     InvalidCredentials,
+    /// The right password, for an account that turned passwords off.
+    #[error("this account signs in with a passkey only")]
+    PasswordOff,
     #[error("{0}")]
     InvalidInput(#[from] InvalidInput),
     #[error("an account named {0} already exists")]
@@ -87,6 +91,7 @@ pub struct AccountService {
     history: Arc<dyn AuditStore>,
     audit: AuditLog,
     limits: Arc<RateLimits>,
+    settings: SettingsStore,
 }
 
 /// Argon2 costs ≈20 ms of CPU: off the async threads.
@@ -105,6 +110,7 @@ impl AccountService {
         history: Arc<dyn AuditStore>,
         audit: AuditLog,
         limits: Arc<RateLimits>,
+        settings: SettingsStore,
     ) -> Self {
         Self {
             accounts,
@@ -112,6 +118,7 @@ impl AccountService {
             history,
             audit,
             limits,
+            settings,
         }
     }
 
@@ -170,6 +177,10 @@ impl AccountService {
         caller: &Caller,
     ) -> Result<(Secret, Account), AccountError> {
         let account = self.authenticate(username, password, caller).await?;
+        // Said only to whoever knows the password.
+        if self.settings.get(account.id).await?.password_off {
+            return Err(AccountError::PasswordOff);
+        }
         let token = self
             .start_session(&account, SignInMethod::Password, caller)
             .await?;

@@ -9,6 +9,7 @@ use super::{
     accounts::{AccountService, CurrentSession},
     audit::AuditLog,
     limits::{ip_key, LimitError, RateLimited, RateLimits},
+    passkeys::{PasskeyError, PasskeyService},
 };
 use crate::{
     domain::{
@@ -17,7 +18,8 @@ use crate::{
             Attempt, LoginId, LoginState, Requester, Scanner, Transition, TransitionError, Ttls,
         },
         audit::AuditEvent,
-        caller::Caller,
+        caller::{describe_user_agent, same_network, Caller},
+        passkey::ShownApproval,
         secret::{Secret, SecretHash},
         time::{now_millis, UnixMillis},
     },
@@ -39,8 +41,23 @@ pub enum LoginError {
     WaitTooLong,
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
+    /// The approval needs a passkey that confirms what the phone showed.
+    #[error(transparent)]
+    Passkey(#[from] PasskeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What the phone shows of an attempt's requester, as its approval signs
+/// it: the id, browser, system and address.
+fn shown_parts(attempt: &Attempt) -> (String, String, String, String) {
+    let (browser, os) = describe_user_agent(&attempt.requester.user_agent);
+    let ip = attempt
+        .requester
+        .ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    (attempt.id.to_string(), browser, os, ip)
 }
 
 /// Counts an attempt's step in `qrlogin_attempts_total`, by its audit event.
@@ -85,6 +102,7 @@ pub struct LoginService {
     attempts: Arc<dyn AttemptStore>,
     notifier: Arc<dyn ChangeNotifier>,
     accounts: AccountService,
+    passkeys: PasskeyService,
     audit: AuditLog,
     limits: Arc<RateLimits>,
     ttls: Ttls,
@@ -95,6 +113,7 @@ impl LoginService {
         attempts: Arc<dyn AttemptStore>,
         notifier: Arc<dyn ChangeNotifier>,
         accounts: AccountService,
+        passkeys: PasskeyService,
         audit: AuditLog,
         limits: Arc<RateLimits>,
         ttls: Ttls,
@@ -103,6 +122,7 @@ impl LoginService {
             attempts,
             notifier,
             accounts,
+            passkeys,
             audit,
             limits,
             ttls,
@@ -355,15 +375,34 @@ impl LoginService {
     }
 
     /// Approves for the phone's own account, which must be the scanner's
-    /// and must pick the number the desktop shows.
+    /// and must pick the number the desktop shows; with a passkey assertion
+    /// for exactly this attempt, number and requester when one is needed.
     pub async fn approve(
         &self,
         id: LoginId,
         current: &CurrentSession,
         caller: &Caller,
         match_code: u8,
+        assertion: Option<&str>,
     ) -> Result<Attempt, LoginError> {
         let account_id = self.check_decide_limits(current, caller).await?;
+        let attempt = self.scanned_by(id, account_id).await?;
+        let (subject, browser, os, ip) = shown_parts(&attempt);
+        let shown = ShownApproval {
+            subject: &subject,
+            number: Some(match_code),
+            browser: &browser,
+            os: &os,
+            ip: &ip,
+            client: attempt.requester.client.as_deref(),
+        };
+        // Pending too: a scan racing this approval must not skip the check.
+        if matches!(attempt.state, LoginState::Pending | LoginState::Scanned) {
+            let same = same_network(attempt.requester.ip, caller.ip);
+            self.passkeys
+                .authorize_approval(account_id, &shown, same, assertion)
+                .await?;
+        }
         let approve = Transition::Approve {
             account_id,
             match_code,
@@ -373,6 +412,57 @@ impl LoginService {
             .await;
         tracing::debug!(login_id = %id, account = %current.account.username, ok = result.is_ok(), "login approval");
         result
+    }
+
+    /// The browser's passkey options for approving `id` with `match_code`
+    /// (the challenge is derived from what the phone shows).
+    pub async fn approval_options(
+        &self,
+        id: LoginId,
+        current: &CurrentSession,
+        match_code: u8,
+    ) -> Result<webauthn_rs::prelude::RequestChallengeResponse, LoginError> {
+        let attempt = self.scanned_by(id, current.account.id).await?;
+        let (subject, browser, os, ip) = shown_parts(&attempt);
+        let shown = ShownApproval {
+            subject: &subject,
+            number: Some(match_code),
+            browser: &browser,
+            os: &os,
+            ip: &ip,
+            client: attempt.requester.client.as_deref(),
+        };
+        Ok(self
+            .passkeys
+            .approval_options(current.account.id, &shown)
+            .await?)
+    }
+
+    /// Whether approving `attempt` from the phone `caller` needs a passkey.
+    pub async fn approval_needs_passkey(
+        &self,
+        attempt: &Attempt,
+        account_id: i64,
+        caller: &Caller,
+    ) -> Result<bool, StoreError> {
+        let same = same_network(attempt.requester.ip, caller.ip);
+        self.passkeys.approval_needs_passkey(account_id, same).await
+    }
+
+    /// The attempt, unless another account scanned it (then it is not
+    /// this account's to approve).
+    async fn scanned_by(&self, id: LoginId, account_id: i64) -> Result<Attempt, LoginError> {
+        let attempt = self
+            .attempts
+            .get(id, now_millis())
+            .await?
+            .ok_or(LoginError::NotFound)?;
+        match &attempt.scanner {
+            Some(scanner) if scanner.account_id != account_id => {
+                Err(TransitionError::ScannedByOther.into())
+            }
+            _ => Ok(attempt),
+        }
     }
 
     pub async fn deny(

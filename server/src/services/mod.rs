@@ -7,11 +7,12 @@ pub(crate) mod audit;
 pub(crate) mod limits;
 pub(crate) mod logins;
 pub(crate) mod oidc;
+pub(crate) mod passkeys;
 
 use std::time::Duration;
 
 use crate::{
-    domain::{attempt::Ttls, time::now_millis},
+    domain::{attempt::Ttls, passkey::ApprovalPolicy, time::now_millis},
     storage::Stores,
 };
 use accounts::AccountService;
@@ -19,6 +20,7 @@ use audit::AuditLog;
 use limits::{LimitSettings, RateLimits};
 use logins::LoginService;
 use oidc::OidcService;
+use passkeys::{PasskeyService, SettingsStore};
 
 /// Every service of a running server, over one set of stores.
 #[derive(Clone)]
@@ -27,11 +29,19 @@ pub struct Services {
     pub accounts: AccountService,
     pub audit: AuditLog,
     pub oidc: OidcService,
+    pub passkeys: PasskeyService,
 }
 
 impl Services {
-    /// `issuer`: the public URL, the OpenID Connect provider's identifier.
-    pub fn new(stores: Stores, ttls: Ttls, limits: LimitSettings, issuer: &str) -> Self {
+    /// `issuer`: the public URL, the OpenID Connect provider's identifier
+    /// and the passkeys' relying party.
+    pub fn new(
+        stores: Stores,
+        ttls: Ttls,
+        limits: LimitSettings,
+        issuer: &str,
+        approvals: ApprovalPolicy,
+    ) -> Self {
         let audit = AuditLog::new(stores.audit.clone());
         let limits = RateLimits::new(limits, stores.limiter.clone());
         let accounts = AccountService::new(
@@ -40,11 +50,20 @@ impl Services {
             stores.audit,
             audit.clone(),
             limits.clone(),
+            SettingsStore::new(stores.provider.clone()),
+        );
+        let passkeys = PasskeyService::new(
+            stores.provider.clone(),
+            accounts.clone(),
+            limits.clone(),
+            issuer,
+            approvals,
         );
         let logins = LoginService::new(
             stores.attempts,
             stores.notifier,
             accounts.clone(),
+            passkeys.clone(),
             audit.clone(),
             limits.clone(),
             ttls,
@@ -53,6 +72,7 @@ impl Services {
             stores.provider,
             logins.clone(),
             accounts.clone(),
+            passkeys.clone(),
             limits,
             audit.clone(),
             issuer,
@@ -62,6 +82,7 @@ impl Services {
             accounts,
             audit,
             oidc,
+            passkeys,
         }
     }
 

@@ -2,7 +2,7 @@
 //! phone's (authenticated by its session). Each extracts, calls one service
 //! method and maps its answer.
 
-use app::api::{paths, ApproveRequest, LoginCreated, LoginStatus, Redeemed, Scanned, StateChanged};
+use app::api::{paths, ApproveOptionsRequest, ApproveRequest, LoginCreated, LoginStatus, Redeemed, Scanned, StateChanged};
 use axum::{
     extract::State,
     http::{header, HeaderValue, StatusCode},
@@ -152,12 +152,42 @@ pub(crate) async fn scan_login(
     current: CurrentSession,
     caller: Caller,
 ) -> Result<Json<Scanned>, ApiError> {
-    let attempt = state.services.logins.scan(id, &current, &caller).await?;
-    Ok(Json(views::scanned(&attempt, &caller, now_millis())))
+    let logins = &state.services.logins;
+    let attempt = logins.scan(id, &current, &caller).await?;
+    let mut scanned = views::scanned(&attempt, &caller, now_millis());
+    scanned.needs_passkey = logins
+        .approval_needs_passkey(&attempt, current.account.id, &caller)
+        .await?;
+    Ok(Json(scanned))
 }
 
-/// `POST /api/v1/logins/{id}/approve` `{match_code}`. The approving account
-/// is the session's; the body carries nothing else.
+/// `POST /api/v1/logins/{id}/approve/options` `{match_code}`: the options
+/// for `navigator.credentials.get()` whose challenge is derived from this
+/// attempt, this number and who is asking; the assertion made with them
+/// approves exactly that.
+#[utoipa::path(post, path = paths::LOGIN_APPROVE_OPTIONS, tag = "phone", params(("id" = String, Path, description = "The attempt's id, as `POST /api/v1/logins` made it (a lower-case version-4 UUID)", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
+    request_body = ApproveOptionsRequest,
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "WebAuthn request options (`{publicKey: …}`, base64url)", body = Object)))]
+pub(crate) async fn approve_options(
+    State(state): State<AppState>,
+    LoginIdPath(id): LoginIdPath,
+    current: CurrentSession,
+    ApiJson(body): ApiJson<ApproveOptionsRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let options = state
+        .services
+        .logins
+        .approval_options(id, &current, body.match_code)
+        .await?;
+    serde_json::to_value(options)
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+/// `POST /api/v1/logins/{id}/approve` `{match_code, passkey?}`. The
+/// approving account is the session's; the body carries only the number and,
+/// when one is needed, the passkey assertion that signed it.
 #[utoipa::path(post, path = paths::LOGIN_APPROVE, tag = "phone", params(("id" = String, Path, description = "The attempt's id, as `POST /api/v1/logins` made it (a lower-case version-4 UUID)", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")),
     request_body = ApproveRequest,
     security(("bearer" = []), ("session_cookie" = [])),
@@ -170,8 +200,9 @@ pub(crate) async fn approve_login(
     ApiJson(body): ApiJson<ApproveRequest>,
 ) -> Result<Json<StateChanged>, ApiError> {
     let logins = &state.services.logins;
+    let passkey = body.passkey.map(|p| p.to_string());
     let attempt = logins
-        .approve(id, &current, &caller, body.match_code)
+        .approve(id, &current, &caller, body.match_code, passkey.as_deref())
         .await?;
     Ok(Json(StateChanged {
         state: attempt.state,

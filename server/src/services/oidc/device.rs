@@ -14,6 +14,7 @@ use crate::{
             granted_scopes, lifetimes, secret_digest, DeviceAuthorization, DeviceState,
             RequestOrigin, UserCode,
         },
+        passkey::ShownApproval,
         secret::Secret,
         time::now_millis,
     },
@@ -43,6 +44,20 @@ pub struct DeviceRequestView {
     pub same_network: bool,
     pub age_s: u64,
     pub state: DeviceRequestState,
+}
+
+impl DeviceRequestView {
+    /// What an approval of it signs with a passkey.
+    pub fn shown(&self) -> ShownApproval<'_> {
+        ShownApproval {
+            subject: &self.user_code,
+            number: None,
+            browser: &self.browser,
+            os: &self.os,
+            ip: &self.ip,
+            client: Some(&self.client_name),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +199,35 @@ impl OidcService {
         self.view(&device, caller).await
     }
 
+    /// The browser's passkey options for approving the device request
+    /// (the challenge is derived from what the phone shows).
+    pub async fn device_approval_options(
+        &self,
+        raw_user_code: &str,
+        current: &CurrentSession,
+        caller: &Caller,
+    ) -> Result<webauthn_rs::prelude::RequestChallengeResponse, OidcError> {
+        let (_, device, _) = self
+            .device_by_user_code(raw_user_code, current, caller)
+            .await?;
+        let view = self.view(&device, caller).await?;
+        Ok(self
+            .passkeys
+            .approval_options(current.account.id, &view.shown())
+            .await?)
+    }
+
+    /// Whether approving a device request needs a passkey.
+    pub async fn device_needs_passkey(
+        &self,
+        account_id: i64,
+        request: &DeviceRequestView,
+    ) -> Result<bool, StoreError> {
+        self.passkeys
+            .approval_needs_passkey(account_id, request.same_network)
+            .await
+    }
+
     async fn view(
         &self,
         device: &DeviceAuthorization,
@@ -224,7 +268,24 @@ impl OidcService {
         approve: bool,
         current: &CurrentSession,
         caller: &Caller,
+        assertion: Option<&str>,
     ) -> Result<DeviceRequestView, OidcError> {
+        if approve {
+            let (_, device, _) = self
+                .device_by_user_code(raw_user_code, current, caller)
+                .await?;
+            if device.state == DeviceState::Pending {
+                let view = self.view(&device, caller).await?;
+                self.passkeys
+                    .authorize_approval(
+                        current.account.id,
+                        &view.shown(),
+                        view.same_network,
+                        assertion,
+                    )
+                    .await?;
+            }
+        }
         for _ in 0..8 {
             let (key, device, record) = self
                 .device_by_user_code(raw_user_code, current, caller)

@@ -18,6 +18,7 @@ use super::{
     audit::AuditLog,
     limits::{LimitError, RateLimited, RateLimits},
     logins::LoginService,
+    passkeys::{PasskeyError, PasskeyService},
 };
 use crate::{
     domain::{
@@ -76,6 +77,9 @@ pub enum OidcError {
     UnknownUserCode,
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
+    /// Approving a device needs a passkey that confirms what was shown.
+    #[error(transparent)]
+    Passkey(#[from] PasskeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -128,6 +132,7 @@ pub struct OidcService {
     keys: SigningKeys,
     logins: LoginService,
     accounts: AccountService,
+    passkeys: PasskeyService,
     limits: Arc<RateLimits>,
     audit: AuditLog,
     /// The issuer identifier: the public URL, without a trailing slash.
@@ -139,6 +144,7 @@ impl OidcService {
         store: Arc<dyn ProviderStore>,
         logins: LoginService,
         accounts: AccountService,
+        passkeys: PasskeyService,
         limits: Arc<RateLimits>,
         audit: AuditLog,
         issuer: &str,
@@ -148,6 +154,7 @@ impl OidcService {
             store,
             logins,
             accounts,
+            passkeys,
             limits,
             audit,
             issuer: issuer.trim_end_matches('/').into(),

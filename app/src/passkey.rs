@@ -1,0 +1,343 @@
+//! Passkeys on the phone: adding one on `/m`, signing in with one, and the
+//! approve form that signs what is shown when approving needs a passkey.
+//! The server (webauthn-rs) makes the options and checks the answers; the
+//! browser's WebAuthn JSON methods carry them (see [`webauthn`]).
+
+use leptos::prelude::*;
+
+#[cfg(feature = "hydrate")]
+use crate::server_fns::{
+    add_passkey, approval_options, approve_login, decide_device, device_approval_options,
+    passkey_registration, passkey_sign_in, passkey_sign_in_options,
+};
+
+/// What a passkey step shows while it runs or when it failed.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Idle,
+    Waiting,
+    Failed(String),
+}
+
+/// A failure as the person reads it, from the server's machine code or
+/// the browser's error.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn failure_text(code: &str) -> String {
+    let text = if code.contains("passkey_refused") {
+        "Your passkey did not confirm this. Nothing was approved."
+    } else if code.contains("passkey_expired") {
+        "That took too long. Please try again."
+    } else if code.contains("no_passkey") {
+        "Add a passkey on this phone first."
+    } else if code.contains("NotAllowedError") || code.contains("AbortError") {
+        "The passkey was cancelled or not available."
+    } else if code.contains("unsupported") {
+        "This browser cannot use passkeys here."
+    } else if code.contains("bad_request") {
+        "That was not accepted. Check what you typed and try again."
+    } else {
+        "Something went wrong. Please try again."
+    };
+    text.to_owned()
+}
+
+#[cfg(feature = "hydrate")]
+fn reload_to(path: &str) {
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().assign(path);
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn error_text(err: impl std::fmt::Display) -> String {
+    err.to_string()
+}
+
+/// "Add a passkey" on `/m`: a name, then the phone's own passkey prompt.
+#[island]
+pub fn AddPasskey() -> impl IntoView {
+    let step = RwSignal::new(Step::Idle);
+    let name = RwSignal::new(String::from("This phone"));
+    #[cfg(feature = "hydrate")]
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        step.set(Step::Waiting);
+        leptos::task::spawn_local(async move {
+            let result = async {
+                let started = passkey_registration().await.map_err(error_text)?;
+                let credential = webauthn::create(&started.options).await?;
+                add_passkey(started.ceremony, name.get_untracked(), credential)
+                    .await
+                    .map_err(error_text)
+            }
+            .await;
+            match result {
+                Ok(()) => reload_to("/m"),
+                Err(e) => step.set(Step::Failed(failure_text(&e))),
+            }
+        });
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let add = |_: leptos::ev::SubmitEvent| ();
+    view! {
+        <form class="form add-passkey" on:submit=add>
+            <label>
+                "Name"
+                <input
+                    name="name"
+                    required
+                    maxlength="64"
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))
+                />
+            </label>
+            <button class="button" type="submit" disabled=move || step.get() == Step::Waiting>
+                "Add a passkey"
+            </button>
+            <noscript><p class="hint">"Adding a passkey needs JavaScript."</p></noscript>
+            {move || match step.get() {
+                Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
+                _ => None,
+            }}
+        </form>
+    }
+}
+
+/// "Sign in with a passkey" beside the password form; back to `next`.
+#[island]
+pub fn PasskeySignIn(next: String) -> impl IntoView {
+    let step = RwSignal::new(Step::Idle);
+    #[cfg(feature = "hydrate")]
+    let sign_in = move |_| {
+        let next = next.clone();
+        step.set(Step::Waiting);
+        leptos::task::spawn_local(async move {
+            let result = async {
+                let started = passkey_sign_in_options().await.map_err(error_text)?;
+                let credential = webauthn::get(&started.options).await?;
+                passkey_sign_in(started.ceremony, credential)
+                    .await
+                    .map_err(error_text)
+            }
+            .await;
+            match result {
+                Ok(()) => reload_to(&next),
+                Err(e) => step.set(Step::Failed(failure_text(&e))),
+            }
+        });
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let sign_in = {
+        let _ = &next;
+        |_| ()
+    };
+    view! {
+        <div class="passkey-sign-in">
+            <button class="button secondary" type="button" on:click=sign_in disabled=move || step.get() == Step::Waiting>
+                "Sign in with a passkey"
+            </button>
+            {move || match step.get() {
+                Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
+                _ => None,
+            }}
+        </div>
+    }
+}
+
+/// The approve form of `/q/{id}`: pick the number, approve. When approving
+/// needs a passkey, the passkey signs this attempt, the number picked and
+/// who is asking before the form goes.
+#[island]
+pub fn ApproveForm(
+    id: String,
+    choices: Vec<u8>,
+    action: String,
+    needs_passkey: bool,
+    off_network: bool,
+) -> impl IntoView {
+    let step = RwSignal::new(Step::Idle);
+    let picked = RwSignal::new(None::<u8>);
+    #[cfg(feature = "hydrate")]
+    let submit = {
+        let id = id.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            if !needs_passkey {
+                return; // the plain form post
+            }
+            ev.prevent_default();
+            let Some(number) = picked.get_untracked() else {
+                return;
+            };
+            let id = id.clone();
+            step.set(Step::Waiting);
+            leptos::task::spawn_local(async move {
+                let result = async {
+                    let options = approval_options(id.clone(), number)
+                        .await
+                        .map_err(error_text)?;
+                    let assertion = webauthn::get(&options).await?;
+                    approve_login(id.clone(), number, Some(assertion))
+                        .await
+                        .map_err(error_text)
+                }
+                .await;
+                match result {
+                    Ok(()) => reload_to(&format!("/q/{id}")),
+                    Err(e) => step.set(Step::Failed(failure_text(&e))),
+                }
+            });
+        }
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let submit = |_: leptos::ev::SubmitEvent| ();
+    view! {
+        <form method="post" action=action class="form" on:submit=submit>
+            <input type="hidden" name="id" value=id/>
+            <fieldset class="choices-group">
+                <legend class="choose">"Pick the number shown on the computer:"</legend>
+                <div class="choices">
+                    {choices.into_iter().map(|n| view! {
+                        <label class="choice">
+                            <input
+                                type="radio"
+                                name="match_code"
+                                value=n.to_string()
+                                required
+                                on:change=move |_| picked.set(Some(n))
+                            />
+                            <span>{format!("{n:02}")}</span>
+                        </label>
+                    }).collect_view()}
+                </div>
+            </fieldset>
+            // Off the phone's network the code may have been relayed: say
+            // so above the buttons, and make Deny the prominent one.
+            {off_network.then(|| view! {
+                <p class="warning relay-warning" role="alert">
+                    "The computer asking is not on your network. If someone sent you this code or asked you to scan it, deny."
+                </p>
+            })}
+            {needs_passkey.then(|| view! {
+                <p class="hint passkey-needed">"Approving needs your passkey: it signs the number you picked and this request."</p>
+                <noscript><p class="hint">"Using your passkey needs JavaScript."</p></noscript>
+            })}
+            <button
+                class=if off_network { "button secondary" } else { "button" }
+                type="submit"
+                disabled=move || step.get() == Step::Waiting
+            >{if needs_passkey { "Approve with passkey" } else { "Approve" }}</button>
+            {move || match step.get() {
+                Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
+                _ => None,
+            }}
+        </form>
+    }
+}
+
+/// The approve button of `/device` when approving needs a passkey.
+#[island]
+pub fn DevicePasskeyApprove(user_code: String) -> impl IntoView {
+    let step = RwSignal::new(Step::Idle);
+    #[cfg(feature = "hydrate")]
+    let approve = move |_| {
+        let code = user_code.clone();
+        step.set(Step::Waiting);
+        leptos::task::spawn_local(async move {
+            let result = async {
+                let options = device_approval_options(code.clone())
+                    .await
+                    .map_err(error_text)?;
+                let assertion = webauthn::get(&options).await?;
+                decide_device(code.clone(), "approve".into(), Some(assertion))
+                    .await
+                    .map_err(error_text)
+            }
+            .await;
+            match result {
+                Ok(()) => reload_to(&format!("/device?user_code={code}&outcome=approved")),
+                Err(e) => step.set(Step::Failed(failure_text(&e))),
+            }
+        });
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let approve = {
+        let _ = &user_code;
+        |_| ()
+    };
+    view! {
+        <div class="form">
+            <p class="hint passkey-needed">"Approving needs your passkey: it signs this code and this request."</p>
+            <noscript><p class="hint">"Using your passkey needs JavaScript."</p></noscript>
+            <button class="button" type="button" on:click=approve disabled=move || step.get() == Step::Waiting>
+                "The device shows this code: approve with passkey"
+            </button>
+            {move || match step.get() {
+                Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
+                _ => None,
+            }}
+        </div>
+    }
+}
+
+/// `navigator.credentials` with the WebAuthn Level 3 JSON methods
+/// (`parse…OptionsFromJSON`, `toJSON`): the server's options go in and the
+/// answer comes out as JSON that webauthn-rs reads, with no hand-made
+/// base64 or ArrayBuffer conversions here.
+#[cfg(feature = "hydrate")]
+mod webauthn {
+    use js_sys::{Function, Object, Promise, Reflect, JSON};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    fn get_property(target: &JsValue, name: &str) -> Result<JsValue, String> {
+        Reflect::get(target, &JsValue::from_str(name)).map_err(describe)
+    }
+
+    fn describe(err: JsValue) -> String {
+        get_property_raw(&err, "name")
+            .as_string()
+            .or_else(|| err.as_string())
+            .unwrap_or_else(|| "unknown error".into())
+    }
+
+    fn get_property_raw(target: &JsValue, name: &str) -> JsValue {
+        Reflect::get(target, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    fn call(target: &JsValue, method: &str, arg: &JsValue) -> Result<JsValue, String> {
+        let function = get_property(target, method)?
+            .dyn_into::<Function>()
+            .map_err(|_| "unsupported".to_owned())?;
+        function.call1(target, arg).map_err(describe)
+    }
+
+    /// `navigator.credentials.{create|get}({publicKey})` with the options
+    /// of the server (`{publicKey: …}` as JSON); the credential's JSON.
+    async fn ceremony(options: &str, parse: &str, method: &str) -> Result<String, String> {
+        let options = JSON::parse(options).map_err(|_| "bad options".to_owned())?;
+        let public_key = get_property(&options, "publicKey")?;
+        let class = get_property(&js_sys::global(), "PublicKeyCredential")?;
+        let parsed = call(&class, parse, &public_key)?;
+        let request = Object::new();
+        Reflect::set(&request, &"publicKey".into(), &parsed).map_err(describe)?;
+        let window = web_sys::window().ok_or("no window")?;
+        let credentials = get_property(window.navigator().as_ref(), "credentials")?;
+        let promise = call(&credentials, method, &request)?
+            .dyn_into::<Promise>()
+            .map_err(|_| "unsupported".to_owned())?;
+        let credential = JsFuture::from(promise).await.map_err(describe)?;
+        let json = call(&credential, "toJSON", &JsValue::UNDEFINED)?;
+        JSON::stringify(&json)
+            .map(String::from)
+            .map_err(|_| "unsupported".to_owned())
+    }
+
+    pub async fn create(options: &str) -> Result<String, String> {
+        ceremony(options, "parseCreationOptionsFromJSON", "create").await
+    }
+
+    pub async fn get(options: &str) -> Result<String, String> {
+        ceremony(options, "parseRequestOptionsFromJSON", "get").await
+    }
+}
