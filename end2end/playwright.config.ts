@@ -44,6 +44,7 @@ const portsWanted: [string, number][] = [
   ["QRLOGIN_E2E_PORT", 1],
   ["QRLOGIN_E2E_SHORT_PORT", 1],
   ["QRLOGIN_E2E_CLUSTER_PORT", 3],
+  ["QRLOGIN_E2E_PASSKEY_PORT", 1],
 ];
 const portsMissing = portsWanted.filter(([name]) => !process.env[name]);
 if (portsMissing.length > 0) {
@@ -55,6 +56,7 @@ const dir = process.env.QRLOGIN_E2E_DIR;
 const port = process.env.QRLOGIN_E2E_PORT!;
 const shortPort = process.env.QRLOGIN_E2E_SHORT_PORT!;
 const clusterPort = process.env.QRLOGIN_E2E_CLUSTER_PORT!;
+const passkeyPort = process.env.QRLOGIN_E2E_PASSKEY_PORT!;
 const baseURL = `http://127.0.0.1:${port}`;
 const root = path.resolve(__dirname, "..");
 const binary = process.env.QRLOGIN_E2E_BIN ?? path.join(root, "target/release/qrlogin");
@@ -72,7 +74,7 @@ if (!existsSync(clusterUsers)) {
 }
 
 /** Adds the test accounts with the real CLI, then serves. */
-function server(port: string, name: string, extra: string[] = []): string {
+function server(port: string, name: string, extra: string[] = [], host = "127.0.0.1"): string {
   const q = JSON.stringify;
   const db = q(path.join(dir, `${name}.db`));
   const bin = q(binary);
@@ -82,7 +84,7 @@ function server(port: string, name: string, extra: string[] = []): string {
   const serve = [
     `exec ${bin} serve`,
     `--addr 127.0.0.1:${port}`,
-    `--public-url http://127.0.0.1:${port}`,
+    `--public-url http://${host}:${port}`,
     `--database ${db}`,
     `--site-root ${q(path.join(root, "target/site"))}`,
     // Every browser here shares 127.0.0.1; the limits are tested in Rust.
@@ -120,7 +122,7 @@ export default defineConfig({
     {
       // The two-device flows make their own desktop and phone contexts.
       name: "phone",
-      testIgnore: /(flow|cluster|oidc|a11y|scanner)\.spec\.ts/,
+      testIgnore: /(flow|cluster|oidc|a11y|scanner|passkeys)\.spec\.ts/,
       use: { ...devices["Pixel 7"], launchOptions: chromium },
     },
   ],
@@ -137,6 +139,18 @@ export default defineConfig({
       // Codes that run out after a second, for the expiry tests.
       command: server(shortPort, "short", ["--pending-ttl 1"]),
       url: `http://127.0.0.1:${shortPort}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+    {
+      // Passkeys need a host name as the relying party (WebAuthn refuses
+      // IP addresses): served as localhost. Behind a "proxy" (127.0.0.1 is
+      // trusted), so a test can place the desktop on another network, where
+      // approving then needs the passkey.
+      command: server(passkeyPort, "passkey", ["--trusted-proxies 127.0.0.1", "--require-passkey-off-network"], "localhost"),
+      url: `http://127.0.0.1:${passkeyPort}/healthz`,
       reuseExistingServer: false,
       timeout: 60_000,
       stdout: "pipe",

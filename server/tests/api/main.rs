@@ -15,4 +15,5 @@ mod helpers;
 mod metrics;
 mod oidc;
 mod openapi;
+mod passkeys;
 mod security;

@@ -64,5 +64,5 @@ async fn every_documented_operation_is_routed() {
             }
         }
     }
-    assert_eq!(operations, 13);
+    assert_eq!(operations, 14);
 }

@@ -1,0 +1,194 @@
+import { expect, test, type Page } from "@playwright/test";
+import { USERS } from "./accounts";
+import { expectNoProblems, matchCode, newDesktop, newPhone, showCode, signIn } from "./devices";
+
+// Passkeys through Chromium's virtual authenticator (CDP WebAuthn domain),
+// on the server served as `localhost` (WebAuthn refuses IP addresses as
+// the relying party). That server trusts 127.0.0.1 as a proxy and runs
+// with --require-passkey-off-network: a desktop whose X-Forwarded-For is
+// elsewhere is "not on your network".
+
+const baseURL = `http://localhost:${process.env.QRLOGIN_E2E_PASSKEY_PORT}`;
+const ELSEWHERE = "203.0.113.7";
+
+test.afterEach(expectNoProblems);
+
+/** A phone with a platform authenticator that verifies its user. */
+async function phoneWithAuthenticator(browser: import("@playwright/test").Browser): Promise<Page> {
+  const phone = await newPhone(browser, baseURL);
+  const cdp = await phone.context().newCDPSession(phone);
+  await cdp.send("WebAuthn.enable");
+  await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return phone;
+}
+
+/** Signs in with the password and adds a passkey named `name` on /m. */
+async function addPasskey(phone: Page, user: string, name: string) {
+  await phone.goto("/m");
+  await signIn(phone, user);
+  await expect(phone.getByRole("heading", { name: `Signed in as ${USERS[user]}` })).toBeVisible();
+  await expect(phone.getByText("No passkeys yet.")).toBeVisible();
+  await phone.getByLabel("Name").fill(name);
+  await phone.getByRole("button", { name: "Add a passkey" }).click();
+  await expect(phone.locator(".passkeys .passkey")).toHaveCount(1);
+  await expect(phone.locator(".passkeys")).toContainText(name);
+}
+
+async function desktopElsewhere(browser: import("@playwright/test").Browser): Promise<Page> {
+  const desktop = await newDesktop(browser, baseURL);
+  await desktop.context().setExtraHTTPHeaders({ "X-Forwarded-For": ELSEWHERE });
+  return desktop;
+}
+
+test("a passkey is added on /m, signs in without a password, and approves what is shown", async ({ browser }, testInfo) => {
+  const phone = await phoneWithAuthenticator(browser);
+  await addPasskey(phone, "alice", "Alice's test phone");
+
+  // The password off, and every approval to ask for the passkey.
+  await phone.getByLabel("Allow signing in with my password").uncheck();
+  await phone.getByLabel("Ask for my passkey to approve every sign-in").check();
+  await phone.getByRole("button", { name: "Save sign-in choices" }).click();
+  await expect(phone.getByLabel("Allow signing in with my password")).not.toBeChecked();
+  await expect(phone.getByLabel("Ask for my passkey to approve every sign-in")).toBeChecked();
+
+  // Signed out, the password no longer works; the passkey does, with no username.
+  await phone.getByRole("button", { name: "Sign out" }).click();
+  await signIn(phone, "alice");
+  await expect(phone.getByText("This account signs in with its passkey only.")).toBeVisible();
+  await phone.getByRole("button", { name: "Sign in with a passkey" }).click();
+  await expect(phone.getByRole("heading", { name: "Signed in as Alice Liddell" })).toBeVisible();
+  await expect(phone.locator(".devices .session").first()).toContainText("Passkey");
+
+  // Approving (on the same network) now needs the passkey: the account asked for it.
+  const desktop = await newDesktop(browser, baseURL);
+  const url = await showCode(desktop, testInfo);
+  await phone.goto(url);
+  const code = await matchCode(desktop);
+  await expect(phone.getByText("Approving needs your passkey")).toBeVisible();
+  await phone.locator(".choice", { hasText: code }).click();
+  await phone.screenshot({ path: testInfo.outputPath("phone-passkey-approve.png") });
+  await testInfo.attach("phone-passkey-approve.png", {
+    path: testInfo.outputPath("phone-passkey-approve.png"),
+    contentType: "image/png",
+  });
+  await phone.getByRole("button", { name: "Approve with passkey" }).click();
+  await expect(phone.getByRole("heading", { name: /Approved|Signed in/ })).toBeVisible();
+  await expect(desktop.getByRole("heading", { name: "Signed in as Alice Liddell" })).toBeVisible();
+});
+
+test("an assertion made for attempt A or for number 42 approves nothing else", async ({ browser }, testInfo) => {
+  const phone = await phoneWithAuthenticator(browser);
+  await addPasskey(phone, "bob", "Bob's phone");
+  await phone.getByLabel("Ask for my passkey to approve every sign-in").check();
+  await phone.getByRole("button", { name: "Save sign-in choices" }).click();
+  await expect(phone.getByLabel("Ask for my passkey to approve every sign-in")).toBeChecked();
+
+  const desktopA = await newDesktop(browser, baseURL);
+  const desktopB = await newDesktop(browser, baseURL);
+  const urlA = await showCode(desktopA, testInfo);
+  const urlB = await showCode(desktopB, testInfo);
+  const idA = urlA.split("/q/")[1];
+  const idB = urlB.split("/q/")[1];
+  await phone.goto(urlA);
+  await matchCode(desktopA);
+  await phone.goto(urlB);
+  const codeB = Number(await matchCode(desktopB));
+  const wrong = codeB === 42 ? 17 : 42;
+
+  /**
+   * In the phone's page: an assertion made with the options for
+   * (`madeFor`, `madeWith`), submitted to approve (`submitTo`, `submitWith`).
+   */
+  const attempt = (madeFor: string, madeWith: number, submitTo: string, submitWith: number) =>
+    phone.evaluate(
+      async ({ madeFor, madeWith, submitTo, submitWith }) => {
+        const post = (path: string, body: unknown) =>
+          fetch(path, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify(body),
+          });
+        const options = await (await post(`/api/v1/logins/${madeFor}/approve/options`, { match_code: madeWith })).json();
+        const PKC = PublicKeyCredential as unknown as {
+          parseRequestOptionsFromJSON(o: unknown): PublicKeyCredentialRequestOptions;
+        };
+        const credential = (await navigator.credentials.get({
+          publicKey: PKC.parseRequestOptionsFromJSON(options.publicKey),
+        })) as PublicKeyCredential & { toJSON(): unknown };
+        const answer = await post(`/api/v1/logins/${submitTo}/approve`, {
+          match_code: submitWith,
+          passkey: credential.toJSON(),
+        });
+        return { status: answer.status, body: await answer.json() };
+      },
+      { madeFor, madeWith, submitTo, submitWith },
+    );
+
+  // Made for attempt A (with B's number), submitted for B: refused.
+  expect(await attempt(idA, codeB, idB, codeB)).toMatchObject({ status: 403, body: { error: "passkey_refused" } });
+  // Made for number 42 (or 17), submitted with 17 (or 42): refused...
+  expect(await attempt(idB, 42, idB, 17)).toMatchObject({ status: 403, body: { error: "passkey_refused" } });
+  // ...and made for a wrong number, submitted with the right one: refused.
+  expect(await attempt(idB, wrong, idB, codeB)).toMatchObject({ status: 403, body: { error: "passkey_refused" } });
+  // Nothing was approved or denied: both desktops still wait for the phone.
+  await expect(desktopA.locator(".status")).toHaveText("Confirm on your phone");
+  await expect(desktopB.locator(".status")).toHaveText("Confirm on your phone");
+
+  // The assertion made for exactly B and its number approves B.
+  expect(await attempt(idB, codeB, idB, codeB)).toMatchObject({ status: 200, body: { state: "approved" } });
+  await expect(desktopB.getByRole("heading", { name: "Signed in as Bob Builder" })).toBeVisible();
+  await expect(desktopA.locator(".status")).toHaveText("Confirm on your phone");
+});
+
+test("off the phone's network the relay warning shows and the passkey is required", async ({ browser }, testInfo) => {
+  const phone = await phoneWithAuthenticator(browser);
+  await addPasskey(phone, "carol", "Carol's phone");
+
+  // On the same network: the session is enough, no warning.
+  const near = await newDesktop(browser, baseURL);
+  let url = await showCode(near, testInfo);
+  await phone.goto(url);
+  await matchCode(near);
+  await expect(phone.locator(".relay-warning")).toHaveCount(0);
+  await expect(phone.getByRole("button", { name: "Approve", exact: true })).toBeVisible();
+  await phone.getByRole("button", { name: "Deny" }).click();
+  await expect(phone.getByRole("heading", { name: "Sign-in declined" })).toBeVisible();
+
+  // Elsewhere: the warning above the buttons, Deny prominent, and the passkey required.
+  const far = await desktopElsewhere(browser);
+  url = await showCode(far, testInfo);
+  await phone.goto(url);
+  const code = await matchCode(far);
+  await expect(phone.locator(".relay-warning")).toHaveText(
+    "The computer asking is not on your network. If someone sent you this code or asked you to scan it, deny.",
+  );
+  await expect(phone.locator(".requester")).toContainText(ELSEWHERE);
+  await expect(phone.getByRole("button", { name: "Deny" })).toHaveClass(/danger/);
+  // Without the passkey (a plain API call with the session): refused.
+  const refused = await phone.evaluate(
+    async ({ id, code }) => {
+      const answer = await fetch(`/api/v1/logins/${id}/approve`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ match_code: Number(code) }),
+      });
+      return { status: answer.status, body: await answer.json() };
+    },
+    { id: url.split("/q/")[1], code },
+  );
+  expect(refused).toMatchObject({ status: 403, body: { error: "passkey_required" } });
+  // With it: approved.
+  await phone.locator(".choice", { hasText: code }).click();
+  await phone.getByRole("button", { name: "Approve with passkey" }).click();
+  await expect(phone.getByRole("heading", { name: /Approved|Signed in/ })).toBeVisible();
+  await expect(far.getByRole("heading", { name: "Signed in as Carol Danvers" })).toBeVisible();
+});
