@@ -47,7 +47,7 @@ async function context(browser: Browser, baseURL: string, size: "desktop" | "pho
 async function signIn(page: Page, user: string) {
   await page.getByLabel("Username").fill(user);
   await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
 }
 
 function addClient(name: string, publicClient: boolean) {

@@ -55,7 +55,7 @@ export async function newPhone(
 export async function signIn(page: Page, user: string) {
   await page.getByLabel("Username").fill(user);
   await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
 }
 
 /** A phone signed in on its home page `/m`. */

@@ -107,7 +107,7 @@ test("the phone page works with JavaScript off", async ({ browser, baseURL }, te
   await expect(phone.getByRole("heading", { name: "Sign in to approve" })).toBeVisible();
   await phone.getByLabel("Username").fill("alice");
   await phone.getByLabel("Password").fill("not the password");
-  await phone.getByRole("button", { name: "Sign in" }).click();
+  await phone.getByRole("button", { name: "Sign in", exact: true }).click();
   await expect(phone.getByText("Wrong username or password.")).toBeVisible();
   await signIn(phone, "alice");
   await expect(phone).toHaveURL(url);

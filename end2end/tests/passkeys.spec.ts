@@ -1,6 +1,6 @@
 import { expect, test, type Page } from "@playwright/test";
 import { USERS } from "./accounts";
-import { expectNoProblems, matchCode, newDesktop, newPhone, showCode, signIn } from "./devices";
+import { allowed, expectNoProblems, matchCode, newDesktop, newPhone, showCode, signIn } from "./devices";
 
 // Passkeys through Chromium's virtual authenticator (CDP WebAuthn domain),
 // on the server served as `localhost` (WebAuthn refuses IP addresses as
@@ -133,6 +133,8 @@ test("an assertion made for attempt A or for number 42 approves nothing else", a
       { madeFor, madeWith, submitTo, submitWith },
     );
 
+  // The refusals below are the point (the console reports each 403).
+  allowed.set(phone, /status of 403/);
   // Made for attempt A (with B's number), submitted for B: refused.
   expect(await attempt(idA, codeB, idB, codeB)).toMatchObject({ status: 403, body: { error: "passkey_refused" } });
   // Made for number 42 (or 17), submitted with 17 (or 42): refused...
@@ -174,6 +176,7 @@ test("off the phone's network the relay warning shows and the passkey is require
   await expect(phone.locator(".requester")).toContainText(ELSEWHERE);
   await expect(phone.getByRole("button", { name: "Deny" })).toHaveClass(/danger/);
   // Without the passkey (a plain API call with the session): refused.
+  allowed.set(phone, /status of 403/);
   const refused = await phone.evaluate(
     async ({ id, code }) => {
       const answer = await fetch(`/api/v1/logins/${id}/approve`, {
