@@ -4,6 +4,7 @@ pub mod api;
 #[cfg(feature = "ssr")]
 pub mod backend;
 mod device;
+pub mod i18n;
 mod loader;
 mod passkey;
 mod login;
@@ -38,7 +39,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     });
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=i18n::lang().tag()>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -79,6 +80,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/device") view=DevicePage ssr=SsrMode::Async/>
                 </Routes>
             </main>
+            <footer class="page-footer">
+                <i18n::LanguageSwitcher/>
+            </footer>
         </Router>
     }
 }
@@ -114,7 +118,7 @@ fn HomePage() -> impl IntoView {
         <Title text="qrlogin"/>
         <section class="card">
             <Brand/>
-            <Suspense fallback=|| view! { <p class="lead">"Loading…"</p> }>{body}</Suspense>
+            <Suspense fallback=|| view! { <p class="lead">{i18n::t().loading}</p> }>{body}</Suspense>
         </section>
     }
 }
@@ -124,14 +128,15 @@ fn HomePage() -> impl IntoView {
 #[component]
 pub(crate) fn SignedInHome(display_name: String, username: String) -> impl IntoView {
     use leptos::server_fn::ServerFn;
+    let t = i18n::t();
     view! {
         <SessionWatch/>
-        <h1 class="signed-in">"Signed in as " {display_name}</h1>
-        <p class="lead">"Account " <strong>{username}</strong> " approved this browser from a phone."</p>
+        <h1 class="signed-in">{i18n::fill(t.signed_in_as, &[&display_name])}</h1>
+        <p class="lead">{i18n::fill(t.home_lead, &[&username])}</p>
         // A plain form: works before (and without) any WASM.
         <form method="post" action=SignOut::url()>
             <input type="hidden" name="next" value="/login"/>
-            <button class="button secondary" type="submit">"Sign out"</button>
+            <button class="button secondary" type="submit">{t.sign_out}</button>
         </form>
     }
 }
@@ -182,13 +187,14 @@ mod session_watch {
 
 #[component]
 fn NotFound() -> impl IntoView {
+    let t = i18n::t();
     view! {
-        <Title text="Not found · qrlogin"/>
+        <Title text=t.not_found_title/>
         <section class="card">
             <Brand/>
-            <h1>"Page not found"</h1>
-            <p class="lead">"There is nothing at this address."</p>
-            <A href="/login" attr:class="button">"Go to sign-in"</A>
+            <h1>{t.not_found_heading}</h1>
+            <p class="lead">{t.not_found_lead}</p>
+            <A href="/login" attr:class="button">{t.go_to_sign_in}</A>
         </section>
     }
 }

@@ -5,7 +5,10 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::{Brand, SignedInHome};
+use crate::{
+    i18n::{fill, t},
+    Brand, SignedInHome,
+};
 
 /// What the page shows. (The server only ever renders `Preparing`.)
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -42,13 +45,11 @@ impl Phase {
 
     fn status(&self) -> String {
         match self {
-            Self::Preparing | Self::Showing { .. } | Self::Trouble(_) => {
-                "Scan with your phone".into()
-            }
-            Self::Confirm { .. } => "Confirm on your phone".into(),
-            Self::SignedIn { name, .. } => format!("Signed in as {name}"),
-            Self::Denied => "Sign-in was declined".into(),
-            Self::Expired => "Code expired — refresh".into(),
+            Self::Preparing | Self::Showing { .. } | Self::Trouble(_) => t().status_scan.into(),
+            Self::Confirm { .. } => t().status_confirm.into(),
+            Self::SignedIn { name, .. } => fill(t().signed_in_as, &[name]),
+            Self::Denied => t().status_denied.into(),
+            Self::Expired => t().status_expired.into(),
         }
     }
 }
@@ -93,10 +94,16 @@ fn AskEarly(authorization: Option<String>) -> impl IntoView {
     view! { <script nonce=leptos::nonce::use_nonce() inner_html=ask_early></script> }
 }
 
+/// "Requested by ⟨name⟩", the name marked.
+fn requested_by(name: &str) -> impl IntoView {
+    let (before, after) = t().requested_by.split_once("{0}").unwrap_or(("", ""));
+    view! { {before} <strong class="scanner">{name.to_owned()}</strong> {after} }
+}
+
 #[component]
 pub fn LoginPage() -> impl IntoView {
     view! {
-        <Title text="Sign in · qrlogin"/>
+        <Title text=t().title_sign_in/>
         <AskEarly authorization=None/>
         <LoginCard/>
     }
@@ -127,17 +134,17 @@ pub fn AuthorizePage() -> impl IntoView {
         Suspend::new(async move {
             match client.await {
                 Ok(Some((request, name))) => view! {
-                    <Title text=format!("Sign in to {name} · qrlogin")/>
+                    <Title text=fill(t().title_sign_in_to, &[&name])/>
                     <AskEarly authorization=Some(request.clone())/>
                     <LoginCard authorization=request client=name/>
                 }
                 .into_any(),
                 _ => view! {
-                    <Title text="Sign-in request expired · qrlogin"/>
+                    <Title text=t().title_request_expired/>
                     <section class="card">
                         <Brand/>
-                        <h1>"This sign-in request has expired"</h1>
-                        <p class="lead">"Go back to the application and sign in again."</p>
+                        <h1>{t().request_expired_heading}</h1>
+                        <p class="lead">{t().request_expired_lead}</p>
                     </section>
                 }
                 .into_any(),
@@ -181,15 +188,15 @@ fn LoginCard(
     let _ = &authorization;
     // Stored, so that the body closure stays `Copy`.
     let heading = StoredValue::new(match &client {
-        Some(name) => format!("Sign in to {name} with your phone"),
-        None => "Sign in with your phone".to_owned(),
+        Some(name) => fill(t().heading_sign_in_to, &[name]),
+        None => t().heading_sign_in.to_owned(),
     });
 
     let qr_area = move || match phase.get() {
         Phase::Preparing => view! {
             <div class="qr-placeholder" aria-busy="true">
                 <span class="spinner" aria-hidden="true"></span>
-                <span>"Preparing your code…"</span>
+                <span>{t().preparing}</span>
             </div>
         }
         .into_any(),
@@ -197,7 +204,7 @@ fn LoginCard(
             <div
                 class="qr"
                 role="img"
-                aria-label="QR code to sign in"
+                aria-label=t().qr_label
                 data-login-id=login_id
                 inner_html=svg
             ></div>
@@ -208,9 +215,9 @@ fn LoginCard(
             match_code,
         } => view! {
             <div class="confirm">
-                <p>"Requested by " <strong class="scanner">{scanner}</strong></p>
-                <p class="pick">"Pick this number on your phone:"</p>
-                <p class="match-code" aria-label="number to pick">{format!("{match_code:02}")}</p>
+                <p>{requested_by(&scanner)}</p>
+                <p class="pick">{t().pick_this_number}</p>
+                <p class="match-code" aria-label=t().number_to_pick>{format!("{match_code:02}")}</p>
             </div>
         }
         .into_any(),
@@ -218,15 +225,15 @@ fn LoginCard(
         Phase::SignedIn { .. } => ().into_any(),
         Phase::Denied => view! {
             <div class="qr-placeholder">
-                <strong>"Nobody was signed in."</strong>
-                <button class="button" on:click=restart>"Try again"</button>
+                <strong>{t().nobody_signed_in}</strong>
+                <button class="button" on:click=restart>{t().try_again}</button>
             </div>
         }
         .into_any(),
         Phase::Expired => view! {
             <div class="qr-placeholder">
-                <strong>"This code is no longer valid."</strong>
-                <button class="button" on:click=restart>"Refresh code"</button>
+                <strong>{t().code_no_longer_valid}</strong>
+                <button class="button" on:click=restart>{t().refresh_code}</button>
             </div>
         }
         .into_any(),
@@ -243,8 +250,8 @@ fn LoginCard(
         let left = seconds_left.get()?;
         let time = format!("{}:{:02}", left / 60, left % 60);
         match phase.with(Phase::name) {
-            "pending" => Some(format!("Code valid for {time}")),
-            "scanned" => Some(format!("Waiting for approval · {time}")),
+            "pending" => Some(fill(t().valid_for, &[&time])),
+            "scanned" => Some(fill(t().waiting_for_approval, &[&time])),
             _ => None,
         }
     };
@@ -262,12 +269,12 @@ fn LoginCard(
             <p class="validity">{validity}</p>
             <p class="notice" role="status">{move || notice.get()}</p>
             <ol class="steps">
-                <li>"Open the camera on a phone where you are signed in to qrlogin."</li>
-                <li>"Point it at the code and open the link."</li>
-                <li>"Check the request, pick the number shown here and approve."</li>
+                <li>{t().step_open_camera}</li>
+                <li>{t().step_point}</li>
+                <li>{t().step_check}</li>
             </ol>
             <noscript>
-                <p class="notice">"This page needs JavaScript to show your sign-in code."</p>
+                <p class="notice">{t().needs_javascript}</p>
             </noscript>
         }
     };
@@ -278,8 +285,8 @@ fn LoginCard(
             <Show when=move || signed_in().is_none() fallback=move || {
                 match (returning.clone(), signed_in()) {
                     (Some(app), Some((name, _))) => view! {
-                        <h1 class="signed-in">"Signed in as " {name}</h1>
-                        <p class="lead">"Returning to " {app} "…"</p>
+                        <h1 class="signed-in">{fill(t().signed_in_as, &[&name])}</h1>
+                        <p class="lead">{fill(t().returning_to, &[&app])}</p>
                     }.into_any(),
                     (None, Some((name, username))) => view! { <SignedInHome display_name=name username/> }.into_any(),
                     _ => ().into_any(),
@@ -305,6 +312,7 @@ mod wait_loop {
     use wasm_bindgen::JsCast;
 
     use super::{LoginSignals, Phase};
+    use crate::i18n::{fill, t};
     use crate::{
         api::{paths, ApiErrorBody, LoginCreated, LoginState, LoginStatus, Redeemed},
         qr::qr_svg,
@@ -328,8 +336,8 @@ mod wait_loop {
             return RECONNECTING.to_owned();
         }
         match response.json::<ApiErrorBody>().await {
-            Ok(body) => body.message,
-            Err(_) => format!("the server answered {}", response.status()),
+            Ok(body) => t().error(&body.error).to_owned(),
+            Err(_) => fill(t().server_answered, &[&response.status().to_string()]),
         }
     }
 
@@ -344,7 +352,7 @@ mod wait_loop {
     }
 
     fn offline<E>(_: E) -> String {
-        "cannot reach the server".to_owned()
+        t().cannot_reach_server.to_owned()
     }
 
     const RECONNECTING: &str = "the server is reconnecting";
@@ -353,9 +361,9 @@ mod wait_loop {
     fn retrying(reason: &str, backoff_ms: u32) -> String {
         let wait = backoff_ms / 1000;
         if reason == RECONNECTING {
-            format!("Reconnecting… trying again in {wait} s.")
+            fill(t().reconnecting, &[&wait.to_string()])
         } else {
-            format!("Trouble connecting: {reason}. Retrying in {wait} s…")
+            fill(t().trouble_connecting, &[reason, &wait.to_string()])
         }
     }
 
@@ -379,7 +387,7 @@ mod wait_loop {
         response
             .json()
             .await
-            .map_err(|_| "unexpected answer from the server".to_owned())
+            .map_err(|_| t().unexpected_answer.to_owned())
     }
 
     enum Polled {
@@ -397,13 +405,13 @@ mod wait_loop {
         let response = Request::get(&url)
             .send()
             .await
-            .map_err(|_| "connection lost".to_owned())?;
+            .map_err(|_| t().connection_lost.to_owned())?;
         match response.status() {
             200 => response
                 .json()
                 .await
                 .map(Polled::Status)
-                .map_err(|_| "unexpected answer from the server".to_owned()),
+                .map_err(|_| t().unexpected_answer.to_owned()),
             404 => Ok(Polled::Gone),
             _ => Err(error_message(response).await),
         }
@@ -413,14 +421,14 @@ mod wait_loop {
         let response = Request::post(&paths::with_id(paths::LOGIN_REDEEM, id))
             .send()
             .await
-            .map_err(|_| "connection lost".to_owned())?;
+            .map_err(|_| t().connection_lost.to_owned())?;
         if response.status() != 200 {
             return Err(error_message(response).await);
         }
         response
             .json()
             .await
-            .map_err(|_| "unexpected answer from the server".to_owned())
+            .map_err(|_| t().unexpected_answer.to_owned())
     }
 
     /// Tells the server the page was left, even while it unloads.
@@ -530,7 +538,7 @@ mod wait_loop {
                 backoff = FIRST_BACKOFF_MS;
                 shown += 1;
                 let Ok(svg) = qr_svg(&created.qr_url) else {
-                    self.show(Phase::Trouble("Cannot draw the code.".into()));
+                    self.show(Phase::Trouble(t().cannot_draw.into()));
                     return;
                 };
                 self.open_attempt.try_set_value(Some(created.id.clone()));
@@ -668,7 +676,7 @@ mod wait_loop {
                 Err(reason) => {
                     self.signals
                         .notice
-                        .try_set(Some(format!("Could not finish signing in: {reason}.")));
+                        .try_set(Some(fill(t().could_not_finish, &[&reason])));
                     Ended::Replace
                 }
             }

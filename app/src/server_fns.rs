@@ -365,6 +365,20 @@ pub async fn withdraw_app(client_id: String) -> Result<(), ServerFnError> {
     Ok(())
 }
 
+/// The language switcher: remembers `lang` in a cookie (a year) and goes
+/// back to `next`.
+#[server(prefix = "/fn")]
+pub async fn set_language(lang: String, next: String) -> Result<(), ServerFnError> {
+    let lang = crate::i18n::Lang::from_tag(&lang).unwrap_or_default();
+    set_cookie(format!(
+        "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        crate::i18n::LANG_COOKIE,
+        lang.tag()
+    ));
+    leptos_axum::redirect(local_path(&next));
+    Ok(())
+}
+
 #[server(prefix = "/fn")]
 pub async fn revoke_session(id: String) -> Result<(), ServerFnError> {
     let (backend, parts) = backend()?;
