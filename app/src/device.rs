@@ -7,6 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
+    i18n::{fill, t},
     server_fns::{load_device, DecideDevice, DeviceView},
     Brand,
 };
@@ -17,17 +18,18 @@ fn EnterCodeForm() -> impl IntoView {
     view! {
         <form method="get" action="/device" class="form">
             <label>
-                "Code shown on the device"
+                {t().device_code_label}
                 <input name="user_code" autocomplete="off" autocapitalize="characters"
                     required maxlength="9" placeholder="BCDF-GHJK"/>
             </label>
-            <button class="button" type="submit">"Continue"</button>
+            <button class="button" type="submit">{t().continue_}</button>
         </form>
     }
 }
 
 #[component]
 pub fn DevicePage() -> impl IntoView {
+    let t = t();
     let query = use_query_map();
     let user_code = move || query.read().get("user_code").unwrap_or_default();
     let page = Resource::new(user_code, load_device);
@@ -35,8 +37,8 @@ pub fn DevicePage() -> impl IntoView {
         Suspend::new(async move {
             match page.await {
                 Err(_) => view! {
-                    <h1>"Something went wrong"</h1>
-                    <p class="lead">"Please try again in a moment."</p>
+                    <h1>{t.something_wrong}</h1>
+                    <p class="lead">{t.try_again_later}</p>
                 }
                 .into_any(),
                 Ok(DeviceView::SignInNeeded) => {
@@ -47,68 +49,64 @@ pub fn DevicePage() -> impl IntoView {
                         format!("/device?user_code={code}")
                     };
                     view! {
-                        <h1>"Sign in to approve a device"</h1>
+                        <h1>{t.device_sign_in_to_approve}</h1>
                         <crate::phone::SignInForm next/>
                     }
                     .into_any()
                 }
                 Ok(DeviceView::EnterCode) => view! {
-                    <h1>"Sign in a device"</h1>
-                    <p class="lead">"Type the code the TV or app shows."</p>
+                    <h1>{t.device_enter_heading}</h1>
+                    <p class="lead">{t.device_enter_lead}</p>
                     <EnterCodeForm/>
                 }
                 .into_any(),
                 Ok(DeviceView::Unknown) => view! {
-                    <h1>"Unknown code"</h1>
-                    <p class="lead">"This code does not exist or has expired. Check the code on the device, or start again there."</p>
+                    <h1>{t.unknown_code}</h1>
+                    <p class="lead">{t.device_unknown_lead}</p>
                     <EnterCodeForm/>
                 }
                 .into_any(),
                 Ok(DeviceView::TooMany) => view! {
-                    <h1>"Too many tries"</h1>
-                    <p class="lead">"Wait a minute before trying another code."</p>
+                    <h1>{t.too_many_heading}</h1>
+                    <p class="lead">{t.too_many_lead}</p>
                 }
                 .into_any(),
                 Ok(DeviceView::Approved { client }) => view! {
-                    <h1 class="ok">"Approved"</h1>
-                    <p class="lead">{client} " on the device is signing in now. You can close this page."</p>
+                    <h1 class="ok">{t.approved}</h1>
+                    <p class="lead">{fill(t.device_approved_lead, &[&client])}</p>
                 }
                 .into_any(),
                 Ok(DeviceView::Denied { client }) => view! {
-                    <h1>"Denied"</h1>
-                    <p class="lead">{client} " was not signed in."</p>
+                    <h1>{t.denied}</h1>
+                    <p class="lead">{fill(t.device_denied_lead, &[&client])}</p>
                 }
                 .into_any(),
                 Ok(DeviceView::Confirm { me, request }) => {
-                    let age = if request.age_s < 60 {
-                        format!("{} s ago", request.age_s)
-                    } else {
-                        format!("{} min ago", request.age_s / 60)
-                    };
+                    let age = t.age(request.age_s);
+                    let (phishing_before, phishing_after) =
+                        t.device_phishing.split_once("{0}").unwrap_or(("", ""));
                     let code = request.user_code.clone();
                     let deny_code = request.user_code.clone();
                     let approve = ServerAction::<DecideDevice>::new();
                     let deny = ServerAction::<DecideDevice>::new();
                     view! {
-                        <h1>"Sign in " {request.client.clone()} " on a device?"</h1>
-                        <p class="lead">"As " <strong>{me.display_name}</strong> " (" {me.username} ")"</p>
-                        <p class="device-code-line">"The device must show this code:"</p>
-                        <p class="device-code" aria-label="code the device shows">{request.user_code}</p>
+                        <h1>{fill(t.device_heading, &[&request.client])}</h1>
+                        <p class="lead">{fill(t.as_account, &[&me.display_name, &me.username])}</p>
+                        <p class="device-code-line">{t.device_must_show}</p>
+                        <p class="device-code" aria-label=t.device_code_aria>{request.user_code}</p>
                         <dl class="requester">
-                            <dt>"Application"</dt><dd class="requester-client">{request.client.clone()}</dd>
-                            <dt>"Started from"</dt><dd>{request.browser} " on " {request.os}</dd>
-                            <dt>"Address"</dt><dd>{request.ip}</dd>
-                            <dt>"Started"</dt><dd>{age}</dd>
+                            <dt>{t.application}</dt><dd class="requester-client">{request.client.clone()}</dd>
+                            <dt>{t.started_from}</dt><dd>{fill(t.on_os, &[&request.browser, &request.os])}</dd>
+                            <dt>{t.address}</dt><dd>{request.ip}</dd>
+                            <dt>{t.started}</dt><dd>{age}</dd>
                         </dl>
                         {(!request.same_network).then(|| view! {
                             <p class="warning" role="alert">
-                                "The device that asked is not on your network."
+                                {t.device_off_network}
                             </p>
                         })}
                         <p class="warning" role="note">
-                            "Approve only if you started this yourself on a device in front of you and it shows "
-                            <strong>{code.clone()}</strong>
-                            ". If you did not start it, or someone sent you this link or code, deny."
+                            {phishing_before} <strong>{code.clone()}</strong> {phishing_after}
                         </p>
                         {if request.needs_passkey {
                             view! { <crate::passkey::DevicePasskeyApprove user_code=code/> }.into_any()
@@ -117,14 +115,14 @@ pub fn DevicePage() -> impl IntoView {
                                 <ActionForm action=approve attr:class="form">
                                     <input type="hidden" name="user_code" value=code/>
                                     <input type="hidden" name="decision" value="approve"/>
-                                    <button class="button" type="submit">"The device shows this code: approve"</button>
+                                    <button class="button" type="submit">{t.device_approve}</button>
                                 </ActionForm>
                             }.into_any()
                         }}
                         <ActionForm action=deny attr:class="form">
                             <input type="hidden" name="user_code" value=deny_code/>
                             <input type="hidden" name="decision" value="deny"/>
-                            <button class="button secondary" type="submit">"Deny"</button>
+                            <button class="button secondary" type="submit">{t.deny}</button>
                         </ActionForm>
                     }
                     .into_any()
@@ -133,10 +131,10 @@ pub fn DevicePage() -> impl IntoView {
         })
     };
     view! {
-        <Title text="Sign in a device · qrlogin"/>
+        <Title text=t.title_device/>
         <section class="card phone">
             <Brand/>
-            <Suspense fallback=|| view! { <p class="lead">"Loading…"</p> }>{body}</Suspense>
+            <Suspense fallback=move || view! { <p class="lead">{t.loading}</p> }>{body}</Suspense>
         </section>
     }
 }

@@ -5,6 +5,8 @@
 
 use leptos::prelude::*;
 
+use crate::i18n::t;
+
 #[cfg(feature = "hydrate")]
 use crate::server_fns::{
     add_passkey, approval_options, approve_login, decide_device, device_approval_options,
@@ -24,22 +26,7 @@ enum Step {
 /// the browser's error.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 fn failure_text(code: &str) -> String {
-    let text = if code.contains("passkey_refused") {
-        "Your passkey did not confirm this. Nothing was approved."
-    } else if code.contains("passkey_expired") {
-        "That took too long. Please try again."
-    } else if code.contains("no_passkey") {
-        "Add a passkey on this phone first."
-    } else if code.contains("NotAllowedError") || code.contains("AbortError") {
-        "The passkey was cancelled or not available."
-    } else if code.contains("unsupported") {
-        "This browser cannot use passkeys here."
-    } else if code.contains("bad_request") {
-        "That was not accepted. Check what you typed and try again."
-    } else {
-        "Something went wrong. Please try again."
-    };
-    text.to_owned()
+    t().error(code).to_owned()
 }
 
 #[cfg(feature = "hydrate")]
@@ -58,7 +45,8 @@ fn error_text(err: impl std::fmt::Display) -> String {
 #[island]
 pub fn AddPasskey() -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
-    let name = RwSignal::new(String::from("This phone"));
+    let t = t();
+    let name = RwSignal::new(String::from(t.passkey_default_name));
     #[cfg(feature = "hydrate")]
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -83,7 +71,7 @@ pub fn AddPasskey() -> impl IntoView {
     view! {
         <form class="form add-passkey" on:submit=add>
             <label>
-                "Name"
+                {t.passkey_name}
                 <input
                     name="name"
                     required
@@ -93,9 +81,9 @@ pub fn AddPasskey() -> impl IntoView {
                 />
             </label>
             <button class="button" type="submit" disabled=move || step.get() == Step::Waiting>
-                "Add a passkey"
+                {t.add_passkey}
             </button>
-            <noscript><p class="hint">"Adding a passkey needs JavaScript."</p></noscript>
+            <noscript><p class="hint">{t.adding_needs_javascript}</p></noscript>
             {move || match step.get() {
                 Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
                 _ => None,
@@ -135,7 +123,7 @@ pub fn PasskeySignIn(next: String) -> impl IntoView {
     view! {
         <div class="passkey-sign-in">
             <button class="button secondary" type="button" on:click=sign_in disabled=move || step.get() == Step::Waiting>
-                "Sign in with a passkey"
+                {t().sign_in_with_passkey}
             </button>
             {move || match step.get() {
                 Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
@@ -158,6 +146,7 @@ pub fn ApproveForm(
 ) -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
     let picked = RwSignal::new(None::<u8>);
+    let t = t();
     #[cfg(feature = "hydrate")]
     let submit = {
         let id = id.clone();
@@ -195,7 +184,7 @@ pub fn ApproveForm(
         <form method="post" action=action class="form" on:submit=submit>
             <input type="hidden" name="id" value=id/>
             <fieldset class="choices-group">
-                <legend class="choose">"Pick the number shown on the computer:"</legend>
+                <legend class="choose">{t.pick_number}</legend>
                 <div class="choices">
                     {choices.into_iter().map(|n| view! {
                         <label class="choice">
@@ -214,19 +203,17 @@ pub fn ApproveForm(
             // Off the phone's network the code may have been relayed: say
             // so above the buttons, and make Deny the prominent one.
             {off_network.then(|| view! {
-                <p class="warning relay-warning" role="alert">
-                    "The computer asking is not on your network. If someone sent you this code or asked you to scan it, deny."
-                </p>
+                <p class="warning relay-warning" role="alert">{t.relay_warning}</p>
             })}
             {needs_passkey.then(|| view! {
-                <p class="hint passkey-needed">"Approving needs your passkey: it signs the number you picked and this request."</p>
-                <noscript><p class="hint">"Using your passkey needs JavaScript."</p></noscript>
+                <p class="hint passkey-needed">{t.approve_needs_passkey}</p>
+                <noscript><p class="hint">{t.passkey_needs_javascript}</p></noscript>
             })}
             <button
                 class=if off_network { "button secondary" } else { "button" }
                 type="submit"
                 disabled=move || step.get() == Step::Waiting
-            >{if needs_passkey { "Approve with passkey" } else { "Approve" }}</button>
+            >{if needs_passkey { t.approve_with_passkey } else { t.approve }}</button>
             {move || match step.get() {
                 Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
                 _ => None,
@@ -239,6 +226,7 @@ pub fn ApproveForm(
 #[island]
 pub fn DevicePasskeyApprove(user_code: String) -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
+    let t = t();
     #[cfg(feature = "hydrate")]
     let approve = move |_| {
         let code = user_code.clone();
@@ -267,10 +255,10 @@ pub fn DevicePasskeyApprove(user_code: String) -> impl IntoView {
     };
     view! {
         <div class="form">
-            <p class="hint passkey-needed">"Approving needs your passkey: it signs this code and this request."</p>
-            <noscript><p class="hint">"Using your passkey needs JavaScript."</p></noscript>
+            <p class="hint passkey-needed">{t.device_needs_passkey}</p>
+            <noscript><p class="hint">{t.passkey_needs_javascript}</p></noscript>
             <button class="button" type="button" on:click=approve disabled=move || step.get() == Step::Waiting>
-                "The device shows this code: approve with passkey"
+                {t.device_approve_passkey}
             </button>
             {move || match step.get() {
                 Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),

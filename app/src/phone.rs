@@ -13,6 +13,7 @@ use crate::{
         PhoneLoginView, RemovePasskey, RevokeSession, SetSignInChoices, SignIn, SignOut,
         WithdrawApp,
     },
+    i18n::{fill, t},
     Brand,
 };
 
@@ -26,26 +27,27 @@ pub(crate) fn SignInForm(next: String) -> impl IntoView {
     let failed = move || query.read().get("signin").as_deref() == Some("failed");
     let password_off = move || query.read().get("signin").as_deref() == Some("password_off");
     let passkeys = passkeys_available();
+    let t = t();
     let passkey_next = next.clone();
     view! {
         <form method="post" action=action class="form">
-            <p class="lead">"Sign in on this phone to continue."</p>
+            <p class="lead">{t.sign_in_lead}</p>
             <Show when=failed>
-                <p class="error" role="alert">"Wrong username or password."</p>
+                <p class="error" role="alert">{t.wrong_password}</p>
             </Show>
             <Show when=password_off>
-                <p class="error" role="alert">"This account signs in with its passkey only."</p>
+                <p class="error" role="alert">{t.password_only_passkey}</p>
             </Show>
             <input type="hidden" name="next" value=next/>
             <label>
-                "Username"
+                {t.username}
                 <input name="username" autocomplete="username" autocapitalize="none" required maxlength="32"/>
             </label>
             <label>
-                "Password"
+                {t.password}
                 <input name="password" type="password" autocomplete="current-password" required maxlength="128"/>
             </label>
-            <button class="button" type="submit">"Sign in"</button>
+            <button class="button" type="submit">{t.sign_in}</button>
         </form>
         {passkeys.then(|| view! { <crate::passkey::PasskeySignIn next=passkey_next/> })}
     }
@@ -63,18 +65,20 @@ fn passkeys_available() -> bool {
 }
 
 fn finished_text(state: LoginState) -> (&'static str, &'static str) {
+    let t = t();
     match state {
-        LoginState::Redeemed => ("Signed in", "Your computer is now signed in. You can close this page."),
-        LoginState::Denied => ("Sign-in declined", "Nobody was signed in. If you did not pick a number, someone else may have been trying."),
-        LoginState::Expired => ("Code expired", "This code is no longer valid. Scan the new code on the computer."),
-        LoginState::Cancelled => ("Request cancelled", "The computer closed the sign-in page."),
-        _ => ("Finished", "This sign-in request has ended."),
+        LoginState::Redeemed => t.finished_redeemed,
+        LoginState::Denied => t.finished_denied,
+        LoginState::Expired => t.finished_expired,
+        LoginState::Cancelled => t.finished_cancelled,
+        _ => t.finished_other,
     }
 }
 
 /// `/q/{id}`: who is asking, pick the number, approve or deny.
 #[component]
 pub fn PhoneLoginPage() -> impl IntoView {
+    let t = t();
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let deny = ServerAction::<DenyLogin>::new();
@@ -89,28 +93,28 @@ pub fn PhoneLoginPage() -> impl IntoView {
             let id = id();
             match login {
                 Err(_) => view! {
-                    <h1>"Something went wrong"</h1>
-                    <p class="lead">"Please scan the code again."</p>
+                    <h1>{t.something_wrong}</h1>
+                    <p class="lead">{t.scan_again}</p>
                 }
                 .into_any(),
                 Ok(PhoneLoginView::SignInNeeded) => view! {
-                    <h1>"Sign in to approve"</h1>
+                    <h1>{t.sign_in_to_approve}</h1>
                     <SignInForm next=format!("/q/{id}")/>
                 }
                 .into_any(),
                 Ok(PhoneLoginView::Unknown) => view! {
-                    <h1>"Unknown code"</h1>
-                    <p class="lead">"This sign-in code does not exist or has expired. Scan the code on the computer again."</p>
+                    <h1>{t.unknown_code}</h1>
+                    <p class="lead">{t.unknown_login_code}</p>
                 }
                 .into_any(),
                 Ok(PhoneLoginView::TakenByOther) => view! {
-                    <h1>"Already being approved"</h1>
-                    <p class="lead">"Another account scanned this code first. Only that phone can approve it."</p>
+                    <h1>{t.taken_heading}</h1>
+                    <p class="lead">{t.taken_lead}</p>
                 }
                 .into_any(),
                 Ok(PhoneLoginView::Approved) => view! {
-                    <h1 class="ok">"Approved"</h1>
-                    <p class="lead">"Your computer is signing in now."</p>
+                    <h1 class="ok">{t.approved}</h1>
+                    <p class="lead">{t.approved_lead}</p>
                 }
                 .into_any(),
                 Ok(PhoneLoginView::Finished { state }) => {
@@ -123,37 +127,33 @@ pub fn PhoneLoginPage() -> impl IntoView {
                 }
                 Ok(PhoneLoginView::Confirm { me, scanned }) => {
                     let requester = scanned.requester;
-                    let age = if requester.age_s < 60 {
-                        format!("{} s ago", requester.age_s)
-                    } else {
-                        format!("{} min ago", requester.age_s / 60)
-                    };
+                    let age = t.age(requester.age_s);
                     let deny_id = id.clone();
                     let approve_url = {
                         use leptos::server_fn::ServerFn;
                         <ApproveLogin as ServerFn>::url().to_owned()
                     };
                     let heading = match &requester.client {
-                        Some(client) => format!(
-                            "{client} on {} / {} wants to sign you in",
-                            requester.browser, requester.os
+                        Some(client) => fill(
+                            t.client_wants_sign_in,
+                            &[client, &requester.browser, &requester.os],
                         ),
-                        None => "Sign in on a computer?".to_owned(),
+                        None => t.sign_in_on_computer.to_owned(),
                     };
                     view! {
                         <h1>{heading}</h1>
-                        <p class="lead">"As " <strong>{me.display_name}</strong> " (" {me.username} ")"</p>
+                        <p class="lead">{fill(t.as_account, &[&me.display_name, &me.username])}</p>
                         {requester.client.clone().map(|client| view! {
-                            <p class="hint">"Approving signs you in to " <strong class="requester-client">{client}</strong> " and lets it see your name and username."</p>
+                            <p class="hint requester-client-hint">{fill(t.approving_signs_in_to, &[&client])}</p>
                         })}
                         <dl class="requester">
-                            <dt>"Browser"</dt><dd class="requester-browser">{requester.browser}</dd>
-                            <dt>"System"</dt><dd>{requester.os}</dd>
-                            <dt>"Address"</dt><dd>{requester.ip}</dd>
-                            <dt>"Requested"</dt><dd>{age}</dd>
+                            <dt>{t.browser}</dt><dd class="requester-browser">{requester.browser}</dd>
+                            <dt>{t.system}</dt><dd>{requester.os}</dd>
+                            <dt>{t.address}</dt><dd>{requester.ip}</dd>
+                            <dt>{t.requested}</dt><dd>{age}</dd>
                         </dl>
                         {requester.same_network.then(|| view! {
-                            <p class="hint">"The computer is on the same network as this phone."</p>
+                            <p class="hint">{t.same_network}</p>
                         })}
                         <crate::passkey::ApproveForm
                             id=id
@@ -167,7 +167,7 @@ pub fn PhoneLoginPage() -> impl IntoView {
                             <button
                                 class=if requester.same_network { "button secondary" } else { "button danger" }
                                 type="submit"
-                            >"Deny"</button>
+                            >{t.deny}</button>
                         </ActionForm>
                     }
                     .into_any()
@@ -177,10 +177,10 @@ pub fn PhoneLoginPage() -> impl IntoView {
     };
 
     view! {
-        <Title text="Approve sign-in · qrlogin"/>
+        <Title text=t.title_approve/>
         <section class="card phone">
             <Brand/>
-            <Suspense fallback=|| view! { <p class="lead">"Loading…"</p> }>{body}</Suspense>
+            <Suspense fallback=move || view! { <p class="lead">{t.loading}</p> }>{body}</Suspense>
         </section>
     }
 }
@@ -209,14 +209,15 @@ mod local_time {
             return super::short_time(rfc3339);
         }
         let minutes = ((now_ms - at) / 60_000.0).floor();
+        let t = crate::i18n::t();
         if (0.0..1.0).contains(&minutes) {
-            return "just now".into();
+            return t.just_now.into();
         }
         if (1.0..60.0).contains(&minutes) {
-            return format!("{minutes} min ago");
+            return crate::i18n::fill(t.minutes_ago, &[&minutes.to_string()]);
         }
         if (60.0..(24.0 * 60.0)).contains(&minutes) {
-            return format!("{} h ago", (minutes / 60.0).floor());
+            return crate::i18n::fill(t.hours_ago, &[&(minutes / 60.0).floor().to_string()]);
         }
         let options = js_sys::Object::new();
         for (key, value) in [
@@ -228,7 +229,7 @@ mod local_time {
         ] {
             let _ = js_sys::Reflect::set(&options, &key.into(), &value.into());
         }
-        String::from(date.to_locale_string("default", &options))
+        String::from(date.to_locale_string(crate::i18n::lang().tag(), &options))
     }
 }
 
@@ -248,23 +249,24 @@ fn SessionRow(
     new: bool,
     revoke: ServerAction<RevokeSession>,
 ) -> impl IntoView {
+    let t = t();
     let kind = match session.method.as_str() {
-        "qr" => "QR sign-in",
-        "passkey" => "Passkey",
-        _ => "Password",
+        "qr" => t.method_qr,
+        "passkey" => t.method_passkey,
+        _ => t.method_password,
     };
     let id = session.id.clone();
     view! {
         <li class="session device" class:new=new data-session-id=id>
             <div>
-                <strong>{session.browser} " on " {session.os}</strong>
-                {new.then(|| view! { <span class="badge new">"New"</span> })}
-                {session.current.then(|| view! { <span class="badge">"This phone"</span> })}
-                <div class="meta">"Last active " <LocalTime at=session.last_seen_at/> " · " {kind} " " <LocalTime at=session.created_at/> " · " {session.ip}</div>
+                <strong>{fill(t.on_os, &[&session.browser, &session.os])}</strong>
+                {new.then(|| view! { <span class="badge new">{t.new_badge}</span> })}
+                {session.current.then(|| view! { <span class="badge">{t.this_phone}</span> })}
+                <div class="meta">{t.last_active} " " <LocalTime at=session.last_seen_at/> " · " {kind} " " <LocalTime at=session.created_at/> " · " {session.ip}</div>
             </div>
             <ActionForm action=revoke>
                 <input type="hidden" name="id" value=session.id/>
-                <button class="button small secondary" type="submit">"Revoke"</button>
+                <button class="button small secondary" type="submit">{t.revoke}</button>
             </ActionForm>
         </li>
     }
@@ -273,12 +275,13 @@ fn SessionRow(
 /// A recent sign-in whose session has ended (revoked, signed out, idle).
 #[component]
 fn EndedRow(sign_in: RecentSignIn) -> impl IntoView {
+    let t = t();
     view! {
         <li class="session recent" class:new=sign_in.new>
             <div>
-                <strong>{sign_in.browser} " on " {sign_in.os}</strong>
-                {sign_in.new.then(|| view! { <span class="badge new">"New"</span> })}
-                <div class="meta">"Signed in " <LocalTime at=sign_in.at/> " · " {sign_in.ip} " · ended"</div>
+                <strong>{fill(t.on_os, &[&sign_in.browser, &sign_in.os])}</strong>
+                {sign_in.new.then(|| view! { <span class="badge new">{t.new_badge}</span> })}
+                <div class="meta">{t.signed_in_at} " " <LocalTime at=sign_in.at/> " · " {sign_in.ip} " · " {t.ended}</div>
             </div>
         </li>
     }
@@ -292,16 +295,17 @@ fn ended(recent: &[RecentSignIn]) -> bool {
 /// An application the account approved, and how to sign it out.
 #[component]
 fn AppRow(app: AppConsent, withdraw: ServerAction<WithdrawApp>) -> impl IntoView {
+    let t = t();
     let client_id = app.client_id.clone();
     view! {
         <li class="session app" data-client-id=client_id>
             <div>
                 <strong>{app.name}</strong>
-                <div class="meta">"Approved " <LocalTime at=app.granted_at/></div>
+                <div class="meta">{t.approved_at} " " <LocalTime at=app.granted_at/></div>
             </div>
             <ActionForm action=withdraw>
                 <input type="hidden" name="client_id" value=app.client_id/>
-                <button class="button small secondary" type="submit">"Sign out and forget"</button>
+                <button class="button small secondary" type="submit">{t.forget_app}</button>
             </ActionForm>
         </li>
     }
@@ -322,8 +326,9 @@ fn PasskeysSection(
     let refused = move || query.read().get("choices").is_some();
     let choices_url = <SetSignInChoices as ServerFn>::url();
     let has_passkey = !passkeys.is_empty();
+    let t = t();
     view! {
-        <h2>"Passkeys"</h2>
+        <h2>{t.passkeys}</h2>
         <ul class="sessions passkeys">
             {passkeys.into_iter().map(|p| {
                 let id = p.id.clone();
@@ -332,32 +337,32 @@ fn PasskeysSection(
                     <div>
                         <strong>{p.name}</strong>
                         <div class="meta">
-                            "Added " <LocalTime at=p.created_at/>
-                            {p.last_used_at.map(|at| view! { " · last used " <LocalTime at=at/> })}
+                            {t.passkey_added} " " <LocalTime at=p.created_at/>
+                            {p.last_used_at.map(|at| view! { " · " {t.passkey_last_used} " " <LocalTime at=at/> })}
                         </div>
                     </div>
                     <ActionForm action=remove>
                         <input type="hidden" name="id" value=p.id/>
-                        <button class="button small secondary" type="submit">"Remove"</button>
+                        <button class="button small secondary" type="submit">{t.remove}</button>
                     </ActionForm>
                 </li>
             }}).collect_view()}
         </ul>
-        {(!has_passkey).then(|| view! { <p class="hint">"No passkeys yet. A passkey signs you in without a password, and can confirm each approval."</p> })}
+        {(!has_passkey).then(|| view! { <p class="hint">{t.no_passkeys}</p> })}
         <crate::passkey::AddPasskey/>
         <form method="post" action=choices_url class="form sign-in-choices">
             <Show when=refused>
-                <p class="error" role="alert">"Add a passkey first: without one, the password must stay on and approvals cannot ask for a passkey."</p>
+                <p class="error" role="alert">{t.choices_refused}</p>
             </Show>
             <label class="check">
                 <input type="checkbox" name="password" value="on" checked=!password_off/>
-                "Allow signing in with my password"
+                {t.allow_password}
             </label>
             <label class="check">
                 <input type="checkbox" name="approve_with_passkey" value="on" checked=approve_with_passkey disabled=!has_passkey/>
-                "Ask for my passkey to approve every sign-in"
+                {t.always_passkey}
             </label>
-            <button class="button small secondary" type="submit">"Save sign-in choices"</button>
+            <button class="button small secondary" type="submit">{t.save_choices}</button>
         </form>
     }
 }
@@ -365,6 +370,7 @@ fn PasskeysSection(
 /// `/m`: the signed-in phone's home.
 #[component]
 pub fn PhoneHomePage() -> impl IntoView {
+    let t = t();
     let revoke = ServerAction::<RevokeSession>::new();
     let sign_out = ServerAction::<SignOut>::new();
     let withdraw = ServerAction::<WithdrawApp>::new();
@@ -384,12 +390,12 @@ pub fn PhoneHomePage() -> impl IntoView {
         Suspend::new(async move {
             match account.await {
                 Ok(Some(account)) => view! {
-                    <h1>"Signed in as " {account.user.display_name}</h1>
-                    <p class="lead">"To sign in on a computer or a device, scan the code it shows."</p>
+                    <h1>{fill(t.signed_in_as_heading, &[&account.user.display_name])}</h1>
+                    <p class="lead">{t.phone_home_lead}</p>
                     <crate::scanner::CameraScanner site=account.site/>
                     // One list of the devices signed in, each with what it
                     // did last; new sign-ins marked.
-                    <h2>"Your devices"</h2>
+                    <h2>{t.your_devices}</h2>
                     <ul class="sessions devices">
                         {account.sessions.into_iter().map(|s| {
                             let new = account.recent.iter().any(|r| r.new && r.session_id.as_deref() == Some(s.id.as_str()));
@@ -397,7 +403,7 @@ pub fn PhoneHomePage() -> impl IntoView {
                         }).collect_view()}
                     </ul>
                     {ended(&account.recent).then(|| view! {
-                        <h2>"Ended recently"</h2>
+                        <h2>{t.ended_recently}</h2>
                         <ul class="sessions ended-sign-ins">
                             {account.recent.iter().filter(|r| r.session_id.is_none()).cloned().map(|r| view! { <EndedRow sign_in=r/> }).collect_view()}
                         </ul>
@@ -411,23 +417,23 @@ pub fn PhoneHomePage() -> impl IntoView {
                         />
                     })}
                     {(!account.apps.is_empty()).then(|| view! {
-                        <h2>"Apps you signed in to"</h2>
+                        <h2>{t.apps_signed_in}</h2>
                         <ul class="sessions apps">
                             {account.apps.into_iter().map(|app| view! { <AppRow app=app withdraw=withdraw/> }).collect_view()}
                         </ul>
                     })}
                     <ActionForm action=sign_out>
                         <input type="hidden" name="next" value="/m"/>
-                        <button class="button secondary" type="submit">"Sign out"</button>
+                        <button class="button secondary" type="submit">{t.sign_out}</button>
                     </ActionForm>
                 }
                 .into_any(),
                 Ok(None) => view! {
-                    <h1>"qrlogin on your phone"</h1>
+                    <h1>{t.phone_signed_out_heading}</h1>
                     <SignInForm next="/m".to_owned()/>
                 }
                 .into_any(),
-                Err(_) => view! { <p class="error">"Cannot load your account. Try again."</p> }.into_any(),
+                Err(_) => view! { <p class="error">{t.cannot_load_account}</p> }.into_any(),
             }
         })
     };
@@ -435,7 +441,7 @@ pub fn PhoneHomePage() -> impl IntoView {
         <Title text="qrlogin"/>
         <section class="card phone">
             <Brand/>
-            <Suspense fallback=|| view! { <p class="lead">"Loading…"</p> }>{body}</Suspense>
+            <Suspense fallback=move || view! { <p class="lead">{t.loading}</p> }>{body}</Suspense>
         </section>
     }
 }

@@ -37,6 +37,7 @@ fn is_sign_in_url(url: &str, site: &str) -> bool {
 
 #[island]
 pub fn CameraScanner(site: String) -> impl IntoView {
+    let t = crate::i18n::t();
     let state = RwSignal::new(ScanState::Idle);
     let video = NodeRef::<leptos::html::Video>::new();
     let host = site
@@ -62,11 +63,8 @@ pub fn CameraScanner(site: String) -> impl IntoView {
 
     let message = move || {
         match state.get() {
-        ScanState::Foreign(_) => Some(format!("This is not a sign-in code for {host}.")),
-        ScanState::NoCamera => Some(
-            "No camera could be opened (none, or permission refused). Open your phone's own camera app, point it at the code, and open the link it shows."
-                .to_owned(),
-        ),
+        ScanState::Foreign(_) => Some(crate::i18n::fill(t.not_a_sign_in_code, &[&host])),
+        ScanState::NoCamera => Some(t.no_camera.to_owned()),
         _ => None,
     }
     };
@@ -74,7 +72,7 @@ pub fn CameraScanner(site: String) -> impl IntoView {
     view! {
         <div class="scanner" data-state=move || format!("{:?}", state.get()).to_lowercase()>
             <button class="button" type="button" on:click=start disabled=scanning>
-                "Scan a code"
+                {t.scan_a_code}
             </button>
             <video
                 node_ref=video
@@ -82,7 +80,7 @@ pub fn CameraScanner(site: String) -> impl IntoView {
                 class:active=scanning
                 playsinline=true
                 muted=true
-                aria-label="Camera view: point it at the sign-in code"
+                aria-label=t.camera_label
             ></video>
             <p class="scanner-message" role="status">{message}</p>
         </div>
