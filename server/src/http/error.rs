@@ -141,7 +141,7 @@ impl ApiError {
         }
     }
 
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         let code = self.code();
         Self::CODES
             .iter()

@@ -38,10 +38,14 @@ use crate::{
     },
 };
 
-/// Internal causes are logged; the page gets only the machine code.
+/// Internal causes are logged; the page gets only the machine code, with
+/// its status (a refused passkey is a 403, not a 500).
 fn page_error(err: impl Into<ApiError>) -> ServerFnError {
     let err = err.into();
     err.log_cause();
+    if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(err.status());
+    }
     ServerFnError::new(err.code())
 }
 

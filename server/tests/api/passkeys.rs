@@ -174,3 +174,56 @@ async fn an_account_without_a_passkey_keeps_its_password() {
     // The password still signs in.
     sign_in(&app, "alice").await;
 }
+
+/// A passkey sign-in must finish a ceremony this server began, once: a
+/// made-up or reused ceremony id is refused with a 4xx and no session.
+#[tokio::test]
+async fn a_passkey_sign_in_needs_a_ceremony_of_this_server() {
+    let app = test_app_with(passkey_server("session")).await;
+    let forged = json!({
+        "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+        "response": { "authenticatorData": "AAAA", "clientDataJSON": "AAAA", "signature": "AAAA", "userHandle": "AAAA" },
+        "extensions": {}
+    })
+    .to_string();
+    let form = |ceremony: &str, credential: &str| {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("ceremony", ceremony)
+            .append_pair("credential", credential)
+            .finish();
+        Call::new(
+            Method::POST,
+            <app::server_fns::PasskeySignIn as ServerFn>::url(),
+        )
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body.into_bytes())
+    };
+    let made_up = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let response = app.send(form(made_up, &forged)).await;
+    assert_eq!(response.status(), StatusCode::GONE);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    // A real ceremony, answered with something that is no assertion: 400,
+    // and the ceremony is not used up by it.
+    let started = app
+        .send(Call::new(
+            Method::POST,
+            <app::server_fns::PasskeySignInOptions as ServerFn>::url(),
+        ))
+        .await;
+    assert_eq!(started.status(), StatusCode::OK);
+    let started: serde_json::Value = json(started).await;
+    let ceremony = started["ceremony"].as_str().unwrap();
+    let options: serde_json::Value =
+        serde_json::from_str(started["options"].as_str().unwrap()).unwrap();
+    assert_eq!(options["publicKey"]["rpId"], "localhost");
+    assert_eq!(options["publicKey"]["userVerification"], "required");
+    let response = app.send(form(ceremony, "{}")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    // A forged assertion: refused, and the ceremony is spent.
+    let response = app.send(form(ceremony, &forged)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    let response = app.send(form(ceremony, &forged)).await;
+    assert_eq!(response.status(), StatusCode::GONE);
+}
