@@ -90,6 +90,12 @@ ensure_browser() {
     say "installing Debian's chromium"
     apt_install chromium
   fi
+  # A Chinese font, so that the zh-CN pages' screenshots show characters
+  # rather than boxes (phones have one; a bare Debian does not).
+  if [ ! -d /usr/share/fonts/truetype/wqy ]; then
+    say "installing Debian's fonts-wqy-zenhei"
+    apt_install fonts-wqy-zenhei
+  fi
 }
 
 ensure_redis() {
