@@ -84,8 +84,10 @@ pub trait Backend: Send + Sync + 'static {
         approve_with_passkey: bool,
     ) -> Result<(), ServerFnError>;
     /// Starts a passkey sign-in: the ceremony id and the request options.
-    async fn passkey_sign_in_options(&self, request: &Parts)
-        -> Result<PasskeyCeremony, ServerFnError>;
+    async fn passkey_sign_in_options(
+        &self,
+        request: &Parts,
+    ) -> Result<PasskeyCeremony, ServerFnError>;
     /// The session's Set-Cookie value.
     async fn passkey_sign_in(
         &self,

@@ -8,12 +8,11 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
     api::{LoginState, RecentSignIn, SessionInfo},
-    server_fns::{
-        my_account, phone_login, AppConsent, ApproveLogin, DenyLogin, PasskeyView,
-        PhoneLoginView, RemovePasskey, RevokeSession, SetSignInChoices, SignIn, SignOut,
-        WithdrawApp,
-    },
     i18n::{fill, t},
+    server_fns::{
+        my_account, phone_login, AppConsent, ApproveLogin, DenyLogin, PasskeyView, PhoneLoginView,
+        RemovePasskey, RevokeSession, SetSignInChoices, SignIn, SignOut, WithdrawApp,
+    },
     Brand,
 };
 

@@ -61,12 +61,10 @@ pub fn CameraScanner(site: String) -> impl IntoView {
         |_| ()
     };
 
-    let message = move || {
-        match state.get() {
+    let message = move || match state.get() {
         ScanState::Foreign(_) => Some(crate::i18n::fill(t.not_a_sign_in_code, &[&host])),
         ScanState::NoCamera => Some(t.no_camera.to_owned()),
         _ => None,
-    }
     };
     let scanning = move || matches!(state.get(), ScanState::Starting | ScanState::Scanning);
     view! {

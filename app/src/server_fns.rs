@@ -260,7 +260,9 @@ pub async fn passkey_sign_in_options() -> Result<PasskeyCeremony, ServerFnError>
 #[server(prefix = "/fn")]
 pub async fn passkey_sign_in(ceremony: String, credential: String) -> Result<(), ServerFnError> {
     let (backend, parts) = backend()?;
-    let cookie = backend.passkey_sign_in(&parts, &ceremony, &credential).await?;
+    let cookie = backend
+        .passkey_sign_in(&parts, &ceremony, &credential)
+        .await?;
     set_cookie(cookie);
     Ok(())
 }
@@ -340,7 +342,12 @@ pub async fn decide_device(
 ) -> Result<(), ServerFnError> {
     let (backend, parts) = backend()?;
     let view = backend
-        .decide_device(&parts, &user_code, decision == "approve", passkey.as_deref())
+        .decide_device(
+            &parts,
+            &user_code,
+            decision == "approve",
+            passkey.as_deref(),
+        )
         .await?;
     let outcome = match view {
         DeviceView::Approved { .. } => "approved",

@@ -377,10 +377,19 @@ mod tests {
     #[cfg(feature = "ssr")]
     #[test]
     fn the_cookie_wins_then_accept_language_then_english() {
-        assert_eq!(Lang::negotiate(Some("a=b; lang=zh-CN"), Some("en")), Lang::ZhCn);
+        assert_eq!(
+            Lang::negotiate(Some("a=b; lang=zh-CN"), Some("en")),
+            Lang::ZhCn
+        );
         assert_eq!(Lang::negotiate(Some("lang=en"), Some("zh-CN")), Lang::En);
-        assert_eq!(Lang::negotiate(None, Some("zh-CN,zh;q=0.9,en;q=0.8")), Lang::ZhCn);
-        assert_eq!(Lang::negotiate(None, Some("fr-FR, zh;q=0.5, en;q=0.7")), Lang::En);
+        assert_eq!(
+            Lang::negotiate(None, Some("zh-CN,zh;q=0.9,en;q=0.8")),
+            Lang::ZhCn
+        );
+        assert_eq!(
+            Lang::negotiate(None, Some("fr-FR, zh;q=0.5, en;q=0.7")),
+            Lang::En
+        );
         assert_eq!(Lang::negotiate(Some("lang=xx"), Some("de")), Lang::En);
         assert_eq!(Lang::negotiate(None, None), Lang::En);
     }
@@ -389,7 +398,10 @@ mod tests {
     fn templates_are_filled_and_errors_named() {
         assert_eq!(fill("a {0} b {1}", &["x", "y"]), "a x b y");
         let zh = Lang::ZhCn.text();
-        assert_eq!(zh.error("error running server function: passkey_refused"), zh.passkey_refused);
+        assert_eq!(
+            zh.error("error running server function: passkey_refused"),
+            zh.passkey_refused
+        );
         assert_eq!(zh.error("???"), zh.went_wrong);
     }
 }

@@ -130,15 +130,40 @@ mod tests {
         let base = shown().challenge();
         assert_eq!(base, shown().challenge(), "deterministic");
         let others = [
-            ShownApproval { subject: "0190f7a0-0000-7000-8000-000000000002", ..shown() },
-            ShownApproval { number: Some(17), ..shown() },
-            ShownApproval { number: None, ..shown() },
-            ShownApproval { browser: "Firefox", ..shown() },
-            ShownApproval { os: "Windows", ..shown() },
-            ShownApproval { ip: "198.51.100.1", ..shown() },
-            ShownApproval { client: Some("Grafana"), ..shown() },
+            ShownApproval {
+                subject: "0190f7a0-0000-7000-8000-000000000002",
+                ..shown()
+            },
+            ShownApproval {
+                number: Some(17),
+                ..shown()
+            },
+            ShownApproval {
+                number: None,
+                ..shown()
+            },
+            ShownApproval {
+                browser: "Firefox",
+                ..shown()
+            },
+            ShownApproval {
+                os: "Windows",
+                ..shown()
+            },
+            ShownApproval {
+                ip: "198.51.100.1",
+                ..shown()
+            },
+            ShownApproval {
+                client: Some("Grafana"),
+                ..shown()
+            },
             // Moving text between fields is a different display too.
-            ShownApproval { browser: "ChromeL", os: "inux", ..shown() },
+            ShownApproval {
+                browser: "ChromeL",
+                os: "inux",
+                ..shown()
+            },
         ];
         for other in others {
             assert_ne!(base, other.challenge(), "{other:?}");
@@ -150,16 +175,25 @@ mod tests {
         let demo = ApprovalPolicy::default();
         assert!(!demo.needs_passkey(false, false));
         assert!(demo.needs_passkey(true, true));
-        let strict = ApprovalPolicy { approve_with: ApproveWith::Passkey, ..demo };
+        let strict = ApprovalPolicy {
+            approve_with: ApproveWith::Passkey,
+            ..demo
+        };
         assert!(strict.needs_passkey(false, true));
-        let relay = ApprovalPolicy { require_passkey_off_network: true, ..demo };
+        let relay = ApprovalPolicy {
+            require_passkey_off_network: true,
+            ..demo
+        };
         assert!(!relay.needs_passkey(false, true));
         assert!(relay.needs_passkey(false, false));
     }
 
     #[test]
     fn passkey_names_are_short_printable_text() {
-        assert_eq!(PasskeyName::parse("  Pixel 7 ").unwrap().as_str(), "Pixel 7");
+        assert_eq!(
+            PasskeyName::parse("  Pixel 7 ").unwrap().as_str(),
+            "Pixel 7"
+        );
         assert_eq!(PasskeyName::parse("我的手机").unwrap().as_str(), "我的手机");
         assert!(PasskeyName::parse("  ").is_err());
         assert!(PasskeyName::parse(&"x".repeat(65)).is_err());

@@ -133,7 +133,8 @@ impl AppState {
 
 /// A ceremony's options for the browser: the `publicKey` member, as JSON.
 fn ceremony<T: serde::Serialize>(ceremony: Ceremony<T>) -> Result<PasskeyCeremony, ServerFnError> {
-    let options = serde_json::to_string(&ceremony.options).map_err(|e| page_error(ApiError::internal(e)))?;
+    let options =
+        serde_json::to_string(&ceremony.options).map_err(|e| page_error(ApiError::internal(e)))?;
     Ok(PasskeyCeremony {
         ceremony: ceremony.ceremony,
         options,
@@ -410,7 +411,10 @@ impl Backend for AppState {
         request: &Parts,
         user_code: &str,
     ) -> Result<String, ServerFnError> {
-        let current = self.signed_in(request).await?.ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let current = self
+            .signed_in(request)
+            .await?
+            .ok_or_else(|| page_error(ApiError::NotSignedIn))?;
         let options = self
             .services
             .oidc
@@ -428,7 +432,10 @@ impl Backend for AppState {
         &self,
         request: &Parts,
     ) -> Result<PasskeyCeremony, ServerFnError> {
-        let current = self.signed_in(request).await?.ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let current = self
+            .signed_in(request)
+            .await?
+            .ok_or_else(|| page_error(ApiError::NotSignedIn))?;
         let started = self
             .services
             .passkeys
@@ -445,7 +452,10 @@ impl Backend for AppState {
         name: &str,
         credential: &str,
     ) -> Result<(), ServerFnError> {
-        let current = self.signed_in(request).await?.ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let current = self
+            .signed_in(request)
+            .await?
+            .ok_or_else(|| page_error(ApiError::NotSignedIn))?;
         self.services
             .passkeys
             .finish_registration(&current, ceremony, name, credential)
@@ -470,7 +480,10 @@ impl Backend for AppState {
         password: bool,
         approve_with_passkey: bool,
     ) -> Result<(), ServerFnError> {
-        let current = self.signed_in(request).await?.ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let current = self
+            .signed_in(request)
+            .await?
+            .ok_or_else(|| page_error(ApiError::NotSignedIn))?;
         let passkeys = &self.services.passkeys;
         let id = current.account.id;
         passkeys

@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use webauthn_rs_proto::ResidentKeyRequirement;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, DiscoverableAuthentication, Passkey,
-    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    CreationChallengeResponse, DiscoverableAuthentication, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse, Uuid, Webauthn, WebauthnBuilder,
 };
+use webauthn_rs_proto::ResidentKeyRequirement;
 
 use super::{
     accounts::{AccountService, CurrentSession},
@@ -177,12 +177,15 @@ impl SettingsStore {
         loop {
             let now = now_millis();
             let record = self.0.get(kinds::SETTINGS, &key, now).await?;
-            let mut settings: AccountSettings =
-                record.as_ref().and_then(parse).unwrap_or_default();
+            let mut settings: AccountSettings = record.as_ref().and_then(parse).unwrap_or_default();
             change(&mut settings);
             let value = to_json(&settings)?;
             let stored = match &record {
-                None => match self.0.insert(kinds::SETTINGS, &key, &value, FOREVER, now).await {
+                None => match self
+                    .0
+                    .insert(kinds::SETTINGS, &key, &value, FOREVER, now)
+                    .await
+                {
                     Err(StoreError::Duplicate) => false,
                     other => other.map(|()| true)?,
                 },
@@ -221,7 +224,10 @@ impl PasskeyService {
     ) -> Self {
         let webauthn = relying_party(public_url).map(Arc::new);
         if webauthn.is_none() {
-            tracing::info!(public_url, "passkeys are off: the public URL's host is not a domain name");
+            tracing::info!(
+                public_url,
+                "passkeys are off: the public URL's host is not a domain name"
+            );
         }
         Self {
             settings: SettingsStore::new(store.clone()),
@@ -256,7 +262,10 @@ impl PasskeyService {
             .store
             .get(kinds::USER, &account_id.to_string(), now_millis())
             .await?;
-        Ok(record.as_ref().and_then(parse::<UserHandle>).map(|u| u.handle))
+        Ok(record
+            .as_ref()
+            .and_then(parse::<UserHandle>)
+            .map(|u| u.handle))
     }
 
     /// The account's handle, made on first use (a random UUID: the
@@ -275,7 +284,9 @@ impl PasskeyService {
         {
             Ok(()) => Ok(handle),
             // Made by a racing request: take that one.
-            Err(StoreError::Duplicate) => self.handle(account_id).await?.ok_or(PasskeyError::NotFound),
+            Err(StoreError::Duplicate) => {
+                self.handle(account_id).await?.ok_or(PasskeyError::NotFound)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -386,7 +397,13 @@ impl PasskeyService {
             passkey,
         };
         self.store
-            .insert(kinds::PASSKEY, &format!("{handle}:{id}"), &to_json(&stored)?, FOREVER, now)
+            .insert(
+                kinds::PASSKEY,
+                &format!("{handle}:{id}"),
+                &to_json(&stored)?,
+                FOREVER,
+                now,
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Duplicate => PasskeyError::InvalidInput(InvalidInput(
@@ -527,7 +544,7 @@ impl PasskeyService {
         shown: &ShownApproval<'_>,
     ) -> Result<RequestChallengeResponse, PasskeyError> {
         let (mut options, _) = self.approval_state(account_id, shown).await?;
-        options.public_key.challenge = shown.challenge().to_vec().into();
+        options.public_key.challenge = shown.challenge().to_vec();
         Ok(options)
     }
 
@@ -540,7 +557,10 @@ impl PasskeyService {
         same_network: bool,
         assertion: Option<&str>,
     ) -> Result<(), PasskeyError> {
-        if !self.approval_needs_passkey(account_id, same_network).await? {
+        if !self
+            .approval_needs_passkey(account_id, same_network)
+            .await?
+        {
             return Ok(());
         }
         let assertion = assertion.ok_or(PasskeyError::Required)?;
@@ -626,7 +646,13 @@ impl PasskeyService {
         let id = Secret::new_random().encode();
         let now = now_millis();
         self.store
-            .insert(kinds::CEREMONY, &id, &to_json(state)?, now + CEREMONY_MS, now)
+            .insert(
+                kinds::CEREMONY,
+                &id,
+                &to_json(state)?,
+                now + CEREMONY_MS,
+                now,
+            )
             .await?;
         Ok(id)
     }
@@ -637,7 +663,10 @@ impl PasskeyService {
             return Err(PasskeyError::CeremonyGone);
         }
         let record = self.store.get(kinds::CEREMONY, id, now_millis()).await?;
-        let state = record.as_ref().and_then(parse).ok_or(PasskeyError::CeremonyGone)?;
+        let state = record
+            .as_ref()
+            .and_then(parse)
+            .ok_or(PasskeyError::CeremonyGone)?;
         if self.store.remove(kinds::CEREMONY, id).await? == 0 {
             return Err(PasskeyError::CeremonyGone);
         }

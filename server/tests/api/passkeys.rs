@@ -56,25 +56,39 @@ async fn with_approve_with_passkey_a_session_alone_cannot_approve() {
     // Something that is not an assertion, and an assertion-shaped forgery
     // for an account with no passkey: refused, nothing changed.
     let response = approve_with(&app, &phone, &desktop.id, code, json!("junk")).await;
-    assert_eq!(error_body(response, StatusCode::BAD_REQUEST).await.error, "bad_request");
+    assert_eq!(
+        error_body(response, StatusCode::BAD_REQUEST).await.error,
+        "bad_request"
+    );
     let forged = json!({
         "id": "AAAA", "rawId": "AAAA", "type": "public-key",
         "response": { "authenticatorData": "AAAA", "clientDataJSON": "AAAA", "signature": "AAAA" },
         "extensions": {}
     });
     let response = approve_with(&app, &phone, &desktop.id, code, forged).await;
-    assert_eq!(error_body(response, StatusCode::CONFLICT).await.error, "no_passkey");
+    assert_eq!(
+        error_body(response, StatusCode::CONFLICT).await.error,
+        "no_passkey"
+    );
     let status = app.poll(&desktop).await;
     assert_eq!(status.state, app::api::LoginState::Scanned, "still waiting");
 
     // The options name no passkey either: there is none to ask for.
     let response = app
-        .send(phone.auth(
-            Call::new(Method::POST, &paths::with_id(paths::LOGIN_APPROVE_OPTIONS, &desktop.id))
+        .send(
+            phone.auth(
+                Call::new(
+                    Method::POST,
+                    &paths::with_id(paths::LOGIN_APPROVE_OPTIONS, &desktop.id),
+                )
                 .json(json!({ "match_code": code })),
-        ))
+            ),
+        )
         .await;
-    assert_eq!(error_body(response, StatusCode::CONFLICT).await.error, "no_passkey");
+    assert_eq!(
+        error_body(response, StatusCode::CONFLICT).await.error,
+        "no_passkey"
+    );
 
     // Denying never needs the passkey.
     assert_eq!(app.deny(&phone, &desktop.id).await.status(), StatusCode::OK);
@@ -90,11 +104,14 @@ async fn off_the_phones_network_a_passkey_is_required_when_so_configured() {
     })
     .await;
     let phone = app.phone("alice", "Alice").await;
-    let via_proxy = |call: Call, ip: &str| call.header("x-forwarded-for", ip).peer_ip([10, 0, 0, 1]);
+    let via_proxy =
+        |call: Call, ip: &str| call.header("x-forwarded-for", ip).peer_ip([10, 0, 0, 1]);
     let desktop_at = |ip: &'static str| {
         let app = &app;
         async move {
-            let response = app.send(via_proxy(Call::new(Method::POST, paths::LOGINS), ip)).await;
+            let response = app
+                .send(via_proxy(Call::new(Method::POST, paths::LOGINS), ip))
+                .await;
             let cookie = cookie_pair(&set_cookie(&response));
             let created: app::api::LoginCreated = json(response).await;
             Desktop {
@@ -105,7 +122,10 @@ async fn off_the_phones_network_a_passkey_is_required_when_so_configured() {
         }
     };
     let scan = |id: String| {
-        let call = phone.auth(Call::new(Method::POST, &paths::with_id(paths::LOGIN_SCAN, &id)));
+        let call = phone.auth(Call::new(
+            Method::POST,
+            &paths::with_id(paths::LOGIN_SCAN, &id),
+        ));
         app.send(via_proxy(call, "198.51.100.20"))
     };
     let approve = |id: String, code: u8| {

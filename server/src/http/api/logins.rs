@@ -2,7 +2,10 @@
 //! phone's (authenticated by its session). Each extracts, calls one service
 //! method and maps its answer.
 
-use app::api::{paths, ApproveOptionsRequest, ApproveRequest, LoginCreated, LoginStatus, Redeemed, Scanned, StateChanged};
+use app::api::{
+    paths, ApproveOptionsRequest, ApproveRequest, LoginCreated, LoginStatus, Redeemed, Scanned,
+    StateChanged,
+};
 use axum::{
     extract::State,
     http::{header, HeaderValue, StatusCode},
