@@ -36,6 +36,32 @@ fn reload_to(path: &str) {
     }
 }
 
+/// Runs one passkey step: waiting while `work` runs, then to `done` (the
+/// page shows the outcome), or the failure in the person's words.
+#[cfg(feature = "hydrate")]
+fn run_step(
+    step: RwSignal<Step>,
+    done: String,
+    work: impl std::future::Future<Output = Result<(), String>> + 'static,
+) {
+    step.set(Step::Waiting);
+    leptos::task::spawn_local(async move {
+        match work.await {
+            Ok(()) => reload_to(&done),
+            Err(e) => step.set(Step::Failed(failure_text(&e))),
+        }
+    });
+}
+
+/// A step's failure, announced.
+#[component]
+fn StepFailure(step: RwSignal<Step>) -> impl IntoView {
+    move || match step.get() {
+        Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
+        _ => None,
+    }
+}
+
 #[cfg(feature = "hydrate")]
 fn error_text(err: impl std::fmt::Display) -> String {
     err.to_string()
@@ -50,20 +76,12 @@ pub fn AddPasskey() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        step.set(Step::Waiting);
-        leptos::task::spawn_local(async move {
-            let result = async {
-                let started = passkey_registration().await.map_err(error_text)?;
-                let credential = webauthn::create(&started.options).await?;
-                add_passkey(started.ceremony, name.get_untracked(), credential)
-                    .await
-                    .map_err(error_text)
-            }
-            .await;
-            match result {
-                Ok(()) => reload_to("/m"),
-                Err(e) => step.set(Step::Failed(failure_text(&e))),
-            }
+        run_step(step, "/m".into(), async move {
+            let started = passkey_registration().await.map_err(error_text)?;
+            let credential = webauthn::create(&started.options).await?;
+            add_passkey(started.ceremony, name.get_untracked(), credential)
+                .await
+                .map_err(error_text)
         });
     };
     #[cfg(not(feature = "hydrate"))]
@@ -84,10 +102,7 @@ pub fn AddPasskey() -> impl IntoView {
                 {t.add_passkey}
             </button>
             <noscript><p class="hint">{t.adding_needs_javascript}</p></noscript>
-            {move || match step.get() {
-                Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
-                _ => None,
-            }}
+            <StepFailure step/>
         </form>
     }
 }
@@ -98,21 +113,12 @@ pub fn PasskeySignIn(next: String) -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
     #[cfg(feature = "hydrate")]
     let sign_in = move |_| {
-        let next = next.clone();
-        step.set(Step::Waiting);
-        leptos::task::spawn_local(async move {
-            let result = async {
-                let started = passkey_sign_in_options().await.map_err(error_text)?;
-                let credential = webauthn::get(&started.options).await?;
-                passkey_sign_in(started.ceremony, credential)
-                    .await
-                    .map_err(error_text)
-            }
-            .await;
-            match result {
-                Ok(()) => reload_to(&next),
-                Err(e) => step.set(Step::Failed(failure_text(&e))),
-            }
+        run_step(step, next.clone(), async move {
+            let started = passkey_sign_in_options().await.map_err(error_text)?;
+            let credential = webauthn::get(&started.options).await?;
+            passkey_sign_in(started.ceremony, credential)
+                .await
+                .map_err(error_text)
         });
     };
     #[cfg(not(feature = "hydrate"))]
@@ -125,10 +131,7 @@ pub fn PasskeySignIn(next: String) -> impl IntoView {
             <button class="button secondary" type="button" on:click=sign_in disabled=move || step.get() == Step::Waiting>
                 {t().sign_in_with_passkey}
             </button>
-            {move || match step.get() {
-                Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
-                _ => None,
-            }}
+            <StepFailure step/>
         </div>
     }
 }
@@ -159,22 +162,14 @@ pub fn ApproveForm(
                 return;
             };
             let id = id.clone();
-            step.set(Step::Waiting);
-            leptos::task::spawn_local(async move {
-                let result = async {
-                    let options = approval_options(id.clone(), number)
-                        .await
-                        .map_err(error_text)?;
-                    let assertion = webauthn::get(&options).await?;
-                    approve_login(id.clone(), number, Some(assertion))
-                        .await
-                        .map_err(error_text)
-                }
-                .await;
-                match result {
-                    Ok(()) => reload_to(&format!("/q/{id}")),
-                    Err(e) => step.set(Step::Failed(failure_text(&e))),
-                }
+            run_step(step, format!("/q/{id}"), async move {
+                let options = approval_options(id.clone(), number)
+                    .await
+                    .map_err(error_text)?;
+                let assertion = webauthn::get(&options).await?;
+                approve_login(id, number, Some(assertion))
+                    .await
+                    .map_err(error_text)
             });
         }
     };
@@ -214,10 +209,7 @@ pub fn ApproveForm(
                 type="submit"
                 disabled=move || step.get() == Step::Waiting
             >{if needs_passkey { t.approve_with_passkey } else { t.approve }}</button>
-            {move || match step.get() {
-                Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
-                _ => None,
-            }}
+            <StepFailure step/>
         </form>
     }
 }
@@ -230,22 +222,15 @@ pub fn DevicePasskeyApprove(user_code: String) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     let approve = move |_| {
         let code = user_code.clone();
-        step.set(Step::Waiting);
-        leptos::task::spawn_local(async move {
-            let result = async {
-                let options = device_approval_options(code.clone())
-                    .await
-                    .map_err(error_text)?;
-                let assertion = webauthn::get(&options).await?;
-                decide_device(code.clone(), "approve".into(), Some(assertion))
-                    .await
-                    .map_err(error_text)
-            }
-            .await;
-            match result {
-                Ok(()) => reload_to(&format!("/device?user_code={code}&outcome=approved")),
-                Err(e) => step.set(Step::Failed(failure_text(&e))),
-            }
+        let done = format!("/device?user_code={code}&outcome=approved");
+        run_step(step, done, async move {
+            let options = device_approval_options(code.clone())
+                .await
+                .map_err(error_text)?;
+            let assertion = webauthn::get(&options).await?;
+            decide_device(code, "approve".into(), Some(assertion))
+                .await
+                .map_err(error_text)
         });
     };
     #[cfg(not(feature = "hydrate"))]
@@ -260,10 +245,7 @@ pub fn DevicePasskeyApprove(user_code: String) -> impl IntoView {
             <button class="button" type="button" on:click=approve disabled=move || step.get() == Step::Waiting>
                 {t.device_approve_passkey}
             </button>
-            {move || match step.get() {
-                Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
-                _ => None,
-            }}
+            <StepFailure step/>
         </div>
     }
 }

@@ -286,11 +286,6 @@ fn EndedRow(sign_in: RecentSignIn) -> impl IntoView {
     }
 }
 
-/// Whether any of the recent sign-ins has ended.
-fn ended(recent: &[RecentSignIn]) -> bool {
-    recent.iter().any(|r| r.session_id.is_none())
-}
-
 /// An application the account approved, and how to sign it out.
 #[component]
 fn AppRow(app: AppConsent, withdraw: ServerAction<WithdrawApp>) -> impl IntoView {
@@ -388,7 +383,15 @@ pub fn PhoneHomePage() -> impl IntoView {
     let body = move || {
         Suspend::new(async move {
             match account.await {
-                Ok(Some(account)) => view! {
+                Ok(Some(account)) => {
+                    // Sign-ins whose session has ended (revoked, signed out, idle).
+                    let ended: Vec<RecentSignIn> = account
+                        .recent
+                        .iter()
+                        .filter(|r| r.session_id.is_none())
+                        .cloned()
+                        .collect();
+                    view! {
                     <h1>{fill(t.signed_in_as_heading, &[&account.user.display_name])}</h1>
                     <p class="lead">{t.phone_home_lead}</p>
                     <crate::scanner::CameraScanner site=account.site/>
@@ -401,10 +404,10 @@ pub fn PhoneHomePage() -> impl IntoView {
                             view! { <SessionRow session=s new revoke=revoke/> }
                         }).collect_view()}
                     </ul>
-                    {ended(&account.recent).then(|| view! {
+                    {(!ended.is_empty()).then(|| view! {
                         <h2>{t.ended_recently}</h2>
                         <ul class="sessions ended-sign-ins">
-                            {account.recent.iter().filter(|r| r.session_id.is_none()).cloned().map(|r| view! { <EndedRow sign_in=r/> }).collect_view()}
+                            {ended.into_iter().map(|r| view! { <EndedRow sign_in=r/> }).collect_view()}
                         </ul>
                     })}
                     {account.passkeys_available.then(|| view! {
@@ -425,8 +428,9 @@ pub fn PhoneHomePage() -> impl IntoView {
                         <input type="hidden" name="next" value="/m"/>
                         <button class="button secondary" type="submit">{t.sign_out}</button>
                     </ActionForm>
+                    }
+                    .into_any()
                 }
-                .into_any(),
                 Ok(None) => view! {
                     <h1>{t.phone_signed_out_heading}</h1>
                     <SignInForm next="/m".to_owned()/>

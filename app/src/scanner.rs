@@ -174,10 +174,16 @@ mod camera {
         if let Ok(playing) = element.play() {
             let _ = JsFuture::from(playing).await;
         }
+        let Some(frames) = FrameReader::new() else {
+            stop_tracks(&stream);
+            running.store(false, Ordering::Relaxed);
+            state.set(ScanState::NoCamera);
+            return;
+        };
         state.set(ScanState::Scanning);
         while running.load(Ordering::Relaxed) {
             TimeoutFuture::new(FRAME_EVERY_MS).await;
-            let Some((width, height, luma)) = read_frame(&element) else {
+            let Some((width, height, luma)) = frames.read(&element) else {
                 continue;
             };
             let Some(text) = decode(width, height, luma).await else {
@@ -216,35 +222,61 @@ mod camera {
         }
     }
 
-    /// The video's current frame in grey levels: width, height, luma.
-    fn read_frame(video: &web_sys::HtmlVideoElement) -> Option<(usize, usize, Vec<u8>)> {
-        let (width, height) = (video.video_width(), video.video_height());
-        if width == 0 || height == 0 {
-            return None;
+    /// One canvas for the whole scan, reused for every frame (resized only
+    /// when the camera's size changes).
+    struct FrameReader {
+        canvas: web_sys::HtmlCanvasElement,
+        context: web_sys::CanvasRenderingContext2d,
+    }
+
+    impl FrameReader {
+        fn new() -> Option<Self> {
+            let document = web_sys::window()?.document()?;
+            let canvas: web_sys::HtmlCanvasElement =
+                document.create_element("canvas").ok()?.dyn_into().ok()?;
+            // Read back every frame: tell the browser, so it keeps the
+            // pixels in memory rather than on the GPU.
+            let options = js_sys::Object::new();
+            js_sys::Reflect::set(&options, &"willReadFrequently".into(), &true.into()).ok()?;
+            let context = canvas
+                .get_context_with_context_options("2d", &options)
+                .ok()??
+                .dyn_into()
+                .ok()?;
+            Some(Self { canvas, context })
         }
-        let document = web_sys::window()?.document()?;
-        let canvas: web_sys::HtmlCanvasElement =
-            document.create_element("canvas").ok()?.dyn_into().ok()?;
-        canvas.set_width(width);
-        canvas.set_height(height);
-        let context: web_sys::CanvasRenderingContext2d =
-            canvas.get_context("2d").ok()??.dyn_into().ok()?;
-        context
-            .draw_image_with_html_video_element(video, 0.0, 0.0)
-            .ok()?;
-        let pixels = context
-            .get_image_data(0.0, 0.0, f64::from(width), f64::from(height))
-            .ok()?
-            .data();
-        // RGBA to luma (Rec. 601).
-        let luma: Vec<u8> = pixels
+
+        /// The video's current frame in grey levels: width, height, luma.
+        fn read(&self, video: &web_sys::HtmlVideoElement) -> Option<(usize, usize, Vec<u8>)> {
+            let (width, height) = (video.video_width(), video.video_height());
+            if width == 0 || height == 0 {
+                return None;
+            }
+            if self.canvas.width() != width || self.canvas.height() != height {
+                self.canvas.set_width(width);
+                self.canvas.set_height(height);
+            }
+            let context = &self.context;
+            context
+                .draw_image_with_html_video_element(video, 0.0, 0.0)
+                .ok()?;
+            let pixels = context
+                .get_image_data(0.0, 0.0, f64::from(width), f64::from(height))
+                .ok()?
+                .data();
+            Some((width as usize, height as usize, to_luma(&pixels)))
+        }
+    }
+
+    /// RGBA to luma (Rec. 601).
+    fn to_luma(pixels: &[u8]) -> Vec<u8> {
+        pixels
             .chunks_exact(4)
             .map(|p| {
                 ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000)
                     as u8
             })
-            .collect();
-        Some((width as usize, height as usize, luma))
+            .collect()
     }
 
     /// The text of a QR in the frame, if one is readable. Lazy: the decoder

@@ -1,3 +1,6 @@
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+import AxeBuilder from "@axe-core/playwright";
 import { expect, test, type Page } from "@playwright/test";
 import { USERS } from "./accounts";
 import { allowed, expectNoProblems, matchCode, newDesktop, newPhone, showCode, signIn } from "./devices";
@@ -10,6 +13,24 @@ import { allowed, expectNoProblems, matchCode, newDesktop, newPhone, showCode, s
 
 const baseURL = `http://localhost:${process.env.QRLOGIN_E2E_PASSKEY_PORT}`;
 const ELSEWHERE = "203.0.113.7";
+// What the test itself (Node) calls: the same server by address.
+const direct = `http://127.0.0.1:${process.env.QRLOGIN_E2E_PASSKEY_PORT}`;
+
+/** axe-core's WCAG 2.1 A/AA rules on the page as it is now. */
+async function expectAccessible(page: Page, what: string) {
+  const results = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]).analyze();
+  expect(results.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`), what).toEqual([]);
+}
+
+/** A public OpenID Connect client on the passkey server, by the real CLI. */
+function addDeviceClient(name: string): string {
+  const root = path.resolve(__dirname, "../..");
+  const binary = process.env.QRLOGIN_E2E_BIN ?? path.join(root, "target/release/qrlogin");
+  const database = path.join(process.env.QRLOGIN_E2E_DIR!, "passkey.db");
+  const args = ["client", "add", name, "--redirect-uri", "http://localhost/cb", "--public", "--json", "--database", database];
+  const { QRLOGIN_CONFIG: _, ...env } = process.env;
+  return (JSON.parse(execFileSync(binary, args, { env }).toString()) as { client_id: string }).client_id;
+}
 
 test.afterEach(expectNoProblems);
 
@@ -41,6 +62,7 @@ async function addPasskey(phone: Page, user: string, name: string) {
   await phone.getByRole("button", { name: "Add a passkey" }).click();
   await expect(phone.locator(".passkeys .passkey")).toHaveCount(1);
   await expect(phone.locator(".passkeys")).toContainText(name);
+  await expectAccessible(phone, "/m with a passkey");
 }
 
 async function desktopElsewhere(browser: import("@playwright/test").Browser): Promise<Page> {
@@ -75,6 +97,7 @@ test("a passkey is added on /m, signs in without a password, and approves what i
   const code = await matchCode(desktop);
   await expect(phone.getByText("Approving needs your passkey")).toBeVisible();
   await phone.locator(".choice", { hasText: code }).click();
+  await expectAccessible(phone, "the approve page asking for the passkey");
   await phone.screenshot({ path: testInfo.outputPath("phone-passkey-approve.png") });
   await testInfo.attach("phone-passkey-approve.png", {
     path: testInfo.outputPath("phone-passkey-approve.png"),
@@ -149,6 +172,26 @@ test("an assertion made for attempt A or for number 42 approves nothing else", a
   expect(await attempt(idB, codeB, idB, codeB)).toMatchObject({ status: 200, body: { state: "approved" } });
   await expect(desktopB.getByRole("heading", { name: "Signed in as Bob Builder" })).toBeVisible();
   await expect(desktopA.locator(".status")).toHaveText("Confirm on your phone");
+
+  // A device (RFC 8628): the passkey signs its user code and where it asked from.
+  const clientId = addDeviceClient("Living-room TV");
+  const form = (fields: Record<string, string>) => ({
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(fields).toString(),
+  });
+  const device = await (await fetch(`${direct}/oauth2/device_authorization`, form({ client_id: clientId, scope: "openid" }))).json();
+  await phone.goto(device.verification_uri_complete);
+  await expect(phone.getByText("Approving needs your passkey: it signs this code and this request.")).toBeVisible();
+  await phone.getByRole("button", { name: "The device shows this code: approve with passkey" }).click();
+  await expect(phone.getByRole("heading", { name: "Approved" })).toBeVisible();
+  const tokens = await (
+    await fetch(
+      `${direct}/oauth2/token`,
+      form({ grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: device.device_code, client_id: clientId }),
+    )
+  ).json();
+  expect(tokens.id_token, JSON.stringify(tokens)).toBeTruthy();
 });
 
 test("off the phone's network the relay warning shows and the passkey is required", async ({ browser }, testInfo) => {

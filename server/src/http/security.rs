@@ -87,6 +87,8 @@ fn add_security_headers(state: &AppState, headers: &mut HeaderMap, nonce: Option
                 headers.insert(header::CONTENT_SECURITY_POLICY, value);
             }
         }
+        // A page's language comes from these (the `lang` cookie first).
+        set_if_absent(headers, header::VARY, "Accept-Language, Cookie");
     }
     set_if_absent(headers, header::CONTENT_SECURITY_POLICY, DEFAULT_CSP);
     set_if_absent(headers, header::X_FRAME_OPTIONS, "DENY");

@@ -48,16 +48,44 @@ pub enum LoginError {
     Store(#[from] StoreError),
 }
 
-/// What the phone shows of an attempt's requester, as its approval signs
-/// it: the id, browser, system and address.
-fn shown_parts(attempt: &Attempt) -> (String, String, String, String) {
-    let (browser, os) = describe_user_agent(&attempt.requester.user_agent);
-    let ip = attempt
-        .requester
-        .ip
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
-    (attempt.id.to_string(), browser, os, ip)
+/// What the phone showed of an attempt when a number was picked: what an
+/// approval with a passkey signs.
+struct Shown {
+    subject: String,
+    number: u8,
+    browser: String,
+    os: String,
+    ip: String,
+    client: Option<String>,
+}
+
+impl Shown {
+    fn of(attempt: &Attempt, number: u8) -> Self {
+        let (browser, os) = describe_user_agent(&attempt.requester.user_agent);
+        Self {
+            subject: attempt.id.to_string(),
+            number,
+            browser,
+            os,
+            ip: attempt
+                .requester
+                .ip
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+            client: attempt.requester.client.clone(),
+        }
+    }
+
+    fn approval(&self) -> ShownApproval<'_> {
+        ShownApproval {
+            subject: &self.subject,
+            number: Some(self.number),
+            browser: &self.browser,
+            os: &self.os,
+            ip: &self.ip,
+            client: self.client.as_deref(),
+        }
+    }
 }
 
 /// Counts an attempt's step in `qrlogin_attempts_total`, by its audit event.
@@ -387,20 +415,12 @@ impl LoginService {
     ) -> Result<Attempt, LoginError> {
         let account_id = self.check_decide_limits(current, caller).await?;
         let attempt = self.scanned_by(id, account_id).await?;
-        let (subject, browser, os, ip) = shown_parts(&attempt);
-        let shown = ShownApproval {
-            subject: &subject,
-            number: Some(match_code),
-            browser: &browser,
-            os: &os,
-            ip: &ip,
-            client: attempt.requester.client.as_deref(),
-        };
+        let shown = Shown::of(&attempt, match_code);
         // Pending too: a scan racing this approval must not skip the check.
         if matches!(attempt.state, LoginState::Pending | LoginState::Scanned) {
             let same = same_network(attempt.requester.ip, caller.ip);
             self.passkeys
-                .authorize_approval(account_id, &shown, same, assertion)
+                .authorize_approval(account_id, &shown.approval(), same, assertion)
                 .await?;
         }
         let approve = Transition::Approve {
@@ -423,18 +443,10 @@ impl LoginService {
         match_code: u8,
     ) -> Result<webauthn_rs::prelude::RequestChallengeResponse, LoginError> {
         let attempt = self.scanned_by(id, current.account.id).await?;
-        let (subject, browser, os, ip) = shown_parts(&attempt);
-        let shown = ShownApproval {
-            subject: &subject,
-            number: Some(match_code),
-            browser: &browser,
-            os: &os,
-            ip: &ip,
-            client: attempt.requester.client.as_deref(),
-        };
+        let shown = Shown::of(&attempt, match_code);
         Ok(self
             .passkeys
-            .approval_options(current.account.id, &shown)
+            .approval_options(current.account.id, &shown.approval())
             .await?)
     }
 

@@ -11,6 +11,7 @@ mod faults;
 mod flow;
 mod fuzz;
 mod hardening;
+mod languages;
 mod helpers;
 mod metrics;
 mod oidc;

@@ -19,12 +19,12 @@ use leptos::server_fn::ServerFn;
 const ISSUER: &str = "http://127.0.0.1:3000";
 const CALLBACK: &str = "http://localhost:4000/callback";
 
-struct Client {
+pub(crate) struct Client {
     id: String,
     secret: Option<String>,
 }
 
-async fn client(app: &TestApp, public: bool) -> Client {
+pub(crate) async fn client(app: &TestApp, public: bool) -> Client {
     let added = app
         .state
         .services
@@ -752,7 +752,7 @@ async fn prompt_none_prompt_login_and_straight_through() {
 }
 
 /// A device authorization for `client`.
-async fn device_code(app: &TestApp, client: &Client) -> Value {
+pub(crate) async fn device_code(app: &TestApp, client: &Client) -> Value {
     let response = app
         .send(
             Call::new(Method::POST, paths::DEVICE_AUTHORIZATION)
@@ -767,7 +767,7 @@ async fn device_code(app: &TestApp, client: &Client) -> Value {
     json(response).await
 }
 
-async fn device_poll(app: &TestApp, client: &Client, device_code: &str) -> (StatusCode, Value) {
+pub(crate) async fn device_poll(app: &TestApp, client: &Client, device_code: &str) -> (StatusCode, Value) {
     token(
         app,
         client,

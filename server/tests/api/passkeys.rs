@@ -247,3 +247,37 @@ async fn a_passkey_sign_in_needs_a_ceremony_of_this_server() {
     let response = app.send(form(ceremony, &forged)).await;
     assert_eq!(response.status(), StatusCode::GONE);
 }
+
+/// A device (RFC 8628) is approved under the same rule: without the
+/// passkey the approval is refused and the device keeps waiting.
+#[tokio::test]
+async fn a_device_approval_needs_the_passkey_too() {
+    let app = test_app_with(passkey_server("passkey")).await;
+    let client = crate::oidc::client(&app, true).await;
+    let phone = app.phone("alice", "Alice").await;
+    let device = crate::oidc::device_code(&app, &client).await;
+    let user_code = device["user_code"].as_str().unwrap();
+    let device_code = device["device_code"].as_str().unwrap();
+    let decide = |decision: &str| {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("user_code", user_code)
+            .append_pair("decision", decision)
+            .finish();
+        phone.auth(
+            Call::new(
+                Method::POST,
+                <app::server_fns::DecideDevice as ServerFn>::url(),
+            )
+            .header(header::ACCEPT, "text/html")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body.into_bytes()),
+        )
+    };
+    let response = app.send(decide("approve")).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let (_, answer) = crate::oidc::device_poll(&app, &client, device_code).await;
+    assert_eq!(answer["error"], "authorization_pending", "still waiting");
+    // Denying needs no passkey.
+    let response = app.send(decide("deny")).await;
+    assert!(response.status().is_redirection(), "{}", response.status());
+}

@@ -159,6 +159,8 @@ impl OidcService {
     /// The device request behind a user code, for the signed-in phone.
     /// Every lookup counts against the address's and the account's limits,
     /// so that guessing codes gets nowhere.
+    /// The device request a typed code names, counted against the
+    /// guessing limit (RFC 8628 §5.1).
     async fn device_by_user_code(
         &self,
         raw: &str,
@@ -170,6 +172,15 @@ impl OidcService {
             .user_code_account
             .check(&current.account.id)
             .await?;
+        self.find_device(raw).await
+    }
+
+    /// The device request a code names, uncounted: for reading it again
+    /// within one counted call (a compare-and-set retry).
+    async fn find_device(
+        &self,
+        raw: &str,
+    ) -> Result<(String, DeviceAuthorization, ProviderRecord), OidcError> {
         let user_code = UserCode::parse(raw).ok_or(OidcError::UnknownUserCode)?;
         let now = now_millis();
         let entry = self
@@ -270,26 +281,24 @@ impl OidcService {
         caller: &Caller,
         assertion: Option<&str>,
     ) -> Result<DeviceRequestView, OidcError> {
-        if approve {
-            let (_, device, _) = self
-                .device_by_user_code(raw_user_code, current, caller)
+        // Counted once against the guessing limit, however many retries.
+        let mut found = self
+            .device_by_user_code(raw_user_code, current, caller)
+            .await?;
+        if approve && found.1.state == DeviceState::Pending {
+            // What was shown (client, origin) never changes: checked once.
+            let view = self.view(&found.1, caller).await?;
+            self.passkeys
+                .authorize_approval(
+                    current.account.id,
+                    &view.shown(),
+                    view.same_network,
+                    assertion,
+                )
                 .await?;
-            if device.state == DeviceState::Pending {
-                let view = self.view(&device, caller).await?;
-                self.passkeys
-                    .authorize_approval(
-                        current.account.id,
-                        &view.shown(),
-                        view.same_network,
-                        assertion,
-                    )
-                    .await?;
-            }
         }
         for _ in 0..8 {
-            let (key, device, record) = self
-                .device_by_user_code(raw_user_code, current, caller)
-                .await?;
+            let (key, device, record) = found;
             if device.state != DeviceState::Pending {
                 return self.view(&device, caller).await;
             }
@@ -331,6 +340,7 @@ impl OidcService {
                 return self.view(&decided, caller).await;
             }
             // A poll wrote meanwhile: read again.
+            found = self.find_device(raw_user_code).await?;
         }
         Err(StoreError::Unavailable("device request kept changing".into()).into())
     }
