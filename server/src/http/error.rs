@@ -76,7 +76,7 @@ impl ApiError {
         ("passkey_refused", StatusCode::FORBIDDEN),
         ("no_passkey", StatusCode::CONFLICT),
         ("password_needed", StatusCode::CONFLICT),
-        ("passkeys_unavailable", StatusCode::NOT_IMPLEMENTED),
+        ("passkeys_unavailable", StatusCode::CONFLICT),
         ("passkey_expired", StatusCode::GONE),
         ("passkey_not_found", StatusCode::NOT_FOUND),
         ("session_not_found", StatusCode::NOT_FOUND),
