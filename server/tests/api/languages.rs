@@ -12,7 +12,10 @@ async fn login_page(app: &TestApp, headers: &[(header::HeaderName, &str)]) -> (S
     }
     let response = app.send(call).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let vary = response.headers()[header::VARY].to_str().unwrap().to_owned();
+    let vary = response.headers()[header::VARY]
+        .to_str()
+        .unwrap()
+        .to_owned();
     (String::from_utf8(body_bytes(response).await).unwrap(), vary)
 }
 

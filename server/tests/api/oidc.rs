@@ -767,7 +767,11 @@ pub(crate) async fn device_code(app: &TestApp, client: &Client) -> Value {
     json(response).await
 }
 
-pub(crate) async fn device_poll(app: &TestApp, client: &Client, device_code: &str) -> (StatusCode, Value) {
+pub(crate) async fn device_poll(
+    app: &TestApp,
+    client: &Client,
+    device_code: &str,
+) -> (StatusCode, Value) {
     token(
         app,
         client,
