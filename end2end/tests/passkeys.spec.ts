@@ -192,6 +192,15 @@ test("an assertion made for attempt A or for number 42 approves nothing else", a
     )
   ).json();
   expect(tokens.id_token, JSON.stringify(tokens)).toBeTruthy();
+
+  // Removing the passkey: gone from the list, and "ask for my passkey" off
+  // with it (it could only block approvals now).
+  await phone.goto("/m");
+  await phone.locator(".passkeys .passkey").getByRole("button", { name: "Remove" }).click();
+  await expect(phone.getByText("No passkeys yet.")).toBeVisible();
+  await expect(phone.locator(".passkeys .passkey")).toHaveCount(0);
+  await expect(phone.getByLabel("Ask for my passkey to approve every sign-in")).not.toBeChecked();
+  await expect(phone.getByLabel("Ask for my passkey to approve every sign-in")).toBeDisabled();
 });
 
 test("off the phone's network the relay warning shows and the passkey is required", async ({ browser }, testInfo) => {

@@ -414,14 +414,17 @@ impl LoginService {
         assertion: Option<&str>,
     ) -> Result<Attempt, LoginError> {
         let account_id = self.check_decide_limits(current, caller).await?;
-        let attempt = self.scanned_by(id, account_id).await?;
-        let shown = Shown::of(&attempt, match_code);
-        // Pending too: a scan racing this approval must not skip the check.
-        if matches!(attempt.state, LoginState::Pending | LoginState::Scanned) {
-            let same = same_network(attempt.requester.ip, caller.ip);
-            self.passkeys
-                .authorize_approval(account_id, &shown.approval(), same, assertion)
-                .await?;
+        // (Where passkeys are off nothing can need one: no extra read.)
+        if self.passkeys.available() {
+            let attempt = self.scanned_by(id, account_id).await?;
+            // Pending too: a scan racing this approval must not skip the check.
+            if matches!(attempt.state, LoginState::Pending | LoginState::Scanned) {
+                let same = same_network(attempt.requester.ip, caller.ip);
+                let shown = Shown::of(&attempt, match_code);
+                self.passkeys
+                    .authorize_approval(account_id, &shown.approval(), same, assertion)
+                    .await?;
+            }
         }
         let approve = Transition::Approve {
             account_id,

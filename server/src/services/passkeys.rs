@@ -421,7 +421,8 @@ impl PasskeyService {
     }
 
     /// Removes one of the account's passkeys; not the last one while the
-    /// password is off (the account would have no way in).
+    /// password is off (the account would have no way in). Removing the
+    /// last one also turns "ask for my passkey" off.
     pub async fn remove(&self, account_id: i64, id: &str) -> Result<(), PasskeyError> {
         let stored = self.stored(account_id).await?;
         let Some((key, _)) = stored
@@ -430,10 +431,18 @@ impl PasskeyService {
         else {
             return Err(PasskeyError::NotFound);
         };
-        if stored.len() == 1 && self.settings.get(account_id).await?.password_off {
+        let last = stored.len() == 1;
+        if last && self.settings.get(account_id).await?.password_off {
             return Err(PasskeyError::LastWayIn);
         }
         self.store.remove(kinds::PASSKEY, key).await?;
+        if last {
+            // Without a passkey, "ask for my passkey" could only lock the
+            // account's approvals.
+            self.settings
+                .update(account_id, |s| s.approve_with_passkey = false)
+                .await?;
+        }
         tracing::info!(account_id, passkey = %id, "passkey removed");
         Ok(())
     }
@@ -532,6 +541,11 @@ impl PasskeyService {
         account_id: i64,
         same_network: bool,
     ) -> Result<bool, StoreError> {
+        // Without passkeys here (an IP address as public URL) no account has
+        // one or asked for it, and the server cannot require them: no read.
+        if !self.available() {
+            return Ok(false);
+        }
         let wants = self.settings.get(account_id).await?.approve_with_passkey;
         Ok(self.policy.needs_passkey(wants, same_network))
     }
