@@ -36,6 +36,27 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
+/// Who is asking, as the phone shows it: what an approval with a passkey
+/// signs is made from this same value, so the two cannot drift apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownRequester {
+    pub browser: String,
+    pub os: String,
+    /// The address, or empty when unknown.
+    pub ip: String,
+}
+
+impl ShownRequester {
+    pub fn of(user_agent: &str, ip: Option<IpAddr>) -> Self {
+        let (browser, os) = describe_user_agent(user_agent);
+        Self {
+            browser,
+            os,
+            ip: ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
 /// Browser and OS names from a User-Agent, e.g. ("Chrome", "Linux").
 pub fn describe_user_agent(user_agent: &str) -> (String, String) {
     match woothee::parser::Parser::new().parse(user_agent) {

@@ -6,7 +6,7 @@ use crate::{
     domain::{
         account::Session,
         attempt::Attempt,
-        caller::{describe_user_agent, same_network, Caller},
+        caller::{describe_user_agent, same_network, Caller, ShownRequester},
         time::{rfc3339, seconds_until, UnixMillis},
     },
     services::accounts::SeenSignIn,
@@ -38,16 +38,12 @@ pub(crate) fn login_status(attempt: &Attempt, now: UnixMillis) -> LoginStatus {
 
 /// The phone's view of an attempt it scanned.
 pub(crate) fn scanned(attempt: &Attempt, phone: &Caller, now: UnixMillis) -> api::Scanned {
-    let (browser, os) = describe_user_agent(&attempt.requester.user_agent);
+    let shown = ShownRequester::of(&attempt.requester.user_agent, attempt.requester.ip);
     api::Scanned {
         requester: api::Requester {
-            browser,
-            os,
-            ip: attempt
-                .requester
-                .ip
-                .map(|ip| ip.to_string())
-                .unwrap_or_default(),
+            browser: shown.browser,
+            os: shown.os,
+            ip: shown.ip,
             age_s: now.saturating_sub(attempt.created_at) / 1000,
             same_network: same_network(attempt.requester.ip, phone.ip),
             client: attempt.requester.client.clone(),

@@ -18,7 +18,7 @@ use crate::{
             Attempt, LoginId, LoginState, Requester, Scanner, Transition, TransitionError, Ttls,
         },
         audit::AuditEvent,
-        caller::{describe_user_agent, same_network, Caller},
+        caller::{same_network, Caller, ShownRequester},
         passkey::ShownApproval,
         secret::{Secret, SecretHash},
         time::{now_millis, UnixMillis},
@@ -53,26 +53,18 @@ pub enum LoginError {
 struct Shown {
     subject: String,
     number: u8,
-    browser: String,
-    os: String,
-    ip: String,
+    requester: ShownRequester,
     client: Option<String>,
 }
 
 impl Shown {
     fn of(attempt: &Attempt, number: u8) -> Self {
-        let (browser, os) = describe_user_agent(&attempt.requester.user_agent);
+        let requester = &attempt.requester;
         Self {
             subject: attempt.id.to_string(),
             number,
-            browser,
-            os,
-            ip: attempt
-                .requester
-                .ip
-                .map(|ip| ip.to_string())
-                .unwrap_or_default(),
-            client: attempt.requester.client.clone(),
+            requester: ShownRequester::of(&requester.user_agent, requester.ip),
+            client: requester.client.clone(),
         }
     }
 
@@ -80,9 +72,9 @@ impl Shown {
         ShownApproval {
             subject: &self.subject,
             number: Some(self.number),
-            browser: &self.browser,
-            os: &self.os,
-            ip: &self.ip,
+            browser: &self.requester.browser,
+            os: &self.requester.os,
+            ip: &self.requester.ip,
             client: self.client.as_deref(),
         }
     }

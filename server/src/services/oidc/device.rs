@@ -9,7 +9,7 @@ use super::{kinds, parse, seconds, to_json, ClientCredentials, OidcError, OidcSe
 use crate::{
     domain::{
         audit::AuditEvent,
-        caller::{describe_user_agent, same_network, Caller},
+        caller::{same_network, Caller, ShownRequester},
         oidc::{
             granted_scopes, lifetimes, secret_digest, DeviceAuthorization, DeviceState,
             RequestOrigin, UserCode,
@@ -249,17 +249,13 @@ impl OidcService {
             .await?
             .map(|c| c.name)
             .ok_or(OidcError::UnknownUserCode)?;
-        let (browser, os) = describe_user_agent(&device.origin.user_agent);
+        let shown = ShownRequester::of(&device.origin.user_agent, device.origin.ip);
         Ok(DeviceRequestView {
             user_code: device.user_code.to_string(),
             client_name,
-            browser,
-            os,
-            ip: device
-                .origin
-                .ip
-                .map(|ip| ip.to_string())
-                .unwrap_or_default(),
+            browser: shown.browser,
+            os: shown.os,
+            ip: shown.ip,
             same_network: same_network(device.origin.ip, phone.ip),
             age_s: now_millis().saturating_sub(device.created_at) / 1000,
             state: match device.state {
