@@ -64,6 +64,14 @@ impl AppState {
             .map_err(page_error)
     }
 
+    /// The signed-in phone, or the `not_signed_in` refusal (calls the pages
+    /// make only when signed in).
+    async fn signed_in_or_refuse(&self, request: &Parts) -> Result<CurrentSession, ServerFnError> {
+        self.signed_in(request)
+            .await?
+            .ok_or_else(|| page_error(ApiError::NotSignedIn))
+    }
+
     /// The signed-in phone and the attempt id of a decision form; `None`
     /// when either is missing (the page then shows where things stand).
     async fn decision(
@@ -124,20 +132,25 @@ impl AppState {
             Ok(request) => self.device_view(me, request).await,
             Err(OidcError::UnknownUserCode) => Ok(DeviceView::Unknown),
             Err(OidcError::RateLimited(_)) => Ok(DeviceView::TooMany),
-            Err(OidcError::Store(e)) => Err(page_error(e)),
-            Err(OidcError::Passkey(e)) => Err(page_error(e)),
-            Err(e) => Err(page_error(ApiError::BadRequest(e.to_string()))),
+            Err(e) => Err(oidc_page_error(e)),
         }
+    }
+}
+
+/// A device-flow failure the page does not show as a view.
+fn oidc_page_error(err: OidcError) -> ServerFnError {
+    match err {
+        OidcError::Store(e) => page_error(e),
+        OidcError::Passkey(e) => page_error(e),
+        e => page_error(ApiError::BadRequest(e.to_string())),
     }
 }
 
 /// A ceremony's options for the browser: the `publicKey` member, as JSON.
 fn ceremony<T: serde::Serialize>(ceremony: Ceremony<T>) -> Result<PasskeyCeremony, ServerFnError> {
-    let options =
-        serde_json::to_string(&ceremony.options).map_err(|e| page_error(ApiError::internal(e)))?;
     Ok(PasskeyCeremony {
+        options: options_json(&ceremony.options)?,
         ceremony: ceremony.ceremony,
-        options,
     })
 }
 
@@ -411,20 +424,13 @@ impl Backend for AppState {
         request: &Parts,
         user_code: &str,
     ) -> Result<String, ServerFnError> {
-        let current = self
-            .signed_in(request)
-            .await?
-            .ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let current = self.signed_in_or_refuse(request).await?;
         let options = self
             .services
             .oidc
             .device_approval_options(user_code, &current, &self.caller(request))
             .await
-            .map_err(|e| match e {
-                OidcError::Passkey(e) => page_error(e),
-                OidcError::Store(e) => page_error(e),
-                e => page_error(ApiError::BadRequest(e.to_string())),
-            })?;
+            .map_err(oidc_page_error)?;
         options_json(options)
     }
 
@@ -432,10 +438,7 @@ impl Backend for AppState {
         &self,
         request: &Parts,
     ) -> Result<PasskeyCeremony, ServerFnError> {
-        let current = self
-            .signed_in(request)
-            .await?
-            .ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let current = self.signed_in_or_refuse(request).await?;
         let started = self
             .services
             .passkeys
@@ -452,10 +455,7 @@ impl Backend for AppState {
         name: &str,
         credential: &str,
     ) -> Result<(), ServerFnError> {
-        let current = self
-            .signed_in(request)
-            .await?
-            .ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let current = self.signed_in_or_refuse(request).await?;
         self.services
             .passkeys
             .finish_registration(&current, ceremony, name, credential)
@@ -480,10 +480,7 @@ impl Backend for AppState {
         password: bool,
         approve_with_passkey: bool,
     ) -> Result<(), ServerFnError> {
-        let current = self
-            .signed_in(request)
-            .await?
-            .ok_or_else(|| page_error(ApiError::NotSignedIn))?;
+        let current = self.signed_in_or_refuse(request).await?;
         let passkeys = &self.services.passkeys;
         let id = current.account.id;
         passkeys
