@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{
     CreationChallengeResponse, DiscoverableAuthentication, Passkey, PasskeyAuthentication,
     PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
@@ -32,7 +32,7 @@ use crate::{
         secret::Secret,
         time::{now_millis, UnixMillis},
     },
-    storage::{ProviderRecord, ProviderStore, StoreError},
+    storage::{parse_record as parse, ProviderStore, StoreError},
 };
 
 /// The record kinds, as the store names them.
@@ -700,10 +700,6 @@ fn relying_party(public_url: &str) -> Option<Webauthn> {
         .rp_name("qrlogin")
         .build()
         .ok()
-}
-
-fn parse<T: DeserializeOwned>(record: &ProviderRecord) -> Option<T> {
-    serde_json::from_str(&record.value).ok()
 }
 
 fn to_json(value: &impl Serialize) -> Result<String, PasskeyError> {

@@ -31,8 +31,9 @@ mod traits;
 
 pub use self::redis::DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX;
 pub use traits::{
-    AccountStore, Applied, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, ProviderRecord,
-    ProviderStore, RevocationClock, SessionStore, SharedLimiter, StoreError, Stores,
+    parse_record, AccountStore, Applied, AttemptStore, AuditQuery, AuditStore, ChangeNotifier,
+    ProviderRecord, ProviderStore, RevocationClock, SessionStore, SharedLimiter, StoreError,
+    Stores,
 };
 
 use std::{path::PathBuf, sync::Arc};

@@ -200,6 +200,12 @@ pub struct ProviderRecord {
     pub expires_at: UnixMillis,
 }
 
+/// A record's value as the type its service wrote (`None`: not that type).
+/// The services that share the record store read their records with this.
+pub fn parse_record<T: serde::de::DeserializeOwned>(record: &ProviderRecord) -> Option<T> {
+    serde_json::from_str(&record.value).ok()
+}
+
 /// The OpenID Connect provider's records: small JSON documents by kind and
 /// key, each with a lifetime (a record past it is gone for every read), and
 /// changed only by compare-and-set on its version, so that of two racing

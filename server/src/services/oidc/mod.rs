@@ -27,7 +27,7 @@ use crate::{
         oidc::{plausible_id, Client, ClientError, Grant},
         time::{now_millis, UnixMillis},
     },
-    storage::{ProviderRecord, ProviderStore, StoreError},
+    storage::{parse_record as parse, ProviderRecord, ProviderStore, StoreError},
 };
 use keys::{KeyError, SigningKeys, FOREVER};
 pub use tokens::ClientCredentials;
@@ -364,10 +364,6 @@ impl From<OidcError> for ClientAdminError {
     fn from(err: OidcError) -> Self {
         Self::Internal(err.to_string())
     }
-}
-
-fn parse<T: DeserializeOwned>(record: &ProviderRecord) -> Option<T> {
-    serde_json::from_str(&record.value).ok()
 }
 
 fn to_json(value: &impl Serialize) -> Result<String, OidcError> {
