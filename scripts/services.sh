@@ -214,8 +214,8 @@ $upstreams    keepalive 16;
       # \$http_host keeps the port, which the server's Origin check compares.
       proxy_set_header Host \$http_host;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      # qrlogin believes Forwarded before X-Forwarded-For: a client's own
-      # must not reach it, or it could name any address it likes.
+      # qrlogin reads both: a client's own Forwarded must not reach it (one
+      # that disagrees with X-Forwarded-For makes the client unknown).
       proxy_set_header Forwarded "";
       proxy_set_header X-Forwarded-Proto \$scheme;
       # Long polls last up to 30 s.

@@ -40,6 +40,23 @@ pub mod paths {
     }
 }
 
+/// The longest `authorization=` / `request=` value: an OpenID Connect
+/// authorization request travels sealed in it (base64url), instead of
+/// being stored before a person acts on it. With every parameter at its
+/// longest (a 512-character `redirect_uri`, `state` and `nonce`) it is
+/// about 2,370 characters; usual ones are a few hundred.
+pub const MAX_AUTHORIZATION_HANDLE: usize = 2400;
+
+/// Whether `raw` could be a sealed authorization request: base64url, not
+/// empty, at most [`MAX_AUTHORIZATION_HANDLE`] (it goes into URLs, a
+/// `Location` header and the page's script, so nothing else is let in).
+pub fn plausible_authorization(raw: &str) -> bool {
+    (1..=MAX_AUTHORIZATION_HANDLE).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Where an attempt stands; see the state diagram in docs/design.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -87,7 +104,9 @@ pub struct LoginStatus {
     pub version: u64,
     pub expires_at: String,
     pub expires_in: u64,
-    /// Display name of the scanning account, once scanned.
+    /// Display name of the scanning account, once scanned, and only when
+    /// the account chose one that does not give its username away; absent
+    /// otherwise. The desktop learns the account itself when it redeems.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scanner: Option<String>,
     /// The two digits the phone must pick, once scanned.

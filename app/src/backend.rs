@@ -83,6 +83,22 @@ pub trait Backend: Send + Sync + 'static {
         password: bool,
         approve_with_passkey: bool,
     ) -> Result<(), ServerFnError>;
+    /// Starts confirming presence with a passkey before a credential change.
+    async fn confirm_options(&self, request: &Parts) -> Result<PasskeyCeremony, ServerFnError>;
+    /// Checks the confirming assertion; the session may then change its
+    /// credentials for five minutes.
+    async fn confirm_with_passkey(
+        &self,
+        request: &Parts,
+        ceremony: &str,
+        credential: &str,
+    ) -> Result<(), ServerFnError>;
+    /// Confirms presence with the password (accounts without a passkey).
+    async fn confirm_with_password(
+        &self,
+        request: &Parts,
+        password: &str,
+    ) -> Result<(), ServerFnError>;
     /// Starts a passkey sign-in: the ceremony id and the request options.
     async fn passkey_sign_in_options(
         &self,

@@ -19,7 +19,12 @@ enum Phase {
     /// A code is on screen, waiting for a phone to scan it.
     Showing { login_id: String, svg: String },
     /// A phone scanned it; its owner must pick `match_code` and approve.
-    Confirm { scanner: String, match_code: u8 },
+    /// `scanner` is the account's display name when it chose one the server
+    /// may show before approval; usually there is none (rule 5).
+    Confirm {
+        scanner: Option<String>,
+        match_code: u8,
+    },
     /// Approved and redeemed: the card becomes the home page, at `/`.
     SignedIn { name: String, username: String },
     /// The phone declined (or picked the wrong number).
@@ -114,13 +119,12 @@ pub fn LoginPage() -> impl IntoView {
 #[component]
 pub fn AuthorizePage() -> impl IntoView {
     let query = leptos_router::hooks::use_query_map();
-    // Only an id this server could have made goes into the page's script.
+    // Only a value this server could have made goes into the page's script.
     let request = move || {
-        query.read().get("request").filter(|r| {
-            (1..=64).contains(&r.len())
-                && r.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+        query
+            .read()
+            .get("request")
+            .filter(|r| crate::api::plausible_authorization(r))
     };
     let client = Resource::new(request, |request| async move {
         match request {
@@ -215,7 +219,7 @@ fn LoginCard(
             match_code,
         } => view! {
             <div class="confirm">
-                <p>{requested_by(&scanner)}</p>
+                {scanner.map(|name| view! { <p>{requested_by(&name)}</p> })}
                 <p class="pick">{t().pick_this_number}</p>
                 <p class="match-code" aria-label=t().number_to_pick>{format!("{match_code:02}")}</p>
             </div>
@@ -600,7 +604,7 @@ mod wait_loop {
                 match status.state {
                     LoginState::Pending => {}
                     LoginState::Scanned => self.show(Phase::Confirm {
-                        scanner: status.scanner.unwrap_or_default(),
+                        scanner: status.scanner,
                         match_code: status.match_code.unwrap_or_default(),
                     }),
                     LoginState::Approved => {

@@ -9,8 +9,9 @@ use crate::i18n::t;
 
 #[cfg(feature = "hydrate")]
 use crate::server_fns::{
-    add_passkey, approval_options, approve_login, decide_device, device_approval_options,
-    passkey_registration, passkey_sign_in, passkey_sign_in_options,
+    add_passkey, approval_options, approve_login, confirm_options, confirm_with_passkey,
+    decide_device, device_approval_options, passkey_registration, passkey_sign_in,
+    passkey_sign_in_options,
 };
 
 /// What a passkey step shows while it runs or when it failed.
@@ -67,9 +68,41 @@ fn error_text(err: impl std::fmt::Display) -> String {
     err.to_string()
 }
 
-/// "Add a passkey" on `/m`: a name, then the phone's own passkey prompt.
+/// Confirms it is the owner with one of the account's passkeys (user
+/// verification): the step before a change to how the account signs in.
+#[cfg(feature = "hydrate")]
+async fn confirm_with_a_passkey() -> Result<(), String> {
+    let started = confirm_options().await.map_err(error_text)?;
+    let assertion = webauthn::get(&started.options).await?;
+    confirm_with_passkey(started.ceremony, assertion)
+        .await
+        .map_err(error_text)
+}
+
+/// "Confirm with my passkey" on `/m`.
 #[island]
-pub fn AddPasskey() -> impl IntoView {
+pub fn ConfirmWithPasskey() -> impl IntoView {
+    let step = RwSignal::new(Step::Idle);
+    #[cfg(feature = "hydrate")]
+    let confirm = move |_| run_step(step, "/m".into(), confirm_with_a_passkey());
+    #[cfg(not(feature = "hydrate"))]
+    let confirm = |_| ();
+    view! {
+        <div class="confirm-passkey">
+            <button class="button" type="button" on:click=confirm disabled=move || step.get() == Step::Waiting>
+                {t().confirm_with_passkey}
+            </button>
+            <noscript><p class="hint">{t().passkey_needs_javascript}</p></noscript>
+            <StepFailure step/>
+        </div>
+    }
+}
+
+/// "Add a passkey" on `/m`: a name, then the phone's own passkey prompt.
+/// Without a fresh confirmation the server refuses; an account that
+/// confirms with a passkey is then asked for an existing one first, here.
+#[island]
+pub fn AddPasskey(confirm_with_passkey_first: bool) -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
     let t = t();
     let name = RwSignal::new(String::from(t.passkey_default_name));
@@ -77,7 +110,16 @@ pub fn AddPasskey() -> impl IntoView {
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         run_step(step, "/m".into(), async move {
-            let started = passkey_registration().await.map_err(error_text)?;
+            let started = match passkey_registration().await {
+                Err(e)
+                    if confirm_with_passkey_first && error_text(&e).contains("confirm_first") =>
+                {
+                    confirm_with_a_passkey().await?;
+                    passkey_registration().await
+                }
+                other => other,
+            }
+            .map_err(error_text)?;
             let credential = webauthn::create(&started.options).await?;
             add_passkey(started.ceremony, name.get_untracked(), credential)
                 .await
@@ -85,7 +127,10 @@ pub fn AddPasskey() -> impl IntoView {
         });
     };
     #[cfg(not(feature = "hydrate"))]
-    let add = |_: leptos::ev::SubmitEvent| ();
+    let add = {
+        let _ = confirm_with_passkey_first;
+        |_: leptos::ev::SubmitEvent| ()
+    };
     view! {
         <form class="form add-passkey" on:submit=add>
             <label>

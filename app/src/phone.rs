@@ -10,8 +10,9 @@ use crate::{
     api::{LoginState, RecentSignIn, SessionInfo},
     i18n::{fill, t},
     server_fns::{
-        my_account, phone_login, AppConsent, ApproveLogin, DenyLogin, PasskeyView, PhoneLoginView,
-        RemovePasskey, RevokeSession, SetSignInChoices, SignIn, SignOut, WithdrawApp,
+        my_account, phone_login, AppConsent, ApproveLogin, ConfirmView, ConfirmWith,
+        ConfirmWithPassword, DenyLogin, PasskeyView, PhoneLoginView, RemovePasskey,
+        RemovedPasskeyView, RevokeSession, SetSignInChoices, SignIn, SignOut, WithdrawApp,
     },
     Brand,
 };
@@ -305,31 +306,78 @@ fn AppRow(app: AppConsent, withdraw: ServerAction<WithdrawApp>) -> impl IntoView
     }
 }
 
+/// `/m`'s "Confirm it's you": a change to how the account signs in needs
+/// a fresh proof with a credential it already has (its passkey, else its
+/// password), not the session alone.
+#[component]
+fn ConfirmSection(confirm: ConfirmView) -> impl IntoView {
+    use leptos::server_fn::ServerFn;
+    let t = t();
+    let password_url = <ConfirmWithPassword as ServerFn>::url();
+    let body = match (confirm.fresh_until, confirm.with) {
+        (Some(until), _) => view! {
+            <p class="hint confirmed">{fill(t.confirmed_until, &[&short_time(&until)])}</p>
+        }
+        .into_any(),
+        (None, ConfirmWith::Passkey) => view! {
+            <p class="hint">{t.confirm_lead_passkey}</p>
+            <crate::passkey::ConfirmWithPasskey/>
+        }
+        .into_any(),
+        (None, ConfirmWith::Password) => view! {
+            <p class="hint">{t.confirm_lead_password}</p>
+            <form method="post" action=password_url class="form confirm-password">
+                <label>
+                    {t.password}
+                    <input type="password" name="password" autocomplete="current-password" required/>
+                </label>
+                <button class="button" type="submit">{t.confirm_with_password}</button>
+            </form>
+        }
+        .into_any(),
+        (None, ConfirmWith::Nothing) => view! { <p class="hint">{t.confirm_impossible}</p> }.into_any(),
+    };
+    view! {
+        <section class="confirm" aria-labelledby="confirm-heading">
+            <h3 id="confirm-heading">{t.confirm_heading}</h3>
+            {body}
+        </section>
+    }
+}
+
 /// `/m`'s passkeys: the list (remove each), "Add a passkey", and the
 /// account's sign-in choices (password on or off, always ask for the
-/// passkey to approve). Plain forms but for adding, which needs WebAuthn.
+/// passkey to approve). Plain forms but for adding, which needs WebAuthn;
+/// each change needs the confirmation above.
 #[component]
 fn PasskeysSection(
     passkeys: Vec<PasskeyView>,
+    removed: Vec<RemovedPasskeyView>,
     password_off: bool,
     approve_with_passkey: bool,
+    confirm: ConfirmView,
     remove: ServerAction<RemovePasskey>,
 ) -> impl IntoView {
     use leptos::server_fn::ServerFn;
     let query = use_query_map();
-    let refused = move || query.read().get("choices").is_some();
+    let t = t();
+    let refusal = move || query.read().get("choices").map(|code| t.error(&code));
     let choices_url = <SetSignInChoices as ServerFn>::url();
     let has_passkey = !passkeys.is_empty();
-    let t = t();
+    let confirm_with_passkey_first = confirm.with == ConfirmWith::Passkey;
     view! {
         <h2>{t.passkeys}</h2>
+        {move || refusal().map(|text| view! { <p class="error" role="alert">{text}</p> })}
+        <ConfirmSection confirm/>
         <ul class="sessions passkeys">
             {passkeys.into_iter().map(|p| {
                 let id = p.id.clone();
+                let new = p.new;
                 view! {
-                <li class="session passkey" data-passkey-id=id>
+                <li class="session passkey" class:new=new data-passkey-id=id>
                     <div>
                         <strong>{p.name}</strong>
+                        {new.then(|| view! { " " <span class="badge new">{t.new_badge}</span> })}
                         <div class="meta">
                             {t.passkey_added} " " <LocalTime at=p.created_at/>
                             {p.last_used_at.map(|at| view! { " · " {t.passkey_last_used} " " <LocalTime at=at/> })}
@@ -342,12 +390,22 @@ fn PasskeysSection(
                 </li>
             }}).collect_view()}
         </ul>
+        {(!removed.is_empty()).then(|| view! {
+            <h3>{t.removed_passkeys}</h3>
+            <ul class="sessions removed-passkeys">
+                {removed.into_iter().map(|r| view! {
+                    <li class="session removed-passkey new">
+                        <div>
+                            <strong>{r.name}</strong> " " <span class="badge new">{t.new_badge}</span>
+                            <div class="meta">{t.passkey_removed_at} " " <LocalTime at=r.removed_at/></div>
+                        </div>
+                    </li>
+                }).collect_view()}
+            </ul>
+        })}
         {(!has_passkey).then(|| view! { <p class="hint">{t.no_passkeys}</p> })}
-        <crate::passkey::AddPasskey/>
+        <crate::passkey::AddPasskey confirm_with_passkey_first/>
         <form method="post" action=choices_url class="form sign-in-choices">
-            <Show when=refused>
-                <p class="error" role="alert">{t.choices_refused}</p>
-            </Show>
             <label class="check">
                 <input type="checkbox" name="password" value="on" checked=!password_off/>
                 {t.allow_password}
@@ -413,8 +471,10 @@ pub fn PhoneHomePage() -> impl IntoView {
                     {account.passkeys_available.then(|| view! {
                         <PasskeysSection
                             passkeys=account.passkeys.clone()
+                            removed=account.removed_passkeys.clone()
                             password_off=account.password_off
                             approve_with_passkey=account.approve_with_passkey
+                            confirm=account.confirm.clone()
                             remove=remove_passkey
                         />
                     })}

@@ -40,6 +40,36 @@ pub struct AccountView {
     pub passkeys_available: bool,
     pub password_off: bool,
     pub approve_with_passkey: bool,
+    /// Passkeys removed since the account last looked at `/m`.
+    pub removed_passkeys: Vec<RemovedPasskeyView>,
+    /// How a change to the account's credentials is confirmed, and whether
+    /// this session has just done so.
+    pub confirm: ConfirmView,
+}
+
+/// What confirms a change to how the account signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfirmWith {
+    Passkey,
+    Password,
+    /// Nothing but the session: an administrator must help.
+    Nothing,
+}
+
+/// The session's standing to change the account's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmView {
+    pub with: ConfirmWith,
+    /// RFC 3339, UTC: until when changes go through without asking again.
+    pub fresh_until: Option<String>,
+}
+
+/// A passkey removed from the account, as `/m` tells of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedPasskeyView {
+    pub name: String,
+    /// RFC 3339, UTC.
+    pub removed_at: String,
 }
 
 /// One of the account's passkeys, as `/m` lists it.
@@ -51,6 +81,8 @@ pub struct PasskeyView {
     /// RFC 3339, UTC.
     pub created_at: String,
     pub last_used_at: Option<String>,
+    /// Added since the account last looked at `/m`.
+    pub new: bool,
 }
 
 /// A WebAuthn ceremony begun: its id and the options for the browser
@@ -222,12 +254,51 @@ pub async fn add_passkey(
         .await
 }
 
+/// Removes a passkey; back to `/m`, which says why when it was refused
+/// (e.g. no fresh confirmation).
 #[server(prefix = "/fn")]
 pub async fn remove_passkey(id: String) -> Result<(), ServerFnError> {
     let (backend, parts) = backend()?;
-    backend.remove_passkey(&parts, &id).await?;
-    leptos_axum::redirect("/m");
+    back_to_m(backend.remove_passkey(&parts, &id).await)
+}
+
+/// Back to `/m`, with the refusal's machine code when there was one.
+#[cfg(feature = "ssr")]
+fn back_to_m(outcome: Result<(), ServerFnError>) -> Result<(), ServerFnError> {
+    match outcome {
+        Ok(()) => leptos_axum::redirect("/m"),
+        Err(ServerFnError::ServerError(code)) => {
+            leptos_axum::redirect(&format!("/m?choices={}", local_code(&code)))
+        }
+        Err(e) => return Err(e),
+    }
     Ok(())
+}
+
+/// Options for confirming it is the owner with a passkey (the step before
+/// a change to how the account signs in).
+#[server(prefix = "/fn")]
+pub async fn confirm_options() -> Result<PasskeyCeremony, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.confirm_options(&parts).await
+}
+
+#[server(prefix = "/fn")]
+pub async fn confirm_with_passkey(
+    ceremony: String,
+    credential: String,
+) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend
+        .confirm_with_passkey(&parts, &ceremony, &credential)
+        .await
+}
+
+/// Confirms with the password (a plain form: works without JavaScript).
+#[server(prefix = "/fn")]
+pub async fn confirm_with_password(password: String) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    back_to_m(backend.confirm_with_password(&parts, &password).await)
 }
 
 /// The account's sign-in choices (a plain form: unchecked boxes are absent).
@@ -237,18 +308,12 @@ pub async fn set_sign_in_choices(
     #[server(default)] approve_with_passkey: Option<String>,
 ) -> Result<(), ServerFnError> {
     let (backend, parts) = backend()?;
-    let outcome = backend
-        .set_sign_in_choices(&parts, password.is_some(), approve_with_passkey.is_some())
-        .await;
-    match outcome {
-        Ok(()) => leptos_axum::redirect("/m"),
-        // The page says why (e.g. no passkey yet).
-        Err(ServerFnError::ServerError(code)) => {
-            leptos_axum::redirect(&format!("/m?choices={}", local_code(&code)))
-        }
-        Err(e) => return Err(e),
-    }
-    Ok(())
+    // The page says why when refused (e.g. no passkey yet).
+    back_to_m(
+        backend
+            .set_sign_in_choices(&parts, password.is_some(), approve_with_passkey.is_some())
+            .await,
+    )
 }
 
 #[server(prefix = "/fn")]

@@ -4,4 +4,5 @@ export const USERS: Record<string, string> = {
   alice: "Alice Liddell",
   bob: "Bob Builder",
   carol: "Carol Danvers",
+  dave: "Dave Lister",
 };

@@ -109,7 +109,10 @@ export async function approveAndSignIn(
   await expect(phone.getByText("same network")).toBeVisible();
 
   const code = await matchCode(desktop);
-  await expect(desktop.locator(".scanner")).toHaveText("Alice Liddell");
+  // Rule 5: before approval the desktop learns nothing of the account;
+  // "Alice Liddell" would give the username away, so no name is shown.
+  await expect(desktop.locator(".scanner")).toHaveCount(0);
+  await expect(desktop.locator("body")).not.toContainText(/alice/i);
   await expect(desktop.locator(".qr svg")).toHaveCount(0);
   await phone.screenshot({ path: testInfo.outputPath("phone-confirm.png") });
   await desktop.screenshot({ path: testInfo.outputPath("desktop-confirm.png") });

@@ -34,12 +34,16 @@ function addDeviceClient(name: string): string {
 
 test.afterEach(expectNoProblems);
 
+/** A phone's virtual authenticator, driven through CDP. */
+type Authenticator = { cdp: import("@playwright/test").CDPSession; authenticatorId: string };
+const authenticators = new WeakMap<Page, Authenticator>();
+
 /** A phone with a platform authenticator that verifies its user. */
 async function phoneWithAuthenticator(browser: import("@playwright/test").Browser): Promise<Page> {
   const phone = await newPhone(browser, baseURL);
   const cdp = await phone.context().newCDPSession(phone);
   await cdp.send("WebAuthn.enable");
-  await cdp.send("WebAuthn.addVirtualAuthenticator", {
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
     options: {
       protocol: "ctap2",
       transport: "internal",
@@ -49,7 +53,14 @@ async function phoneWithAuthenticator(browser: import("@playwright/test").Browse
       automaticPresenceSimulation: true,
     },
   });
+  authenticators.set(phone, { cdp, authenticatorId });
   return phone;
+}
+
+/** The passkeys (with private keys and use counters) a phone's authenticator holds. */
+async function credentialsOf(phone: Page) {
+  const { cdp, authenticatorId } = authenticators.get(phone)!;
+  return (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
 }
 
 /** Signs in with the password and adds a passkey named `name` on /m. */
@@ -75,7 +86,10 @@ test("a passkey is added on /m, signs in without a password, and approves what i
   const phone = await phoneWithAuthenticator(browser);
   await addPasskey(phone, "alice", "Alice's test phone");
 
-  // The password off, and every approval to ask for the passkey.
+  // The password off, and every approval to ask for the passkey: changing
+  // how the account signs in needs the passkey first.
+  await phone.getByRole("button", { name: "Confirm with my passkey" }).click();
+  await expect(phone.getByText("Confirmed: you can change how you sign in until")).toBeVisible();
   await phone.getByLabel("Allow signing in with my password").uncheck();
   await phone.getByLabel("Ask for my passkey to approve every sign-in").check();
   await phone.getByRole("button", { name: "Save sign-in choices" }).click();
@@ -196,6 +210,8 @@ test("an assertion made for attempt A or for number 42 approves nothing else", a
   // Removing the passkey: gone from the list, and "ask for my passkey" off
   // with it (it could only block approvals now).
   await phone.goto("/m");
+  await phone.getByRole("button", { name: "Confirm with my passkey" }).click();
+  await expect(phone.getByText("Confirmed: you can change how you sign in until")).toBeVisible();
   await phone.locator(".passkeys .passkey").getByRole("button", { name: "Remove" }).click();
   await expect(phone.getByText("No passkeys yet.")).toBeVisible();
   await expect(phone.locator(".passkeys .passkey")).toHaveCount(0);
@@ -246,4 +262,67 @@ test("off the phone's network the relay warning shows and the passkey is require
   await phone.getByRole("button", { name: "Approve with passkey" }).click();
   await expect(phone.getByRole("heading", { name: /Approved|Signed in/ })).toBeVisible();
   await expect(far.getByRole("heading", { name: "Signed in as Carol Danvers" })).toBeVisible();
+});
+
+test("adding a second passkey and turning 'ask for my passkey' off each ask for the first passkey", async ({ browser }) => {
+  // Phone A adds the first passkey (the password it just signed in with is
+  // the proof while the account has none), and asks for it on every
+  // approval (stricter: no proof needed).
+  const phoneA = await phoneWithAuthenticator(browser);
+  await addPasskey(phoneA, "dave", "Dave's phone");
+  await phoneA.getByLabel("Ask for my passkey to approve every sign-in").check();
+  await phoneA.getByRole("button", { name: "Save sign-in choices" }).click();
+  await expect(phoneA.getByLabel("Ask for my passkey to approve every sign-in")).toBeChecked();
+  const [first] = await credentialsOf(phoneA);
+
+  // Phone B holds the same passkey (synced) and signs in with the password:
+  // that proves nothing any more, the account has a passkey.
+  const phoneB = await phoneWithAuthenticator(browser);
+  const b = authenticators.get(phoneB)!;
+  await b.cdp.send("WebAuthn.addCredential", { authenticatorId: b.authenticatorId, credential: first });
+  await phoneB.goto("/m");
+  await signIn(phoneB, "dave");
+  await expect(phoneB.getByRole("heading", { name: "Confirm it's you" })).toBeVisible();
+  // Adding a passkey first asks for the existing one: the first request is
+  // refused (403), the passkey confirms, then the new one is made. (The
+  // virtual authenticator would refuse to make a second credential for an
+  // account whose first it holds, so the test takes the first out of it
+  // once it has confirmed, and notes how often it had been used.)
+  allowed.set(phoneB, /status of 403/);
+  let usesOfFirst = -1;
+  let registrations = 0;
+  await phoneB.route("**/fn/passkey_registration*", async (route) => {
+    registrations += 1;
+    if (registrations === 2) {
+      const held = await credentialsOf(phoneB);
+      usesOfFirst = held.find((c) => c.credentialId === first.credentialId)!.signCount;
+      await b.cdp.send("WebAuthn.removeCredential", { authenticatorId: b.authenticatorId, credentialId: first.credentialId });
+    }
+    await route.continue();
+  });
+  await phoneB.getByLabel("Name").fill("Dave's tablet");
+  await phoneB.getByRole("button", { name: "Add a passkey" }).click();
+  await expect(phoneB.locator(".passkeys .passkey")).toHaveCount(2);
+  expect(registrations).toBe(2);
+  expect(usesOfFirst, "the first passkey was asked before the second was made").toBeGreaterThan(first.signCount);
+  await expect(phoneB.getByText("Confirmed: you can change how you sign in until")).toBeVisible();
+  // The new one is marked new on /m (the first was there at the last look).
+  await expect(phoneB.locator(".passkeys .passkey.new")).toContainText("Dave's tablet");
+
+  // Back on phone A (its password sign-in proves nothing now): turning
+  // "ask for my passkey" off is refused until the passkey confirms.
+  allowed.set(phoneA, /status of 403/);
+  await phoneA.goto("/m");
+  await phoneA.getByLabel("Ask for my passkey to approve every sign-in").uncheck();
+  await phoneA.getByRole("button", { name: "Save sign-in choices" }).click();
+  await expect(phoneA.getByRole("alert")).toHaveText("Confirm it's you first (above), then try again.");
+  await expect(phoneA.getByLabel("Ask for my passkey to approve every sign-in")).toBeChecked();
+  const before = (await credentialsOf(phoneA))[0].signCount;
+  await phoneA.getByRole("button", { name: "Confirm with my passkey" }).click();
+  await expect(phoneA.getByText("Confirmed: you can change how you sign in until")).toBeVisible();
+  expect((await credentialsOf(phoneA))[0].signCount).toBeGreaterThan(before);
+  await phoneA.getByLabel("Ask for my passkey to approve every sign-in").uncheck();
+  await phoneA.getByRole("button", { name: "Save sign-in choices" }).click();
+  await expect(phoneA.getByLabel("Ask for my passkey to approve every sign-in")).not.toBeChecked();
+  await expectAccessible(phoneA, "/m after confirming");
 });

@@ -1,4 +1,5 @@
-//! The `qrlogin` command: `serve` (the default) and `user add|list|remove`.
+//! The `qrlogin` command: `serve` (the default), `user add|list|remove|reset`,
+//! `client`, `keys` and `device-login`.
 
 use std::{
     io::{IsTerminal, Read},
@@ -11,7 +12,7 @@ use crate::{
         Cli, ClientAction, ClientArgs, Command, KeysAction, KeysArgs, LogFormat, ServeArgs,
         Settings, StoreArgs, UserAction, UserArgs,
     },
-    domain::{secret::Secret, time::now_millis},
+    domain::{caller::Caller, secret::Secret, time::now_millis},
     http::{router, AppState},
     services::{accounts::AccountService, Services},
     storage,
@@ -48,7 +49,7 @@ fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::User(args)) => manage_users(args).await,
         Some(Command::Client(args)) => manage_clients(args).await,
         Some(Command::Keys(args)) => manage_keys(args).await,
@@ -158,12 +159,23 @@ async fn manage_users(args: UserArgs) -> Result<(), BoxError> {
             }
         }
         UserAction::Remove { username } => {
-            accounts.remove_account(&username).await?;
-            println!("removed {}", username.trim().to_ascii_lowercase());
+            let account = services.remove_account(&username, &operator()).await?;
+            println!("removed {}", account.username);
+        }
+        UserAction::Reset { username } => {
+            let (account, password) = services.reset_account(&username, &operator()).await?;
+            println!("reset {}: every session ended", account.username);
+            println!("new password: {password}");
+            println!("(shown this once; its passkeys were kept: remove lost ones on /m)");
         }
     }
     services.audit.flush().await;
     Ok(())
+}
+
+/// Who the audit trail says acted: the operator, at the server.
+fn operator() -> Caller {
+    Caller::new(None, "qrlogin (operator command)")
 }
 
 /// The services over the stores an admin command names.

@@ -12,7 +12,9 @@ use crate::{
         attempt::Ttls,
         passkey::{ApprovalPolicy, ApproveWith},
     },
-    services::limits::LimitSettings,
+    services::limits::{
+        default_password_hashes, LimitSettings, DEFAULT_IPV6_PREFIX, MAX_PASSWORD_HASHES,
+    },
     storage::{DatabaseUrl, RedisSettings, UnsupportedDatabaseUrl, DEFAULT_REDIS_PREFIX},
 };
 
@@ -34,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the web server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage accounts in the database.
     User(UserArgs),
     /// Manage the OpenID Connect clients (relying parties).
@@ -157,8 +159,15 @@ pub enum UserAction {
     },
     /// List accounts.
     List,
-    /// Remove an account and sign out all its sessions.
+    /// Remove an account and everything it holds: its sessions, passkeys,
+    /// settings, and every application's consent, code and token. Its id
+    /// and OpenID Connect subject are never given to another account.
     Remove { username: String },
+    /// Let a locked-out (or compromised) account back in: end all its
+    /// sessions, give it a new random password (printed once) and turn
+    /// password sign-in back on. Its passkeys stay: once signed in, the
+    /// person (or you, with them) can remove any that are lost or stolen.
+    Reset { username: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -234,6 +243,16 @@ pub struct ServeArgs {
     /// per minute per client address; 0 = off [default: 300]
     #[arg(long, env = "QRLOGIN_LIMIT_TOKEN", value_name = "N")]
     pub limit_token: Option<u32>,
+    /// How many leading bits of an IPv6 address count as one client in the
+    /// per-address limits (a customer usually holds a whole /64), 1-128;
+    /// IPv4 addresses count one by one [default: 64]
+    #[arg(long, env = "QRLOGIN_IPV6_LIMIT_PREFIX", value_name = "BITS")]
+    pub ipv6_limit_prefix: Option<u8>,
+    /// Password hashes (argon2id: ≈20 ms of CPU and 19 MiB each) sign-ins
+    /// may run at once; a sign-in that finds none free within a second is
+    /// refused with 429 [default: twice the CPUs]
+    #[arg(long, env = "QRLOGIN_PASSWORD_HASHES", value_name = "N")]
+    pub password_hashes: Option<usize>,
     /// Addresses of reverse proxies whose X-Forwarded-For / Forwarded headers
     /// name the real client (comma-separated); none are trusted by default
     #[arg(
@@ -285,6 +304,8 @@ struct FileSettings {
     limit_decide: Option<u32>,
     limit_user_code: Option<u32>,
     limit_token: Option<u32>,
+    ipv6_limit_prefix: Option<u8>,
+    password_hashes: Option<usize>,
     trusted_proxies: Option<Vec<std::net::IpAddr>>,
     approve_with: Option<ApproveWith>,
     require_passkey_off_network: Option<bool>,
@@ -324,6 +345,12 @@ pub enum ConfigError {
     PublicUrl(String),
     #[error("{0} must be between 1 and 86400 seconds")]
     Ttl(&'static str),
+    #[error("{name} must be between {min} and {max}")]
+    OutOfRange {
+        name: &'static str,
+        min: usize,
+        max: usize,
+    },
     #[error(transparent)]
     Database(#[from] UnsupportedDatabaseUrl),
     #[error("passkeys need a public URL with a host name (WebAuthn refuses IP addresses): {0} cannot require them")]
@@ -374,12 +401,16 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
-            limits: limits(args, &file),
+            limits: limits(args, &file)?,
+            // As peers are compared: an IPv4-mapped IPv6 address as IPv4.
             trusted_proxies: args
                 .trusted_proxies
                 .clone()
                 .or(file.trusted_proxies.clone())
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into_iter()
+                .map(|ip| ip.to_canonical())
+                .collect(),
             ttls: ttls(args, &file)?,
             approvals: approvals(args, &file, &public_url)?,
         })
@@ -403,9 +434,31 @@ impl FileSettings {
     }
 }
 
-fn limits(args: &ServeArgs, file: &FileSettings) -> LimitSettings {
+fn limits(args: &ServeArgs, file: &FileSettings) -> Result<LimitSettings, ConfigError> {
     let d = LimitSettings::default();
-    LimitSettings {
+    let ipv6_prefix = args
+        .ipv6_limit_prefix
+        .or(file.ipv6_limit_prefix)
+        .unwrap_or(DEFAULT_IPV6_PREFIX);
+    if !(1..=128).contains(&ipv6_prefix) {
+        return Err(ConfigError::OutOfRange {
+            name: "ipv6_limit_prefix",
+            min: 1,
+            max: 128,
+        });
+    }
+    let password_hashes = args
+        .password_hashes
+        .or(file.password_hashes)
+        .unwrap_or_else(default_password_hashes);
+    if !(1..=MAX_PASSWORD_HASHES).contains(&password_hashes) {
+        return Err(ConfigError::OutOfRange {
+            name: "password_hashes",
+            min: 1,
+            max: MAX_PASSWORD_HASHES,
+        });
+    }
+    Ok(LimitSettings {
         sign_in: args
             .limit_sign_in
             .or(file.limit_sign_in)
@@ -419,7 +472,9 @@ fn limits(args: &ServeArgs, file: &FileSettings) -> LimitSettings {
             .or(file.limit_user_code)
             .unwrap_or(d.user_code),
         token: args.limit_token.or(file.limit_token).unwrap_or(d.token),
-    }
+        ipv6_prefix,
+        password_hashes,
+    })
 }
 
 fn approvals(
@@ -560,5 +615,45 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(matches!(Settings::resolve(&args), Err(ConfigError::Ttl(_))));
+    }
+
+    #[test]
+    fn limit_networks_hash_slots_and_proxies_are_checked() {
+        let settings = Settings::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(settings.limits.ipv6_prefix, 64);
+        assert!(settings.limits.password_hashes >= 1);
+        for bad in [0, 129] {
+            let args = ServeArgs {
+                ipv6_limit_prefix: Some(bad),
+                ..ServeArgs::default()
+            };
+            assert!(matches!(
+                Settings::resolve(&args),
+                Err(ConfigError::OutOfRange { .. })
+            ));
+        }
+        let args = ServeArgs {
+            password_hashes: Some(0),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            Settings::resolve(&args),
+            Err(ConfigError::OutOfRange { .. })
+        ));
+        let args = ServeArgs {
+            ipv6_limit_prefix: Some(48),
+            password_hashes: Some(3),
+            trusted_proxies: Some(vec!["::ffff:10.0.0.1".parse().unwrap()]),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(&args).unwrap();
+        assert_eq!(
+            (settings.limits.ipv6_prefix, settings.limits.password_hashes),
+            (48, 3)
+        );
+        assert_eq!(
+            settings.trusted_proxies,
+            vec!["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
     }
 }

@@ -258,6 +258,17 @@ pub struct Text {
     pub allow_password: &'static str,
     pub always_passkey: &'static str,
     pub save_choices: &'static str,
+    pub confirm_heading: &'static str,
+    pub confirm_lead_passkey: &'static str,
+    pub confirm_lead_password: &'static str,
+    pub confirm_with_passkey: &'static str,
+    pub confirm_with_password: &'static str,
+    pub confirmed_until: &'static str,
+    pub confirm_impossible: &'static str,
+    pub confirm_first: &'static str,
+    pub wrong_password_only: &'static str,
+    pub removed_passkeys: &'static str,
+    pub passkey_removed_at: &'static str,
 
     // ---- phone: scanner ----
     pub scan_a_code: &'static str,
@@ -306,7 +317,12 @@ impl Text {
     /// What a page says for an API or server-function failure, by its
     /// machine code (found anywhere in `failure`).
     pub fn error(&self, failure: &str) -> &'static str {
-        let table: [(&str, &'static str); 9] = [
+        let table: [(&str, &'static str); 14] = [
+            ("confirm_first", self.confirm_first),
+            ("passkey_required", self.confirm_first),
+            ("no_credential", self.confirm_impossible),
+            ("invalid_credentials", self.wrong_password_only),
+            ("password_needed", self.choices_refused),
             ("passkey_refused", self.passkey_refused),
             ("passkey_expired", self.passkey_expired),
             ("no_passkey", self.passkey_missing),

@@ -114,13 +114,24 @@ pub struct PasswordError;
 /// A stored account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
+    /// The store's key; never reused, on any back-end, once removed.
     pub id: i64,
+    /// The stable, opaque identifier relying parties see (OpenID Connect's
+    /// `sub`): a random UUID, or the id as text for accounts made before
+    /// subjects existed (so that their `sub` did not change). Never reused.
+    pub subject: String,
     pub username: String,
     pub display_name: String,
     pub created_at: i64,
 }
 
 impl Account {
+    /// A new account's subject: random, so it says nothing about the
+    /// account and cannot collide with an old, numeric one.
+    pub fn new_subject() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
     pub fn to_api(&self) -> app::api::User {
         app::api::User {
             username: self.username.clone(),

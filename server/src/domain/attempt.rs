@@ -8,7 +8,7 @@ pub use app::api::LoginState;
 use rand::{seq::SliceRandom, Rng};
 use uuid::Uuid;
 
-use super::{secret::SecretHash, time::UnixMillis};
+use super::{account::Account, secret::SecretHash, time::UnixMillis};
 
 /// How long an attempt may stay in each waiting state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,11 +87,50 @@ pub struct Requester {
     pub client: Option<String>,
 }
 
-/// The phone account that scanned the code.
+/// The phone account that scanned the code, as the attempt keeps it: its
+/// id, and the one thing about it the desktop may see before approval
+/// (rule 5). Every store and every answer built from an attempt is thus
+/// free of the username by construction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scanner {
     pub account_id: i64,
-    pub display_name: String,
+    /// The display name the account chose, for the desktop's card; `None`
+    /// when it would give the username away (see [`name_for_desktop`]).
+    pub shown_name: Option<String>,
+}
+
+impl Scanner {
+    pub fn of(account: &Account) -> Self {
+        Self {
+            account_id: account.id,
+            shown_name: name_for_desktop(&account.username, &account.display_name),
+        }
+    }
+}
+
+/// The display name a desktop may see before the phone approves: `None`
+/// when it gives the username away (the F6 data leak of the 2025 study).
+/// A display name defaults to the username, so whoever shows a QR code to
+/// someone would otherwise learn their username when they scan, even if
+/// they then deny. Case, full-width forms and everything but letters and
+/// digits are set aside, and containing the username is enough: `Alice`,
+/// `alice (work)`, `Alice Liddell` for `alice`; `Alice.Smith` for
+/// `alice_smith`.
+pub fn name_for_desktop(username: &str, display_name: &str) -> Option<String> {
+    fn fold(text: &str) -> String {
+        text.chars()
+            .map(|c| match u32::from(c) {
+                // Full-width ASCII (`ａｌｉｃｅ`) as the ASCII it stands for.
+                0xFF01..=0xFF5E => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+                _ => c,
+            })
+            .flat_map(char::to_lowercase)
+            .filter(|c| c.is_alphanumeric())
+            .collect()
+    }
+    let username = fold(username);
+    let gives_it_away = username.is_empty() || fold(display_name).contains(&username);
+    (!gives_it_away).then(|| display_name.trim().to_owned())
 }
 
 /// One login attempt as the stores keep it.
@@ -368,7 +407,7 @@ mod tests {
         Transition::Scan {
             scanner: Scanner {
                 account_id,
-                display_name: format!("account {account_id}"),
+                shown_name: Some(format!("account {account_id}")),
             },
             match_code: 42,
             match_choices: [17, 42, 88],
@@ -559,6 +598,39 @@ mod tests {
     }
 
     #[test]
+    fn the_desktop_gets_no_display_name_that_gives_the_username_away() {
+        for (username, display_name) in [
+            ("alice", "alice"),
+            ("alice", " Alice "),
+            ("alice", "ALICE"),
+            ("alice", "ａｌｉｃｅ"),
+            ("alice", "Alice Liddell"),
+            ("alice", "alice (work)"),
+            ("alice_smith", "Alice.Smith"),
+            ("alice_smith", "Alice Smith"),
+            ("a.b-c", "ABC"),
+        ] {
+            assert_eq!(
+                name_for_desktop(username, display_name),
+                None,
+                "{display_name:?} for {username:?}"
+            );
+        }
+        for (username, display_name, shown) in [
+            ("alice", "The Queen of Hearts", "The Queen of Hearts"),
+            ("alice.smith", " Alice ", "Alice"),
+            ("zhang.wei", "张伟", "张伟"),
+            ("bob", "☺", "☺"),
+        ] {
+            assert_eq!(
+                name_for_desktop(username, display_name).as_deref(),
+                Some(shown),
+                "{display_name:?} for {username:?}"
+            );
+        }
+    }
+
+    #[test]
     fn scans_offer_the_code_among_three_distinct_two_digit_choices() {
         for _ in 0..200 {
             let Transition::Scan {
@@ -567,7 +639,7 @@ mod tests {
                 ..
             } = Transition::scan(Scanner {
                 account_id: ALICE,
-                display_name: "Alice".into(),
+                shown_name: None,
             })
             else {
                 unreachable!()

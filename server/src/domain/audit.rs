@@ -29,10 +29,24 @@ pub enum AuditEvent {
     /// A client's grant was revoked: a code used twice, a refresh token
     /// replayed, a revocation request, or consent withdrawn on `/m`.
     AppGrantRevoked,
+    /// A passkey was added to the account.
+    PasskeyAdded,
+    /// A passkey was removed from the account.
+    PasskeyRemoved,
+    /// The password was turned on or off, or "ask for my passkey" changed.
+    SignInChoicesChanged,
+    /// The owner proved presence (passkey or password) before a change to
+    /// the account's credentials.
+    IdentityConfirmed,
+    /// The operator removed the account (`qrlogin user remove`).
+    AccountRemoved,
+    /// The operator reset the account (`qrlogin user reset`): a new
+    /// password, every session ended.
+    AccountReset,
 }
 
 impl AuditEvent {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 21] = [
         Self::LoginCreated,
         Self::LoginScanned,
         Self::LoginApproved,
@@ -48,6 +62,12 @@ impl AuditEvent {
         Self::DeviceApproved,
         Self::DeviceDenied,
         Self::AppGrantRevoked,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::SignInChoicesChanged,
+        Self::IdentityConfirmed,
+        Self::AccountRemoved,
+        Self::AccountReset,
     ];
 
     /// The event a change of an attempt into `state` records; `None` for
@@ -84,6 +104,12 @@ impl AuditEvent {
             Self::DeviceApproved => "device_approved",
             Self::DeviceDenied => "device_denied",
             Self::AppGrantRevoked => "app_grant_revoked",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::SignInChoicesChanged => "sign_in_choices_changed",
+            Self::IdentityConfirmed => "identity_confirmed",
+            Self::AccountRemoved => "account_removed",
+            Self::AccountReset => "account_reset",
         }
     }
 }

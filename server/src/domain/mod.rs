@@ -7,6 +7,7 @@ pub(crate) mod account;
 pub(crate) mod attempt;
 pub mod audit;
 pub mod caller;
+pub(crate) mod credentials;
 pub(crate) mod oidc;
 pub(crate) mod passkey;
 pub(crate) mod secret;

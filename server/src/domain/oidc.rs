@@ -248,7 +248,10 @@ impl From<&Caller> for RequestOrigin {
     }
 }
 
-/// An authorization request waiting for the phone (`/login?authorization=…`).
+/// An authorization request waiting for the phone (`/authorize?request=…`).
+/// It travels sealed in that URL ([`to_bytes`](Self::to_bytes) is what is
+/// sealed); a record of it is stored only once a login card makes codes
+/// for it, keyed by the id sealed with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
     pub client_id: String,
@@ -261,6 +264,91 @@ pub struct AuthorizationRequest {
     /// The login attempts made for it, newest last: the request goes on only
     /// after one of them was redeemed by the account that goes on.
     pub attempts: Vec<String>,
+    /// Gone back to its client with a code: its URL is used up.
+    #[serde(default)]
+    pub completed: bool,
+}
+
+/// The random id sealed with a request: its record's key, once it has one.
+pub type RequestId = [u8; 16];
+
+/// A field of a sealed request: u16 length (big-endian; `u16::MAX` for
+/// none), then UTF-8.
+const ABSENT: u16 = u16::MAX;
+
+impl AuthorizationRequest {
+    /// The request as it is sealed (compact: every field at its longest
+    /// gives about 1,750 bytes): the id, `created_at`, then each field.
+    /// Attempts are not part of it. `None` when a field is longer than a
+    /// request can have (the authorization endpoint bounds them).
+    pub fn to_bytes(&self, id: &RequestId) -> Option<Vec<u8>> {
+        let scopes = self.scopes.join(" ");
+        let fields = [
+            Some(self.client_id.as_str()),
+            Some(self.redirect_uri.as_str()),
+            Some(scopes.as_str()),
+            self.state.as_deref(),
+            self.nonce.as_deref(),
+            self.code_challenge.as_deref(),
+        ];
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(id);
+        out.extend_from_slice(&self.created_at.to_be_bytes());
+        for field in fields {
+            match field {
+                None => out.extend_from_slice(&ABSENT.to_be_bytes()),
+                Some(text) => {
+                    let len = u16::try_from(text.len()).ok().filter(|&n| n <= 1024)?;
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// The id and request [`to_bytes`](Self::to_bytes) made; `None` for
+    /// anything else.
+    pub fn from_bytes(bytes: &[u8]) -> Option<(RequestId, Self)> {
+        let (id, rest) = bytes.split_first_chunk::<16>()?;
+        let (created_at, mut rest) = rest.split_first_chunk::<8>()?;
+        let mut field = || -> Option<Option<String>> {
+            let (len, tail) = rest.split_first_chunk::<2>()?;
+            let len = u16::from_be_bytes(*len);
+            if len == ABSENT {
+                rest = tail;
+                return Some(None);
+            }
+            let (text, tail) = tail.split_at_checked(usize::from(len))?;
+            rest = tail;
+            Some(Some(String::from_utf8(text.to_vec()).ok()?))
+        };
+        let client_id = field()??;
+        let redirect_uri = field()??;
+        let scopes = field()??;
+        let state = field()?;
+        let nonce = field()?;
+        let code_challenge = field()?;
+        if !rest.is_empty() {
+            return None;
+        }
+        let request = Self {
+            client_id,
+            redirect_uri,
+            scopes: scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            state,
+            nonce,
+            code_challenge,
+            created_at: u64::from_be_bytes(*created_at),
+            attempts: Vec::new(),
+            completed: false,
+        };
+        Some((*id, request))
+    }
 }
 
 /// What one sign-in to one client granted; codes and tokens point at it,
@@ -396,6 +484,72 @@ impl DeviceAuthorization {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(long: bool) -> AuthorizationRequest {
+        let text = |n: usize, c: &str| c.repeat(n);
+        AuthorizationRequest {
+            client_id: if long { text(64, "c") } else { random_id() },
+            redirect_uri: if long {
+                format!("https://app.example/{}", text(492, "p"))
+            } else {
+                "http://localhost:4000/callback".into()
+            },
+            scopes: SCOPES_SUPPORTED.iter().map(|s| (*s).to_owned()).collect(),
+            // 512 bytes of the longest characters, and controls.
+            state: Some(if long {
+                text(128, "\u{1F600}")
+            } else {
+                "st&ate=1 é/".into()
+            }),
+            nonce: Some(if long {
+                text(512, "\u{1}")
+            } else {
+                "n-0S6".into()
+            }),
+            code_challenge: Some(text(43, "A")),
+            created_at: 1_700_000_000_000,
+            attempts: Vec::new(),
+            completed: false,
+        }
+    }
+
+    #[test]
+    fn a_sealed_request_reads_back_and_fits_its_bound_at_its_longest() {
+        for long in [false, true] {
+            let request = request(long);
+            let id = [7u8; 16];
+            let bytes = request.to_bytes(&id).unwrap();
+            assert_eq!(
+                AuthorizationRequest::from_bytes(&bytes),
+                Some((id, request))
+            );
+            // Sealed: 16 bytes of salt and a 16-byte tag more, as base64url.
+            let sealed = (bytes.len() + 32).div_ceil(3) * 4;
+            assert!(sealed <= app::api::MAX_AUTHORIZATION_HANDLE, "{sealed}");
+            for cut in [0, 1, 16, 24, 30, bytes.len() - 1] {
+                assert_eq!(AuthorizationRequest::from_bytes(&bytes[..cut]), None);
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(AuthorizationRequest::from_bytes(&longer), None);
+        }
+        let without = AuthorizationRequest {
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            ..request(false)
+        };
+        let bytes = without.to_bytes(&[0; 16]).unwrap();
+        assert_eq!(
+            AuthorizationRequest::from_bytes(&bytes).map(|(_, r)| r),
+            Some(without)
+        );
+        let too_long = AuthorizationRequest {
+            state: Some("x".repeat(2000)),
+            ..request(false)
+        };
+        assert_eq!(too_long.to_bytes(&[0; 16]), None);
+    }
 
     #[test]
     fn redirect_uris_are_absolute_https_or_loopback_http() {

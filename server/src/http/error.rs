@@ -65,7 +65,7 @@ impl ApiError {
     }
 
     /// Every machine code this API can answer with, and its status.
-    pub(crate) const CODES: [(&'static str, StatusCode); 28] = [
+    pub(crate) const CODES: [(&'static str, StatusCode); 30] = [
         ("login_not_found", StatusCode::NOT_FOUND),
         ("invalid_login_id", StatusCode::BAD_REQUEST),
         ("bad_request", StatusCode::BAD_REQUEST),
@@ -79,6 +79,8 @@ impl ApiError {
         ("passkeys_unavailable", StatusCode::CONFLICT),
         ("passkey_expired", StatusCode::GONE),
         ("passkey_not_found", StatusCode::NOT_FOUND),
+        ("confirm_first", StatusCode::FORBIDDEN),
+        ("no_credential", StatusCode::CONFLICT),
         ("session_not_found", StatusCode::NOT_FOUND),
         ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
         ("cross_site_request", StatusCode::FORBIDDEN),
@@ -116,6 +118,9 @@ impl ApiError {
                 PasskeyError::Unavailable => "passkeys_unavailable",
                 PasskeyError::CeremonyGone => "passkey_expired",
                 PasskeyError::NotFound => "passkey_not_found",
+                PasskeyError::ConfirmFirst => "confirm_first",
+                PasskeyError::NoCredential => "no_credential",
+                PasskeyError::WrongPassword => "invalid_credentials",
                 PasskeyError::InvalidInput(_) | PasskeyError::TooMany => "bad_request",
                 // Mapped to their own variants by `From`.
                 PasskeyError::RateLimited(_) | PasskeyError::Store(_) => "unavailable",

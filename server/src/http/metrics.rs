@@ -9,6 +9,7 @@
 //! | `qrlogin_desktops_waiting`               | long polls waiting now               |
 //! | `qrlogin_audit_rows_dropped_total`       | audit rows dropped (queue full)      |
 //! | `qrlogin_store_errors_total`             | requests that met a store error      |
+//! | `qrlogin_password_hashes_refused_total`  | sign-ins refused: no hash slot free  |
 //! | `qrlogin_redis_reconnects_total`         | the Redis subscriber's reconnections |
 //!
 //! The services record through the `metrics` facade; with no recorder

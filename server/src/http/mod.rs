@@ -109,7 +109,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Keeps an incoming `X-Request-Id` only from a trusted proxy, and only a
-/// plain one (at most 64 letters, digits, `-` and `_`).
+/// plain one (at most 64 letters, digits, `-` and `_`) on a line of its
+/// own: of several, the first may be a client's that a proxy passed on
+/// when it added its own.
 async fn proxy_request_id_only(
     axum::extract::State(state): axum::extract::State<AppState>,
     mut request: axum::extract::Request,
@@ -117,13 +119,17 @@ async fn proxy_request_id_only(
 ) -> axum::response::Response {
     let from_proxy = extract::peer_ip(request.extensions())
         .is_some_and(|ip| state.trusted_proxies.contains(&ip));
-    let plain = request.headers().get("x-request-id").is_some_and(|id| {
-        id.len() <= 64
-            && id
-                .as_bytes()
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-    });
+    let mut ids = request.headers().get_all("x-request-id").iter();
+    let plain = match (ids.next(), ids.next()) {
+        (Some(id), None) => {
+            id.len() <= 64
+                && id
+                    .as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        }
+        _ => false,
+    };
     if !(from_proxy && plain) {
         request.headers_mut().remove("x-request-id");
     }

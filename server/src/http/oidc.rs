@@ -8,7 +8,7 @@ use app::api::paths;
 use axum::{
     extract::{FromRequest, Request, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{Html, IntoResponse, Response},
     routing::get,
     Json, Router,
 };
@@ -329,11 +329,7 @@ async fn authorize(
     query: Result<axum::extract::Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(axum::extract::Query(params)) = query else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Cannot sign in",
-            "The sign-in request is malformed (a parameter is repeated or not text).",
-        );
+        return malformed();
     };
     let current = match signed_in(&state, &headers).await {
         Ok(current) => current,
@@ -346,12 +342,36 @@ async fn authorize(
         .await
     {
         Ok(AuthorizeOutcome::Refused(why)) => page(StatusCode::BAD_REQUEST, "Cannot sign in", &why),
-        Ok(AuthorizeOutcome::Redirect(url)) => Redirect::to(&url).into_response(),
-        Ok(AuthorizeOutcome::Phone { request_id }) => {
-            Redirect::to(&format!("{}?request={request_id}", paths::AUTHORIZE_PAGE)).into_response()
-        }
+        Ok(AuthorizeOutcome::Redirect(url)) => see_other(&url),
+        Ok(AuthorizeOutcome::Phone { request }) => login_card(&request),
         Err(err) => OAuthError::from(err).into_response(),
     }
+}
+
+/// `303 See Other` to `url`. Every URL given here is made by the server
+/// (a `url::Url`, or a checked sealed request); one that still could not be
+/// a `Location` header is refused with a page, never a 5xx.
+fn see_other(url: &str) -> Response {
+    match HeaderValue::from_str(url) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        Err(_) => {
+            tracing::warn!("a redirect that is not a header value was refused");
+            malformed()
+        }
+    }
+}
+
+/// The login card for a sealed request (already checked to be one).
+fn login_card(request: &str) -> Response {
+    see_other(&format!("{}?request={request}", paths::AUTHORIZE_PAGE))
+}
+
+fn malformed() -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Cannot sign in",
+        "The sign-in request is malformed (a parameter is repeated or not text).",
+    )
 }
 
 #[derive(Deserialize)]
@@ -363,16 +383,16 @@ async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Caller,
-    ApiQuery(params): ApiQuery<ResumeParams>,
+    query: Result<axum::extract::Query<ResumeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let card = || {
-        Redirect::to(&format!(
-            "{}?request={}",
-            paths::AUTHORIZE_PAGE,
-            params.request
-        ))
-        .into_response()
+    // Only what this server could have sealed goes back into a URL.
+    let Ok(axum::extract::Query(params)) = query else {
+        return malformed();
     };
+    if !app::api::plausible_authorization(&params.request) {
+        return malformed();
+    }
+    let card = || login_card(&params.request);
     let current = match signed_in(&state, &headers).await {
         Ok(Some(current)) => current,
         Ok(None) => return card(),
@@ -384,7 +404,7 @@ async fn resume(
         .resume(&params.request, &current, &caller)
         .await
     {
-        Ok(Some(url)) => Redirect::to(&url).into_response(),
+        Ok(Some(url)) => see_other(&url),
         Ok(None) => card(),
         Err(err) => OAuthError::from(err).into_response(),
     }
@@ -553,7 +573,7 @@ async fn end_session(
             ),
         )
             .into_response(),
-        Ok(LogoutOutcome::Redirect(url)) => (clear, Redirect::to(&url)).into_response(),
+        Ok(LogoutOutcome::Redirect(url)) => (clear, see_other(&url)).into_response(),
         Ok(LogoutOutcome::SignedOut) => (
             clear,
             page(StatusCode::OK, "Signed out", "You are signed out of qrlogin on this browser."),

@@ -6,8 +6,8 @@ use app::{
     api::{LoginState, User},
     backend::Backend,
     server_fns::{
-        AccountView, AppConsent, DeviceRequest, DeviceView, PasskeyCeremony, PasskeyView,
-        PhoneLoginView,
+        AccountView, AppConsent, ConfirmView, ConfirmWith, DeviceRequest, DeviceView,
+        PasskeyCeremony, PasskeyView, PhoneLoginView, RemovedPasskeyView,
     },
 };
 use async_trait::async_trait;
@@ -25,6 +25,7 @@ use crate::{
     domain::{
         attempt::{LoginId, TransitionError},
         caller::Caller,
+        credentials::ProofNeeded,
         time::{now_millis, rfc3339},
     },
     services::{
@@ -34,7 +35,7 @@ use crate::{
             device::{DeviceRequestState, DeviceRequestView},
             OidcError,
         },
-        passkeys::{Ceremony, PasskeyError},
+        passkeys::{Ceremony, Confirmation, PasskeyError},
     },
 };
 
@@ -47,6 +48,18 @@ fn page_error(err: impl Into<ApiError>) -> ServerFnError {
         response.set_status(err.status());
     }
     ServerFnError::new(err.code())
+}
+
+/// How `/m` offers to confirm a credential change.
+fn confirm_view(confirmation: &Confirmation) -> ConfirmView {
+    ConfirmView {
+        with: match confirmation.needed {
+            ProofNeeded::Passkey => ConfirmWith::Passkey,
+            ProofNeeded::Password => ConfirmWith::Password,
+            ProofNeeded::None | ProofNeeded::Impossible => ConfirmWith::Nothing,
+        },
+        fresh_until: confirmation.fresh_until.map(rfc3339),
+    }
 }
 
 fn header_string(value: HeaderValue) -> String {
@@ -305,7 +318,7 @@ impl Backend for AppState {
         };
         let accounts = &self.services.accounts;
         let sessions = accounts.sessions(&current).await.map_err(page_error)?;
-        let recent = accounts
+        let (recent, seen_before) = accounts
             .recent_sign_ins(&current)
             .await
             .map_err(page_error)?;
@@ -314,6 +327,7 @@ impl Backend for AppState {
             .settings(current.account.id)
             .await
             .map_err(page_error)?;
+        let confirmation = passkeys.confirmation(&current).await.map_err(page_error)?;
         Ok(Some(AccountView {
             user: current.account.to_api(),
             sessions: sessions
@@ -343,6 +357,7 @@ impl Backend for AppState {
                 .map(|p| PasskeyView {
                     id: p.id,
                     name: p.name,
+                    new: p.created_at > seen_before,
                     created_at: rfc3339(p.created_at),
                     last_used_at: p.last_used_at.map(rfc3339),
                 })
@@ -350,6 +365,16 @@ impl Backend for AppState {
             passkeys_available: passkeys.available(),
             password_off: settings.password_off,
             approve_with_passkey: settings.approve_with_passkey,
+            removed_passkeys: settings
+                .removed
+                .iter()
+                .filter(|r| r.removed_at > seen_before)
+                .map(|r| RemovedPasskeyView {
+                    name: r.name.clone(),
+                    removed_at: rfc3339(r.removed_at),
+                })
+                .collect(),
+            confirm: confirm_view(&confirmation),
         }))
     }
 
@@ -458,7 +483,7 @@ impl Backend for AppState {
         let current = self.signed_in_or_refuse(request).await?;
         self.services
             .passkeys
-            .finish_registration(&current, ceremony, name, credential)
+            .finish_registration(&current, ceremony, name, credential, &self.caller(request))
             .await
             .map_err(page_error)?;
         Ok(())
@@ -468,7 +493,8 @@ impl Backend for AppState {
         let Some(current) = self.signed_in(request).await? else {
             return Ok(());
         };
-        match self.services.passkeys.remove(current.account.id, id).await {
+        let caller = self.caller(request);
+        match self.services.passkeys.remove(&current, id, &caller).await {
             Ok(()) | Err(PasskeyError::NotFound) => Ok(()),
             Err(e) => Err(page_error(e)),
         }
@@ -481,17 +507,55 @@ impl Backend for AppState {
         approve_with_passkey: bool,
     ) -> Result<(), ServerFnError> {
         let current = self.signed_in_or_refuse(request).await?;
-        let passkeys = &self.services.passkeys;
-        let id = current.account.id;
-        passkeys
-            .set_password_enabled(id, password)
-            .await
-            .map_err(page_error)?;
-        passkeys
-            .set_approve_with_passkey(id, approve_with_passkey)
+        self.services
+            .passkeys
+            .set_choices(
+                &current,
+                password,
+                approve_with_passkey,
+                &self.caller(request),
+            )
             .await
             .map_err(page_error)?;
         Ok(())
+    }
+
+    async fn confirm_options(&self, request: &Parts) -> Result<PasskeyCeremony, ServerFnError> {
+        let current = self.signed_in_or_refuse(request).await?;
+        let started = self
+            .services
+            .passkeys
+            .confirm_options(&current)
+            .await
+            .map_err(page_error)?;
+        ceremony(started)
+    }
+
+    async fn confirm_with_passkey(
+        &self,
+        request: &Parts,
+        ceremony: &str,
+        credential: &str,
+    ) -> Result<(), ServerFnError> {
+        let current = self.signed_in_or_refuse(request).await?;
+        self.services
+            .passkeys
+            .confirm_with_passkey(&current, ceremony, credential, &self.caller(request))
+            .await
+            .map_err(page_error)
+    }
+
+    async fn confirm_with_password(
+        &self,
+        request: &Parts,
+        password: &str,
+    ) -> Result<(), ServerFnError> {
+        let current = self.signed_in_or_refuse(request).await?;
+        self.services
+            .passkeys
+            .confirm_with_password(&current, password, &self.caller(request))
+            .await
+            .map_err(page_error)
     }
 
     async fn passkey_sign_in_options(

@@ -60,6 +60,7 @@ pub(crate) async fn guard(
 ) -> Response {
     // Only pages need a nonce; the API (most requests) never answers HTML.
     let nonce = (!request.uri().path().starts_with("/api/")).then(CspNonce::new_random);
+    let server_fn = request.uri().path().starts_with(SERVER_FN_PREFIX);
     let mut response = match oversized(&request).or_else(|| cross_site(&state, &request)) {
         Some(refusal) => refusal.into_response(),
         None => {
@@ -69,6 +70,9 @@ pub(crate) async fn guard(
             next.run(request).await
         }
     };
+    if server_fn {
+        response = server_fn_refusal(response).await;
+    }
     add_security_headers(&state, response.headers_mut(), nonce);
     response
 }
@@ -158,6 +162,39 @@ fn cross_site(state: &AppState, request: &Request) -> Option<ApiError> {
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest total size of a request's header names and values.
 pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Where the pages' server functions are (`#[server(prefix = "/fn")]`).
+const SERVER_FN_PREFIX: &str = "/fn/";
+
+/// The errors `server_fn` raises itself before a server function runs,
+/// all of them about what the client sent: arguments missing, repeated or
+/// not of their type, a body it cannot read.
+const SERVER_FN_INPUT_ERRORS: [&str; 4] = ["Args|", "MissingArg|", "Deserialization|", "Request|"];
+
+/// `server_fn` answers every error with 500; one about the request (bad
+/// arguments, a body it cannot read) is the client's: 400. The server
+/// functions' own refusals already carry their status (`page_error`), and
+/// their failures stay 5xx.
+async fn server_fn_refusal(response: Response) -> Response {
+    if response.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        || !response.headers().contains_key("serverfnerror")
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Its errors are a line of text; anything longer is not one of these.
+    let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) => bytes,
+        Err(err) => return ApiError::internal(err).into_response(),
+    };
+    if SERVER_FN_INPUT_ERRORS
+        .iter()
+        .any(|prefix| bytes.starts_with(prefix.as_bytes()))
+    {
+        parts.status = axum::http::StatusCode::BAD_REQUEST;
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
 
 /// Oversized headers and declared bodies are refused with JSON errors.
 /// (Undeclared, streamed bodies are cut off by the body limit layer while

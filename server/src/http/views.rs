@@ -12,8 +12,12 @@ use crate::{
     services::accounts::SeenSignIn,
 };
 
-/// What the bound desktop may know: before approval, only the scanner's
-/// display name and the match code (rule 5).
+/// What the bound desktop may know: before approval, only the match code
+/// and the scanner's display name when the account chose one that does not
+/// give its username away ([`Scanner::shown_name`]); the account itself
+/// only once it redeems (rule 5).
+///
+/// [`Scanner::shown_name`]: crate::domain::attempt::Scanner::shown_name
 pub(crate) fn login_status(attempt: &Attempt, now: UnixMillis) -> LoginStatus {
     let shows_scanner = matches!(
         attempt.state,
@@ -29,7 +33,7 @@ pub(crate) fn login_status(attempt: &Attempt, now: UnixMillis) -> LoginStatus {
             .scanner
             .as_ref()
             .filter(|_| shows_scanner)
-            .map(|s| s.display_name.clone()),
+            .and_then(|s| s.shown_name.clone()),
         match_code: attempt
             .match_code
             .filter(|_| attempt.state == LoginState::Scanned),

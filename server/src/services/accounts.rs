@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     audit::AuditLog,
-    limits::{ip_key, LimitError, RateLimited, RateLimits},
+    limits::{ip_key, HashSlot, LimitError, RateLimited, RateLimits},
     passkeys::SettingsStore,
 };
 use crate::{
@@ -22,7 +22,7 @@ use crate::{
         secret::Secret,
         time::{now_millis, UnixMillis},
     },
-    storage::{AccountStore, AuditStore, SessionStore, StoreError},
+    storage::{AccountStore, AuditStore, RecordSelector, SessionStore, StoreError},
 };
 
 /// Refresh `last_seen_at` at most this often, to spare the database.
@@ -103,6 +103,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| PasswordError)?
 }
 
+/// As [`blocking`], holding a sign-in's hash slot until the hash is done,
+/// even if the request is gone by then (operators' commands take none).
+async fn blocking_in<T: Send + 'static>(
+    slot: HashSlot,
+    work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+) -> Result<T, PasswordError> {
+    blocking(move || {
+        let _slot = slot;
+        work()
+    })
+    .await
+}
+
 impl AccountService {
     pub fn new(
         accounts: Arc<dyn AccountStore>,
@@ -141,7 +154,11 @@ impl AccountService {
         else {
             return Err(AccountError::InvalidCredentials);
         };
-        let (account, stored) = match self.accounts.find_account(&username).await? {
+        let found = self.accounts.find_account(&username).await?;
+        // A bounded number of hashes at once, whatever the addresses: over
+        // it, refused (429) after a short wait, never queued without end.
+        let slot = self.limits.hashes.acquire().await?;
+        let (account, stored) = match found {
             Some((account, hash)) => (Some(account), hash),
             None => {
                 let dummy = DUMMY_HASH
@@ -156,7 +173,7 @@ impl AccountService {
                 (None, dummy.clone())
             }
         };
-        let ok = blocking(move || password.verify(&stored)).await?;
+        let ok = blocking_in(slot, move || password.verify(&stored)).await?;
         match account {
             Some(account) if ok => Ok(account),
             account => {
@@ -295,11 +312,11 @@ impl AccountService {
     }
 
     /// The account's latest sign-ins, those since its last look marked new
-    /// (and that look noted now).
+    /// (and that look noted now), and when it looked before.
     pub async fn recent_sign_ins(
         &self,
         current: &CurrentSession,
-    ) -> Result<Vec<SeenSignIn>, StoreError> {
+    ) -> Result<(Vec<SeenSignIn>, UnixMillis), StoreError> {
         let account = current.account.id;
         let seen_before = self
             .history
@@ -309,7 +326,7 @@ impl AccountService {
             .history
             .recent_sign_ins(account, RECENT_SIGN_INS)
             .await?;
-        Ok(records
+        let seen = records
             .into_iter()
             .map(|record| {
                 let current = record.active_session.as_deref() == Some(current.session.id.as_str());
@@ -319,7 +336,8 @@ impl AccountService {
                     record,
                 }
             })
-            .collect())
+            .collect();
+        Ok((seen, seen_before))
     }
 
     /// The account that approved a sign-in, if it still exists.
@@ -361,12 +379,50 @@ impl AccountService {
         self.accounts.list_accounts().await
     }
 
-    /// Removes an account and signs out all its sessions.
-    pub async fn remove_account(&self, username: &str) -> Result<(), AccountError> {
+    /// The account named `username` (operators' commands).
+    pub async fn account_named(&self, username: &str) -> Result<Account, AccountError> {
         let username = Username::parse(username)?;
-        if !self.accounts.remove_account(&username).await? {
-            return Err(AccountError::NoSuchAccount(username.to_string()));
+        match self.accounts.find_account(&username).await? {
+            Some((account, _)) => Ok(account),
+            None => Err(AccountError::NoSuchAccount(username.to_string())),
         }
+    }
+
+    /// Removes the account, signs out all its sessions and removes
+    /// `records` (what other services keep for it), in one step. Its id and
+    /// subject are never given out again; the audit trail keeps its rows.
+    pub async fn remove_account(
+        &self,
+        account: &Account,
+        records: &[RecordSelector],
+        caller: &Caller,
+    ) -> Result<(), AccountError> {
+        if !self.accounts.remove_account(account.id, records).await? {
+            return Err(AccountError::NoSuchAccount(account.username.clone()));
+        }
+        tracing::info!(account = %account.username, id = account.id, "account removed");
+        self.audit
+            .record(AuditEvent::AccountRemoved, None, Some(account.id), caller);
         Ok(())
+    }
+
+    /// Gives the account a new, random password and ends all its sessions
+    /// at once; returns the password (to be shown once).
+    pub async fn reset_password(
+        &self,
+        account: &Account,
+        caller: &Caller,
+    ) -> Result<String, AccountError> {
+        // 20 characters of a random token: ~120 bits, easy to copy.
+        let new: String = Secret::new_random().encode().chars().take(20).collect();
+        let password = Password::parse(&new)?;
+        let hash = blocking(move || password.hash()).await?;
+        if !self.accounts.reset_account(account.id, &hash).await? {
+            return Err(AccountError::NoSuchAccount(account.username.clone()));
+        }
+        tracing::info!(account = %account.username, "account reset: new password, sessions ended");
+        self.audit
+            .record(AuditEvent::AccountReset, None, Some(account.id), caller);
+        Ok(new)
     }
 }

@@ -384,11 +384,8 @@ impl LoginService {
         let account = &current.account;
         self.limits.scan_ip.check(&ip_key(caller.ip)).await?;
         self.limits.scan_account.check(&account.id).await?;
-        let scanner = Scanner {
-            account_id: account.id,
-            display_name: account.display_name.clone(),
-        };
-        let scan = Transition::scan(scanner);
+        // Only what the desktop may see goes into the attempt (rule 5).
+        let scan = Transition::scan(Scanner::of(account));
         let attempt = self.transition(id, &scan, Some(account.id), caller).await?;
         tracing::debug!(login_id = %id, account = %account.username, "login scanned");
         Ok(attempt)

@@ -12,15 +12,28 @@ pub(crate) mod passkeys;
 use std::time::Duration;
 
 use crate::{
-    domain::{attempt::Ttls, passkey::ApprovalPolicy, time::now_millis},
-    storage::Stores,
+    domain::{
+        account::Account, attempt::Ttls, caller::Caller, passkey::ApprovalPolicy, time::now_millis,
+    },
+    storage::{StoreError, Stores},
 };
-use accounts::AccountService;
+use accounts::{AccountError, AccountService};
 use audit::AuditLog;
 use limits::{LimitSettings, RateLimits};
 use logins::LoginService;
 use oidc::OidcService;
-use passkeys::{PasskeyService, SettingsStore};
+use passkeys::{PasskeyError, PasskeyService, SettingsStore};
+
+/// Why an operator's account command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountAdminError {
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Passkey(#[from] PasskeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Every service of a running server, over one set of stores.
 #[derive(Clone)]
@@ -58,6 +71,7 @@ impl Services {
             limits.clone(),
             issuer,
             approvals,
+            audit.clone(),
         );
         let logins = LoginService::new(
             stores.attempts,
@@ -84,6 +98,40 @@ impl Services {
             oidc,
             passkeys,
         }
+    }
+
+    /// Removes the account named `username` and everything that hangs off
+    /// it (sessions, passkeys, settings, consents, grants and so every
+    /// code and token) in one transaction; `qrlogin user remove`.
+    pub async fn remove_account(
+        &self,
+        username: &str,
+        caller: &Caller,
+    ) -> Result<Account, AccountAdminError> {
+        let account = self.accounts.account_named(username).await?;
+        let mut records = self.passkeys.account_records(account.id).await?;
+        records.extend(OidcService::account_records(account.id));
+        self.accounts
+            .remove_account(&account, &records, caller)
+            .await?;
+        Ok(account)
+    }
+
+    /// Lets the person behind `username` back in (`qrlogin user reset`):
+    /// a new password, every session ended, and password sign-in on again.
+    /// The passkeys stay (the operator may remove them on the person's
+    /// behalf once signed in). Returns the account and its new password.
+    pub async fn reset_account(
+        &self,
+        username: &str,
+        caller: &Caller,
+    ) -> Result<(Account, String), AccountAdminError> {
+        let account = self.accounts.account_named(username).await?;
+        // The new password first, then password sign-in on: never is the
+        // old password accepted again.
+        let password = self.accounts.reset_password(&account, caller).await?;
+        self.passkeys.turn_password_back_on(account.id).await?;
+        Ok((account, password))
     }
 
     /// Runs forever: every `every`, the logins' purge.

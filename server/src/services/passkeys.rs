@@ -8,6 +8,15 @@
 //! provider's records (kind and key below), so passkeys work the same on
 //! SQLite and PostgreSQL and across instances. A ceremony's state (between
 //! the browser's two calls) is a record too, used once.
+//!
+//! Changing how an account signs in (adding or removing a passkey, the
+//! password on or off, "ask for my passkey" off) needs a fresh proof that
+//! its owner is there ([`crate::domain::credentials`]): the session alone,
+//! which a thief may hold, is not enough. Each such change is decided and
+//! written as one compare-and-set on the account's settings record, which
+//! also lists the passkeys removed (a removed passkey stops counting in the
+//! same write that checks the account keeps a way in), so two racing
+//! changes cannot both pass the lock-out guard.
 
 use std::sync::Arc;
 
@@ -21,18 +30,24 @@ use webauthn_rs::prelude::{
 use webauthn_rs_proto::ResidentKeyRequirement;
 
 use super::{
-    accounts::{AccountService, CurrentSession},
+    accounts::{AccountError, AccountService, CurrentSession},
+    audit::AuditLog,
     limits::{ip_key, LimitError, RateLimited, RateLimits},
 };
 use crate::{
     domain::{
         account::{Account, InvalidInput, SignInMethod},
+        audit::AuditEvent,
         caller::Caller,
+        credentials::{
+            ChangeRefused, CredentialChange, CredentialState, Proof, ProofKind, ProofNeeded,
+            FRESH_PROOF_MS,
+        },
         passkey::{ApprovalPolicy, PasskeyName, ShownApproval},
         secret::Secret,
         time::{now_millis, UnixMillis},
     },
-    storage::{parse_record as parse, ProviderStore, StoreError},
+    storage::{parse_record as parse, ProviderRecord, ProviderStore, StoreError},
 };
 
 /// The record kinds, as the store names them.
@@ -45,6 +60,8 @@ mod kinds {
     pub const SETTINGS: &str = "account_settings";
     /// `{ceremony id}` → a registration's or a sign-in's state.
     pub const CEREMONY: &str = "passkey_ceremony";
+    /// `{session id}` → the session's latest [`crate::domain::credentials::Proof`].
+    pub const PROOF: &str = "credential_proof";
 }
 
 /// How long a browser has between asking for a ceremony and finishing it.
@@ -52,6 +69,9 @@ const CEREMONY_MS: UnixMillis = 5 * 60 * 1000;
 const FOREVER: UnixMillis = i64::MAX as u64;
 /// More passkeys than any person needs; bounds what a list returns.
 const MAX_PASSKEYS: usize = 20;
+/// Removed passkeys remembered in the settings record (for `/m`'s notice
+/// and to ignore a record whose deletion did not happen); oldest go first.
+const MAX_REMOVED: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {
@@ -72,8 +92,19 @@ pub enum PasskeyError {
     /// The account has no passkey yet, but the approval needs one.
     #[error("add a passkey on this phone first: approving this sign-in needs one")]
     NoPasskey,
-    #[error("the password cannot be turned off without a passkey")]
+    #[error("the account must keep a passkey or its password")]
     LastWayIn,
+    /// A change to the account's credentials without a fresh proof.
+    #[error("confirm it is you first, with your passkey or password")]
+    ConfirmFirst,
+    /// The account has nothing but its session to prove itself with.
+    #[error(
+        "this account has no passkey or password to confirm changes with; ask an administrator"
+    )]
+    NoCredential,
+    /// The password given to confirm a change was wrong.
+    #[error("wrong password")]
+    WrongPassword,
     #[error("no such passkey on this account")]
     NotFound,
     #[error("an account has at most {MAX_PASSKEYS} passkeys")]
@@ -84,6 +115,15 @@ pub enum PasskeyError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<ChangeRefused> for PasskeyError {
+    fn from(refused: ChangeRefused) -> Self {
+        match refused {
+            ChangeRefused::LastWayIn => Self::LastWayIn,
+            ChangeRefused::NoPasskey => Self::NoPasskey,
+        }
+    }
 }
 
 impl From<LimitError> for PasskeyError {
@@ -116,7 +156,7 @@ pub struct PasskeyInfo {
 }
 
 /// What an account chose about its own sign-ins.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountSettings {
     /// Password sign-in refused (only with at least one passkey).
     #[serde(default)]
@@ -124,6 +164,33 @@ pub struct AccountSettings {
     /// Every approval needs the passkey, whatever the server's default.
     #[serde(default)]
     pub approve_with_passkey: bool,
+    /// Passkeys removed, newest last: one stops counting in the write that
+    /// removes it (its record is deleted after).
+    #[serde(default)]
+    pub removed: Vec<RemovedPasskey>,
+}
+
+impl AccountSettings {
+    fn was_removed(&self, id: &str) -> bool {
+        self.removed.iter().any(|r| r.id == id)
+    }
+
+    fn credentials(&self, passkeys: usize) -> CredentialState {
+        CredentialState {
+            passkeys,
+            password_on: !self.password_off,
+            approve_with_passkey: self.approve_with_passkey,
+        }
+    }
+}
+
+/// A passkey that was removed, as `/m` tells of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedPasskey {
+    /// The credential id, base64url.
+    pub id: String,
+    pub name: String,
+    pub removed_at: UnixMillis,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -139,6 +206,12 @@ enum CeremonyState {
     },
     SignIn {
         state: DiscoverableAuthentication,
+    },
+    /// Proving presence before a credential change, for one session.
+    Confirm {
+        account_id: i64,
+        session_id: String,
+        state: PasskeyAuthentication,
     },
 }
 
@@ -160,42 +233,63 @@ impl SettingsStore {
     }
 
     pub async fn get(&self, account_id: i64) -> Result<AccountSettings, StoreError> {
+        Ok(self.read(account_id).await?.1)
+    }
+
+    /// The settings and the record they came from (`None`: never written).
+    async fn read(
+        &self,
+        account_id: i64,
+    ) -> Result<(Option<ProviderRecord>, AccountSettings), StoreError> {
         let record = self
             .0
             .get(kinds::SETTINGS, &account_id.to_string(), now_millis())
             .await?;
-        Ok(record.as_ref().and_then(parse).unwrap_or_default())
+        let settings = record.as_ref().and_then(parse).unwrap_or_default();
+        Ok((record, settings))
+    }
+
+    /// Stores `settings` only if the record is still as `read` found it;
+    /// false when somebody changed it first (read again and decide again).
+    async fn write_if_unchanged(
+        &self,
+        account_id: i64,
+        read: &Option<ProviderRecord>,
+        settings: &AccountSettings,
+    ) -> Result<bool, PasskeyError> {
+        let key = account_id.to_string();
+        let value = to_json(settings)?;
+        let now = now_millis();
+        Ok(match read {
+            None => match self
+                .0
+                .insert(kinds::SETTINGS, &key, &value, FOREVER, now)
+                .await
+            {
+                Err(StoreError::Duplicate) => false,
+                other => other.map(|()| true)?,
+            },
+            Some(record) => {
+                self.0
+                    .replace(kinds::SETTINGS, &key, record.version, &value, FOREVER, now)
+                    .await?
+            }
+        })
     }
 
     /// Changes the settings with `change`, by compare-and-set.
-    async fn update(
+    pub(crate) async fn update(
         &self,
         account_id: i64,
         change: impl Fn(&mut AccountSettings),
     ) -> Result<AccountSettings, PasskeyError> {
-        let key = account_id.to_string();
         loop {
-            let now = now_millis();
-            let record = self.0.get(kinds::SETTINGS, &key, now).await?;
-            let mut settings: AccountSettings = record.as_ref().and_then(parse).unwrap_or_default();
+            let (record, mut settings) = self.read(account_id).await?;
             change(&mut settings);
-            let value = to_json(&settings)?;
-            let stored = match &record {
-                None => match self
-                    .0
-                    .insert(kinds::SETTINGS, &key, &value, FOREVER, now)
-                    .await
-                {
-                    Err(StoreError::Duplicate) => false,
-                    other => other.map(|()| true)?,
-                },
-                Some(record) => {
-                    self.0
-                        .replace(kinds::SETTINGS, &key, record.version, &value, FOREVER, now)
-                        .await?
-                }
-            };
-            if stored {
+            if self
+                .write_if_unchanged(account_id, &record, &settings)
+                .await?
+            {
                 return Ok(settings);
             }
         }
@@ -211,6 +305,7 @@ pub struct PasskeyService {
     accounts: AccountService,
     limits: Arc<RateLimits>,
     policy: ApprovalPolicy,
+    audit: AuditLog,
 }
 
 impl PasskeyService {
@@ -221,6 +316,7 @@ impl PasskeyService {
         limits: Arc<RateLimits>,
         public_url: &str,
         policy: ApprovalPolicy,
+        audit: AuditLog,
     ) -> Self {
         let webauthn = relying_party(public_url).map(Arc::new);
         if webauthn.is_none() {
@@ -236,6 +332,7 @@ impl PasskeyService {
             accounts,
             limits,
             policy,
+            audit,
         }
     }
 
@@ -291,7 +388,19 @@ impl PasskeyService {
         }
     }
 
+    /// The account's passkeys that count: stored and not removed.
     async fn stored(&self, account_id: i64) -> Result<Vec<(String, StoredPasskey)>, StoreError> {
+        let settings = self.settings.get(account_id).await?;
+        self.stored_with(account_id, &settings).await
+    }
+
+    /// [`Self::stored`] with the settings already read (read them first: a
+    /// removal marks the settings before it deletes the record).
+    async fn stored_with(
+        &self,
+        account_id: i64,
+        settings: &AccountSettings,
+    ) -> Result<Vec<(String, StoredPasskey)>, StoreError> {
         let Some(handle) = self.handle(account_id).await? else {
             return Ok(Vec::new());
         };
@@ -302,8 +411,23 @@ impl PasskeyService {
         Ok(records
             .into_iter()
             .filter_map(|(key, record)| Some((key, parse::<StoredPasskey>(&record)?)))
-            .filter(|(_, stored)| stored.account_id == account_id)
+            .filter(|(key, stored)| {
+                stored.account_id == account_id && !settings.was_removed(credential_id(key))
+            })
             .collect())
+    }
+
+    /// The settings, their record, the passkeys that count, and the
+    /// account's credentials as the rules see them.
+    async fn credentials(&self, account_id: i64) -> Result<Credentials, StoreError> {
+        let (record, settings) = self.settings.read(account_id).await?;
+        let passkeys = self.stored_with(account_id, &settings).await?;
+        Ok(Credentials {
+            state: settings.credentials(passkeys.len()),
+            record,
+            settings,
+            passkeys,
+        })
     }
 
     pub async fn list(&self, account_id: i64) -> Result<Vec<PasskeyInfo>, StoreError> {
@@ -322,14 +446,18 @@ impl PasskeyService {
         Ok(list)
     }
 
-    /// Starts adding a passkey to the signed-in account.
+    /// Starts adding a passkey to the signed-in account (with a fresh
+    /// proof: a thief's own passkey would be a way in for good).
     pub async fn start_registration(
         &self,
         current: &CurrentSession,
     ) -> Result<Ceremony<CreationChallengeResponse>, PasskeyError> {
         let webauthn = self.webauthn()?;
         let account = &current.account;
-        let existing = self.stored(account.id).await?;
+        let credentials = self.credentials(account.id).await?;
+        self.require_proof(current, CredentialChange::AddPasskey, &credentials.state)
+            .await?;
+        let existing = credentials.passkeys;
         if existing.len() >= MAX_PASSKEYS {
             return Err(PasskeyError::TooMany);
         }
@@ -368,6 +496,7 @@ impl PasskeyService {
         ceremony: &str,
         name: &str,
         credential: &str,
+        caller: &Caller,
     ) -> Result<PasskeyInfo, PasskeyError> {
         let webauthn = self.webauthn()?;
         let name = PasskeyName::parse(name)?;
@@ -380,6 +509,10 @@ impl PasskeyService {
         if account_id != current.account.id {
             return Err(PasskeyError::CeremonyGone);
         }
+        // Again: the proof may have run out since the ceremony began.
+        let credentials = self.credentials(account_id).await?;
+        self.require_proof(current, CredentialChange::AddPasskey, &credentials.state)
+            .await?;
         let passkey = webauthn
             .finish_passkey_registration(&credential, &state)
             .map_err(|e| {
@@ -412,6 +545,8 @@ impl PasskeyService {
                 e => e.into(),
             })?;
         tracing::info!(account = %current.account.username, passkey = %id, "passkey added");
+        self.audit
+            .record(AuditEvent::PasskeyAdded, None, Some(account_id), caller);
         Ok(PasskeyInfo {
             id,
             name: stored.name,
@@ -420,59 +555,320 @@ impl PasskeyService {
         })
     }
 
-    /// Removes one of the account's passkeys; not the last one while the
-    /// password is off (the account would have no way in). Removing the
-    /// last one also turns "ask for my passkey" off.
-    pub async fn remove(&self, account_id: i64, id: &str) -> Result<(), PasskeyError> {
-        let stored = self.stored(account_id).await?;
-        let Some((key, _)) = stored
-            .iter()
-            .find(|(key, _)| key.rsplit(':').next() == Some(id))
-        else {
-            return Err(PasskeyError::NotFound);
-        };
-        let last = stored.len() == 1;
-        if last && self.settings.get(account_id).await?.password_off {
-            return Err(PasskeyError::LastWayIn);
-        }
-        self.store.remove(kinds::PASSKEY, key).await?;
-        if last {
-            // Without a passkey, "ask for my passkey" could only lock the
-            // account's approvals.
-            self.settings
-                .update(account_id, |s| s.approve_with_passkey = false)
+    /// Removes one of the account's passkeys (with a fresh proof); never
+    /// the last way in. The removal is decided and marked in one
+    /// compare-and-set on the settings, then the record is deleted.
+    pub async fn remove(
+        &self,
+        current: &CurrentSession,
+        id: &str,
+        caller: &Caller,
+    ) -> Result<(), PasskeyError> {
+        let account_id = current.account.id;
+        let change = CredentialChange::RemovePasskey;
+        let key = loop {
+            let credentials = self.credentials(account_id).await?;
+            let Some((key, stored)) = credentials
+                .passkeys
+                .iter()
+                .find(|(key, _)| credential_id(key) == id)
+            else {
+                return Err(PasskeyError::NotFound);
+            };
+            self.require_proof(current, change, &credentials.state)
                 .await?;
+            let next = change.apply(&credentials.state)?;
+            let mut settings = credentials.settings.clone();
+            settings.approve_with_passkey = next.approve_with_passkey;
+            settings.removed.push(RemovedPasskey {
+                id: id.to_owned(),
+                name: stored.name.clone(),
+                removed_at: now_millis(),
+            });
+            let excess = settings.removed.len().saturating_sub(MAX_REMOVED);
+            settings.removed.drain(..excess);
+            if self
+                .settings
+                .write_if_unchanged(account_id, &credentials.record, &settings)
+                .await?
+            {
+                break key.clone();
+            }
+        };
+        // Already out of every count; a record left by a failure here is
+        // ignored by every read.
+        if let Err(err) = self.store.remove(kinds::PASSKEY, &key).await {
+            tracing::warn!(account_id, passkey = %id, error = %err, "removed passkey's record stays (ignored)");
         }
         tracing::info!(account_id, passkey = %id, "passkey removed");
+        self.audit
+            .record(AuditEvent::PasskeyRemoved, None, Some(account_id), caller);
         Ok(())
     }
 
-    /// Turns password sign-in on or off; off needs a passkey.
-    pub async fn set_password_enabled(
+    /// The account's sign-in choices: password on or off, "ask for my
+    /// passkey" on or off. What weakens the account needs a fresh proof;
+    /// nothing may leave it without a way in. One compare-and-set.
+    pub async fn set_choices(
         &self,
-        account_id: i64,
-        enabled: bool,
+        current: &CurrentSession,
+        password_on: bool,
+        approve_with_passkey: bool,
+        caller: &Caller,
     ) -> Result<AccountSettings, PasskeyError> {
-        if !enabled && self.stored(account_id).await?.is_empty() {
-            return Err(PasskeyError::LastWayIn);
+        let account_id = current.account.id;
+        let change = CredentialChange::Choices {
+            password_on,
+            approve_with_passkey,
+        };
+        loop {
+            let credentials = self.credentials(account_id).await?;
+            let next = change.apply(&credentials.state)?;
+            if next == credentials.state {
+                return Ok(credentials.settings);
+            }
+            self.require_proof(current, change, &credentials.state)
+                .await?;
+            let mut settings = credentials.settings.clone();
+            settings.password_off = !next.password_on;
+            settings.approve_with_passkey = next.approve_with_passkey;
+            if self
+                .settings
+                .write_if_unchanged(account_id, &credentials.record, &settings)
+                .await?
+            {
+                tracing::info!(
+                    account_id,
+                    password_on,
+                    approve_with_passkey,
+                    "sign-in choices changed"
+                );
+                self.audit.record(
+                    AuditEvent::SignInChoicesChanged,
+                    None,
+                    Some(account_id),
+                    caller,
+                );
+                return Ok(settings);
+            }
         }
-        self.settings
-            .update(account_id, |s| s.password_off = !enabled)
-            .await
     }
 
-    /// The account's own "always ask for my passkey"; needs a passkey.
-    pub async fn set_approve_with_passkey(
+    // ---- proving presence before a credential change ----
+
+    /// What proves presence for this account now, and whether the session
+    /// already has a fresh proof.
+    pub async fn confirmation(&self, current: &CurrentSession) -> Result<Confirmation, StoreError> {
+        let credentials = self.credentials(current.account.id).await?;
+        let needed = credentials.state.proof_needed();
+        let fresh_until = self
+            .proofs(current)
+            .await?
+            .into_iter()
+            .filter(|proof| proof.allows(needed, current.account.id, now_millis()))
+            .map(|proof| proof.at + FRESH_PROOF_MS)
+            .max();
+        Ok(Confirmation {
+            needed,
+            fresh_until,
+        })
+    }
+
+    /// Refuses `change` unless the session has a proof fresh enough and
+    /// strong enough for it.
+    async fn require_proof(
         &self,
-        account_id: i64,
-        on: bool,
-    ) -> Result<AccountSettings, PasskeyError> {
-        if on && self.stored(account_id).await?.is_empty() {
+        current: &CurrentSession,
+        change: CredentialChange,
+        state: &CredentialState,
+    ) -> Result<(), PasskeyError> {
+        let needed = change.proof_needed(state);
+        match needed {
+            ProofNeeded::None => return Ok(()),
+            ProofNeeded::Impossible => return Err(PasskeyError::NoCredential),
+            ProofNeeded::Passkey | ProofNeeded::Password => {}
+        }
+        let now = now_millis();
+        let proofs = self.proofs(current).await?;
+        if proofs
+            .iter()
+            .any(|proof| proof.allows(needed, current.account.id, now))
+        {
+            Ok(())
+        } else {
+            tracing::info!(
+                account_id = current.account.id,
+                ?change,
+                "credential change without a fresh proof refused"
+            );
+            Err(PasskeyError::ConfirmFirst)
+        }
+    }
+
+    /// The session's proofs: its sign-in itself (with a password or a
+    /// passkey; a QR sign-in proves nothing of the device it went to), and
+    /// the latest confirmation made in it.
+    async fn proofs(&self, current: &CurrentSession) -> Result<Vec<Proof>, StoreError> {
+        let session = &current.session;
+        let signed_in_with = match session.method.as_str() {
+            m if m == SignInMethod::Passkey.as_str() => Some(ProofKind::Passkey),
+            m if m == SignInMethod::Password.as_str() => Some(ProofKind::Password),
+            _ => None,
+        };
+        let mut proofs: Vec<Proof> = signed_in_with
+            .map(|kind| Proof {
+                account_id: current.account.id,
+                kind,
+                at: session.created_at,
+            })
+            .into_iter()
+            .collect();
+        let record = self
+            .store
+            .get(kinds::PROOF, &session.id, now_millis())
+            .await?;
+        proofs.extend(record.as_ref().and_then(parse::<Proof>));
+        Ok(proofs)
+    }
+
+    /// Keeps `proof` as the session's latest (five minutes).
+    async fn keep_proof(
+        &self,
+        current: &CurrentSession,
+        kind: ProofKind,
+        caller: &Caller,
+    ) -> Result<(), PasskeyError> {
+        let now = now_millis();
+        let proof = Proof {
+            account_id: current.account.id,
+            kind,
+            at: now,
+        };
+        let value = to_json(&proof)?;
+        let key = &current.session.id;
+        // Session ids are fixed-length UUIDs: the prefix is the key alone.
+        self.store.remove(kinds::PROOF, key).await?;
+        match self
+            .store
+            .insert(kinds::PROOF, key, &value, now + FRESH_PROOF_MS, now)
+            .await
+        {
+            // A racing confirmation of the same session stored its own.
+            Ok(()) | Err(StoreError::Duplicate) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.audit.record(
+            AuditEvent::IdentityConfirmed,
+            None,
+            Some(current.account.id),
+            caller,
+        );
+        Ok(())
+    }
+
+    /// Options for confirming with one of the account's passkeys (user
+    /// verification required).
+    pub async fn confirm_options(
+        &self,
+        current: &CurrentSession,
+    ) -> Result<Ceremony<RequestChallengeResponse>, PasskeyError> {
+        let webauthn = self.webauthn()?;
+        let passkeys: Vec<Passkey> = self
+            .stored(current.account.id)
+            .await?
+            .into_iter()
+            .map(|(_, s)| s.passkey)
+            .collect();
+        if passkeys.is_empty() {
             return Err(PasskeyError::NoPasskey);
         }
-        self.settings
-            .update(account_id, |s| s.approve_with_passkey = on)
+        let (options, state) = webauthn
+            .start_passkey_authentication(&passkeys)
+            .map_err(|e| PasskeyError::Internal(e.to_string()))?;
+        let ceremony = self
+            .new_ceremony(&CeremonyState::Confirm {
+                account_id: current.account.id,
+                session_id: current.session.id.clone(),
+                state,
+            })
+            .await?;
+        Ok(Ceremony { ceremony, options })
+    }
+
+    /// Checks the assertion for a confirmation begun by this session, and
+    /// keeps the proof.
+    pub async fn confirm_with_passkey(
+        &self,
+        current: &CurrentSession,
+        ceremony: &str,
+        credential: &str,
+        caller: &Caller,
+    ) -> Result<(), PasskeyError> {
+        let webauthn = self.webauthn()?;
+        let credential: PublicKeyCredential = serde_json::from_str(credential)
+            .map_err(|_| InvalidInput("the passkey's answer is not a WebAuthn assertion"))?;
+        let CeremonyState::Confirm {
+            account_id,
+            session_id,
+            state,
+        } = self.take_ceremony(ceremony).await?
+        else {
+            return Err(PasskeyError::CeremonyGone);
+        };
+        if account_id != current.account.id || session_id != current.session.id {
+            return Err(PasskeyError::CeremonyGone);
+        }
+        let result = webauthn
+            .finish_passkey_authentication(&credential, &state)
+            .map_err(|e| {
+                tracing::info!(account_id, error = %e, "confirming passkey refused");
+                PasskeyError::Refused
+            })?;
+        if !result.user_verified() {
+            return Err(PasskeyError::Refused);
+        }
+        // Removed since the ceremony began: it proves nothing any more.
+        let id = URL_SAFE_NO_PAD.encode(result.cred_id());
+        let Some((key, _)) = self
+            .stored(account_id)
+            .await?
+            .into_iter()
+            .find(|(key, _)| credential_id(key) == id)
+        else {
+            return Err(PasskeyError::Refused);
+        };
+        self.used(&key, &result).await;
+        self.keep_proof(current, ProofKind::Passkey, caller).await
+    }
+
+    /// Confirms with the password, for an account without a passkey (one
+    /// with a passkey must use it).
+    pub async fn confirm_with_password(
+        &self,
+        current: &CurrentSession,
+        password: &str,
+        caller: &Caller,
+    ) -> Result<(), PasskeyError> {
+        let credentials = self.credentials(current.account.id).await?;
+        match credentials.state.proof_needed() {
+            ProofNeeded::Password => {}
+            ProofNeeded::Passkey => return Err(PasskeyError::Required),
+            ProofNeeded::None | ProofNeeded::Impossible => return Err(PasskeyError::NoCredential),
+        }
+        match self
+            .accounts
+            .authenticate(current.account.username.as_str(), password, caller)
             .await
+        {
+            Ok(account) if account.id == current.account.id => {}
+            Ok(_) | Err(AccountError::InvalidCredentials) => {
+                return Err(PasskeyError::WrongPassword)
+            }
+            Err(AccountError::RateLimited(limited)) => return Err(limited.into()),
+            Err(AccountError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(PasskeyError::Internal(e.to_string())),
+        }
+        self.keep_proof(current, ProofKind::Password, caller).await
     }
 
     // ---- signing in with a passkey ----
@@ -514,6 +910,14 @@ impl PasskeyService {
         let Some(stored) = record.as_ref().and_then(parse::<StoredPasskey>) else {
             return Err(PasskeyError::Refused);
         };
+        if self
+            .settings
+            .get(stored.account_id)
+            .await?
+            .was_removed(credential_id(&key))
+        {
+            return Err(PasskeyError::Refused);
+        }
         let result = webauthn
             .finish_discoverable_authentication_v2(&credential, state, &stored.passkey)
             .map_err(|e| {
@@ -593,7 +997,7 @@ impl PasskeyService {
             .stored(account_id)
             .await?
             .into_iter()
-            .find(|(key, _)| key.ends_with(&format!(":{id}")))
+            .find(|(key, _)| credential_id(key) == id)
         {
             self.used(&key, &result).await;
         }
@@ -686,6 +1090,65 @@ impl PasskeyService {
         }
         Ok(state)
     }
+
+    // ---- the operator's account commands ----
+
+    /// What removing the account takes with it here: its user handle, its
+    /// passkeys (under the handle) and its settings.
+    pub(crate) async fn account_records(
+        &self,
+        account_id: i64,
+    ) -> Result<Vec<crate::storage::RecordSelector>, StoreError> {
+        use crate::storage::{KeyMatch, RecordSelector};
+        let id = account_id.to_string();
+        let mut records = vec![
+            RecordSelector {
+                kind: kinds::USER,
+                key: KeyMatch::Exact(id.clone()),
+            },
+            RecordSelector {
+                kind: kinds::SETTINGS,
+                key: KeyMatch::Exact(id),
+            },
+        ];
+        if let Some(handle) = self.handle(account_id).await? {
+            records.push(RecordSelector {
+                kind: kinds::PASSKEY,
+                key: KeyMatch::Prefix(format!("{handle}:")),
+            });
+        }
+        Ok(records)
+    }
+
+    /// Password sign-in on again, whatever the account chose: for `qrlogin
+    /// user reset`, where the operator vouches for the person.
+    pub(crate) async fn turn_password_back_on(&self, account_id: i64) -> Result<(), PasskeyError> {
+        self.settings
+            .update(account_id, |s| s.password_off = false)
+            .await?;
+        Ok(())
+    }
+}
+
+/// What [`PasskeyService::credentials`] reads, for one decision.
+struct Credentials {
+    record: Option<ProviderRecord>,
+    settings: AccountSettings,
+    passkeys: Vec<(String, StoredPasskey)>,
+    state: CredentialState,
+}
+
+/// How this account proves presence, and until when its session's latest
+/// proof lets changes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmation {
+    pub needed: ProofNeeded,
+    pub fresh_until: Option<UnixMillis>,
+}
+
+/// The credential id part of a passkey record's key (`{handle}:{id}`).
+fn credential_id(key: &str) -> &str {
+    key.rsplit(':').next().unwrap_or_default()
 }
 
 /// The WebAuthn relying party for `public_url`, if its host can be one.

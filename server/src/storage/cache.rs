@@ -27,7 +27,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::traits::{AccountStore, RevocationClock, SessionStore, StoreError};
+use super::traits::{AccountStore, RecordSelector, RevocationClock, SessionStore, StoreError};
 use crate::domain::{
     account::{Account, DisplayName, NewSession, Session, Username},
     secret::SecretHash,
@@ -143,6 +143,12 @@ impl<S: AccountStore + SessionStore + ?Sized> CachedSessions<S> {
         sessions.retain(|_, ((session, account), _)| !gone(session, account));
     }
 
+    /// Drops the account and its sessions, after the store removed them.
+    fn forget_account(&self, account_id: i64) {
+        self.invalidate(|session, _| session.account_id == account_id);
+        self.accounts.lock().remove(&account_id);
+    }
+
     /// The cached value when it is fresh and `usable`; else `load`'s answer,
     /// cached unless an invalidation happened meanwhile.
     async fn read_through<K, V, F>(
@@ -233,13 +239,28 @@ impl<S: AccountStore + SessionStore + ?Sized> SessionStore for CachedSessions<S>
 
 #[async_trait]
 impl<S: AccountStore + SessionStore + ?Sized> AccountStore for CachedSessions<S> {
-    async fn remove_account(&self, username: &Username) -> Result<bool, StoreError> {
-        let removed = self.revoking(self.inner.remove_account(username)).await;
-        self.invalidate(|_, account| account.username == username.as_str());
-        self.accounts
-            .lock()
-            .retain(|_, (account, _)| account.username != username.as_str());
+    async fn remove_account(
+        &self,
+        account_id: i64,
+        records: &[RecordSelector],
+    ) -> Result<bool, StoreError> {
+        let removed = self
+            .revoking(self.inner.remove_account(account_id, records))
+            .await;
+        self.forget_account(account_id);
         removed
+    }
+
+    async fn reset_account(
+        &self,
+        account_id: i64,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let reset = self
+            .revoking(self.inner.reset_account(account_id, password_hash))
+            .await;
+        self.invalidate(|session, _| session.account_id == account_id);
+        reset
     }
 
     async fn create_account(
@@ -329,9 +350,8 @@ mod tests {
         let (store, _, hash, _) = store_with_session(&dir).await;
         let cached = CachedSessions::new(store);
         assert!(live(&cached, &hash).await);
-        let alice = Username::parse("alice").unwrap();
         assert!(cached.account_by_id(1).await.unwrap().is_some());
-        assert!(cached.remove_account(&alice).await.unwrap());
+        assert!(cached.remove_account(1, &[]).await.unwrap());
         assert!(!live(&cached, &hash).await);
         assert!(cached.account_by_id(1).await.unwrap().is_none());
     }

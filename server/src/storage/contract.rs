@@ -12,8 +12,8 @@ use super::{
     sqlite::SqliteStore,
     testing,
     traits::{
-        AccountStore, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, ProviderStore,
-        RevocationClock, SessionStore, SharedLimiter, StoreError,
+        AccountStore, AttemptStore, AuditQuery, AuditStore, ChangeNotifier, KeyMatch,
+        ProviderStore, RecordSelector, RevocationClock, SessionStore, SharedLimiter, StoreError,
     },
 };
 use crate::domain::{
@@ -101,7 +101,7 @@ async fn attempt_store_contract(store: Arc<dyn AttemptStore>) {
     assert!(!refused.changed);
     let scanner = Scanner {
         account_id: 7,
-        display_name: "Alice".into(),
+        shown_name: Some("Alice".into()),
     };
     let scanned = store
         .apply(b.id, &Transition::scan(scanner), t(1), &ttls)
@@ -166,7 +166,7 @@ async fn redis_attempts_race_safely_across_instances() {
     a.insert(attempt.clone()).await.unwrap();
     let scanner = Scanner {
         account_id: 7,
-        display_name: "Alice".into(),
+        shown_name: Some("Alice".into()),
     };
     let scanned = b
         .apply(attempt.id, &Transition::scan(scanner), now, &ttls)
@@ -272,7 +272,7 @@ async fn redis_notifications_reach_other_instances() {
     waiting.borrow_and_update();
     let scanner = Scanner {
         account_id: 7,
-        display_name: "Alice".into(),
+        shown_name: Some("Alice".into()),
     };
     let scanned = attempts
         .apply(
@@ -383,14 +383,56 @@ async fn account_store_contract<S: AccountStore + SessionStore>(store: Arc<S>) {
         .await
         .unwrap()
         .is_some());
-    assert!(store.remove_account(&name("bob")).await.unwrap());
-    assert!(!store.remove_account(&name("bob")).await.unwrap());
+    assert!(store.remove_account(bob.id, &[]).await.unwrap());
+    assert!(!store.remove_account(bob.id, &[]).await.unwrap());
     assert!(store.account_by_id(bob.id).await.unwrap().is_none());
     assert!(store
         .session_by_token(&token, 3_002)
         .await
         .unwrap()
         .is_none());
+
+    // Subjects: unique, opaque, and a found account carries its own.
+    assert_ne!(alice.subject, bob.subject);
+    assert!(uuid::Uuid::try_parse(&alice.subject).is_ok());
+    let (found, _) = store.find_account(&name("alice")).await.unwrap().unwrap();
+    assert_eq!(found.subject, alice.subject);
+
+    // A removed account's id and subject are never given out again, even
+    // when it had the highest id (SQLite reused it without AUTOINCREMENT).
+    let carol = store
+        .create_account(&name("carol"), &display, "h", 4_000)
+        .await
+        .unwrap();
+    assert!(store.remove_account(carol.id, &[]).await.unwrap());
+    let bob_again = store
+        .create_account(&name("bob"), &display, "h", 5_000)
+        .await
+        .unwrap();
+    assert!(
+        bob_again.id > carol.id,
+        "{} reused (bob was {}, carol {})",
+        bob_again.id,
+        bob.id,
+        carol.id
+    );
+    assert!(![bob.subject, carol.subject].contains(&bob_again.subject));
+
+    // A reset sets the password and ends every session, at once.
+    let token = Secret::new_random().hash();
+    store
+        .create_session(&token, &new_session(alice.id), 6_000)
+        .await
+        .unwrap();
+    assert!(store.reset_account(alice.id, "hash-3").await.unwrap());
+    assert!(store
+        .session_by_token(&token, 6_001)
+        .await
+        .unwrap()
+        .is_none());
+    let (_, hash) = store.find_account(&name("alice")).await.unwrap().unwrap();
+    assert_eq!(hash, "hash-3");
+    assert!(!store.reset_account(carol.id, "x").await.unwrap());
 }
 
 #[tokio::test]
@@ -405,6 +447,79 @@ async fn account_store_contract_on_every_back_end() {
     if let (Some(store), Some(redis)) = (postgres().await, redis().await) {
         let clock = Arc::new(RedisRevocations::new(redis));
         account_store_contract(Arc::new(CachedSessions::new(store).shared(clock))).await;
+    }
+}
+
+// ---- removing an account with its records ----
+
+/// Removing an account takes exactly the records named with it: exact keys
+/// only themselves ("7" is not "70"), prefixes what they start.
+async fn account_removal_contract(
+    accounts: Arc<dyn AccountStore>,
+    records: Arc<dyn ProviderStore>,
+) {
+    let display = DisplayName::parse("Dora").unwrap();
+    let dora = accounts
+        .create_account(&name("dora"), &display, "h", 1)
+        .await
+        .unwrap();
+    let id = dora.id.to_string();
+    let other = format!("{id}0");
+    let now = now_millis();
+    let later = now + 60_000;
+    for (kind, key) in [
+        ("settings", id.clone()),
+        ("settings", other.clone()),
+        ("consent", format!("{id}:app")),
+        ("consent", format!("{other}:app")),
+        ("note", "kept".to_owned()),
+    ] {
+        records.insert(kind, &key, "{}", later, now).await.unwrap();
+    }
+    let selectors = [
+        RecordSelector {
+            kind: "settings",
+            key: KeyMatch::Exact(id.clone()),
+        },
+        RecordSelector {
+            kind: "consent",
+            key: KeyMatch::Prefix(format!("{id}:")),
+        },
+    ];
+    assert!(accounts.remove_account(dora.id, &selectors).await.unwrap());
+    assert!(records.get("settings", &id, now).await.unwrap().is_none());
+    assert!(records
+        .get("consent", &format!("{id}:app"), now)
+        .await
+        .unwrap()
+        .is_none());
+    for (kind, key) in [
+        ("settings", other.clone()),
+        ("consent", format!("{other}:app")),
+        ("note", "kept".to_owned()),
+    ] {
+        assert!(
+            records.get(kind, &key, now).await.unwrap().is_some(),
+            "{kind} {key} kept"
+        );
+    }
+    // No such account: nothing is removed.
+    records
+        .insert("settings", &id, "{}", later, now)
+        .await
+        .unwrap();
+    assert!(!accounts.remove_account(dora.id, &selectors).await.unwrap());
+    assert!(records.get("settings", &id, now).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn account_removal_contract_on_every_back_end() {
+    let (store, _dir) = sqlite().await;
+    account_removal_contract(store.clone(), store).await;
+    let (store, _dir) = sqlite().await;
+    account_removal_contract(Arc::new(CachedSessions::new(store.clone())), store).await;
+    if let Some(store) = postgres().await {
+        account_removal_contract(store.clone(), store).await;
     }
 }
 

@@ -32,8 +32,8 @@ mod traits;
 pub use self::redis::DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX;
 pub use traits::{
     parse_record, AccountStore, Applied, AttemptStore, AuditQuery, AuditStore, ChangeNotifier,
-    ProviderRecord, ProviderStore, RevocationClock, SessionStore, SharedLimiter, StoreError,
-    Stores,
+    KeyMatch, ProviderRecord, ProviderStore, RecordSelector, RevocationClock, SessionStore,
+    SharedLimiter, StoreError, Stores,
 };
 
 use std::{path::PathBuf, sync::Arc};

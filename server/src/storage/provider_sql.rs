@@ -7,7 +7,7 @@ use super::{
     postgres::PostgresStore,
     sql_rows::Columns,
     sqlite::SqliteStore,
-    traits::{ProviderRecord, ProviderStore, StoreError},
+    traits::{KeyMatch, ProviderRecord, ProviderStore, RecordSelector, StoreError},
 };
 use crate::domain::time::UnixMillis;
 
@@ -25,6 +25,16 @@ const REMOVE: &str = "DELETE FROM provider_records \
 const LIST: &str = "SELECT key, value, version, expires_at FROM provider_records \
      WHERE kind = $1 AND substr(key, 1, length($2)) = $2 AND expires_at > $3 ORDER BY key";
 const PURGE: &str = "DELETE FROM provider_records WHERE expires_at <= $1";
+const REMOVE_EXACT: &str = "DELETE FROM provider_records WHERE kind = $1 AND key = $2";
+
+/// The statement (PostgreSQL's placeholders) removing what `selector`
+/// chooses, and its two parameters: kind and key (or prefix).
+pub(super) fn removal(selector: &RecordSelector) -> (&'static str, &'static str, &str) {
+    match &selector.key {
+        KeyMatch::Exact(key) => (REMOVE_EXACT, selector.kind, key),
+        KeyMatch::Prefix(prefix) => (REMOVE, selector.kind, prefix),
+    }
+}
 
 fn millis(at: UnixMillis) -> i64 {
     i64::try_from(at).unwrap_or(i64::MAX)
@@ -138,7 +148,7 @@ macro_rules! provider_store_for {
     };
 }
 
-fn for_sqlite(statement: &str) -> String {
+pub(super) fn for_sqlite(statement: &str) -> String {
     statement.replace('$', "?")
 }
 

@@ -43,6 +43,7 @@ columns_for!(sqlx::postgres::PgRow);
 pub(crate) fn account_from(row: &impl Columns) -> Result<Account, sqlx::Error> {
     Ok(Account {
         id: row.int("id")?,
+        subject: row.text("subject")?,
         username: row.text("username")?,
         display_name: row.text("display_name")?,
         created_at: row.int("created_at")?,
@@ -61,14 +62,15 @@ pub(crate) fn session_from(row: &impl Columns) -> Result<Session, sqlx::Error> {
     })
 }
 
-/// A session row joined with its account's (`username`, `display_name`,
-/// `account_created_at`).
+/// A session row joined with its account's (`subject`, `username`,
+/// `display_name`, `account_created_at`).
 pub(crate) fn session_and_account_from(
     row: &impl Columns,
 ) -> Result<(Session, Account), sqlx::Error> {
     let session = session_from(row)?;
     let account = Account {
         id: session.account_id,
+        subject: row.text("subject")?,
         username: row.text("username")?,
         display_name: row.text("display_name")?,
         created_at: row.int("account_created_at")?,

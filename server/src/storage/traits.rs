@@ -110,8 +110,34 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError>;
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
-    /// Removes the account and all its sessions; false if there was none.
-    async fn remove_account(&self, username: &Username) -> Result<bool, StoreError>;
+    /// Removes the account, all its sessions and the provider `records`
+    /// that hang off it, in one transaction; false (and nothing removed) if
+    /// there was no such account. Its id is never given out again.
+    async fn remove_account(
+        &self,
+        account_id: i64,
+        records: &[RecordSelector],
+    ) -> Result<bool, StoreError>;
+    /// Replaces the password hash and ends every session of the account, in
+    /// one step; false if there is no such account.
+    async fn reset_account(&self, account_id: i64, password_hash: &str)
+        -> Result<bool, StoreError>;
+}
+
+/// Provider records of one kind, chosen by key: what removing an account
+/// removes with it (the services that own the records name them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSelector {
+    pub kind: &'static str,
+    pub key: KeyMatch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyMatch {
+    /// This key only ("7" is not "70").
+    Exact(String),
+    /// Every key starting with it (end it with a separator: "7:").
+    Prefix(String),
 }
 
 #[async_trait]

@@ -319,3 +319,117 @@ async fn device_login_signs_a_terminal_in_from_the_phone() {
     );
     server.terminate();
 }
+
+/// `qrlogin user reset` (for the day an account is lost or stolen): every
+/// session ends, a new password is printed once and works (even where the
+/// account had turned its password off), the old one does not, and the
+/// audit trail says so.
+#[tokio::test]
+async fn user_reset_ends_sessions_and_gives_a_new_password() {
+    use axum::http::{header, Method, StatusCode};
+    use server::{
+        config::ServeArgs,
+        domain::audit::AuditEvent,
+        storage::{self, DatabaseUrl},
+    };
+
+    use crate::helpers::*;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qrlogin.db");
+    let url = format!("sqlite://{}", db.display());
+    let out = qrlogin(&["user", "add", "alice"], &format!("{PASSWORD}\n"), &db);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let open = || {
+        test_app_with(ServeArgs {
+            database: Some(url.clone()),
+            ..ServeArgs::default()
+        })
+    };
+    async fn sign_in_with(app: &TestApp, password: &str) -> axum::response::Response {
+        app.send(
+            Call::new(Method::POST, paths::SESSION)
+                .header(header::USER_AGENT, PHONE_UA)
+                .json(serde_json::json!({ "username": "alice", "password": password })),
+        )
+        .await
+    }
+
+    // Alice is signed in twice, then turns her password off (as she may
+    // with a passkey; written here directly).
+    let before = open().await;
+    let phones = [
+        sign_in(&before, "alice").await,
+        sign_in(&before, "alice").await,
+    ];
+    let alice = before
+        .state
+        .services
+        .accounts
+        .account_named("alice")
+        .await
+        .unwrap();
+    let stores = storage::open(&DatabaseUrl::parse(&url).unwrap(), None)
+        .await
+        .unwrap();
+    let now = server::domain::time::now_millis();
+    let off = r#"{"password_off":true,"approve_with_passkey":true}"#;
+    let key = alice.id.to_string();
+    stores
+        .provider
+        .insert("account_settings", &key, off, u64::MAX / 2, now)
+        .await
+        .unwrap();
+    let refused = sign_in_with(&before, PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    let out = qrlogin(&["user", "reset", "alice"], "", &db);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let password = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("new password: "))
+        .unwrap_or_else(|| panic!("no new password in {stdout}"))
+        .to_owned();
+    assert!(password.len() >= 20, "{password}");
+    assert!(stdout.contains("passkeys were kept"), "{stdout}");
+    let out = qrlogin(&["user", "reset", "nobody"], "", &db);
+    assert!(!out.status.success());
+
+    // A server started now (one running meanwhile sees it within its
+    // session cache's revalidation, or at once with Redis).
+    let after = open().await;
+    for token in &phones {
+        let response = after
+            .send(Call::new(Method::GET, paths::ME).bearer(token))
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        sign_in_with(&after, PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        sign_in_with(&after, &password).await.status(),
+        StatusCode::OK
+    );
+    let settings = stores
+        .provider
+        .get("account_settings", &key, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let settings: serde_json::Value = serde_json::from_str(&settings.value).unwrap();
+    assert_eq!(settings["password_off"], false);
+    assert_eq!(settings["approve_with_passkey"], true, "the rest is kept");
+    let events = audit_events(
+        &after,
+        AuditQuery {
+            account_id: Some(alice.id),
+            event: Some(AuditEvent::AccountReset),
+            ..AuditQuery::default()
+        },
+    )
+    .await;
+    assert_eq!(events.len(), 1);
+}

@@ -217,3 +217,42 @@ async fn an_expiry_is_audited_once_however_many_instances_purge() {
     .await;
     assert_eq!(expired.len(), 1, "{expired:?}");
 }
+
+/// An OpenID Connect authorization request travels sealed with a key every
+/// instance shares (made once, by whichever instance seals first, even when
+/// two race for it): one instance's request opens on any other.
+#[tokio::test]
+async fn an_authorization_request_sealed_by_one_instance_opens_on_another() {
+    let Some(apps) = cluster(2).await else { return };
+    let [a, b] = [&apps[0], &apps[1]];
+    let callback = "http://localhost:4000/callback";
+    let client = a
+        .state
+        .services
+        .oidc
+        .add_client("Grafana", &[callback.to_owned()], true)
+        .await
+        .unwrap();
+    let uri = format!(
+        "{}?client_id={}&redirect_uri={callback}&response_type=code&scope=openid&code_challenge={}&code_challenge_method=S256",
+        paths::AUTHORIZE,
+        client.client_id,
+        "A".repeat(43)
+    );
+    let (on_a, on_b) = tokio::join!(
+        a.send(Call::new(Method::GET, &uri)),
+        b.send(Call::new(Method::GET, &uri))
+    );
+    for (response, other) in [(on_a, b), (on_b, a)] {
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let card = response.headers()[header::LOCATION].to_str().unwrap();
+        let request = card.trim_start_matches("/authorize?request=");
+        let created = other
+            .send(Call::new(
+                Method::POST,
+                &format!("{}?authorization={request}", paths::LOGINS),
+            ))
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED, "{card}");
+    }
+}

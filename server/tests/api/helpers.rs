@@ -81,6 +81,12 @@ impl Call {
         self.peer = SocketAddr::from((ip, 50000));
         self
     }
+
+    /// The connection's peer, any address (IPv6 too).
+    pub fn peer(mut self, peer: SocketAddr) -> Self {
+        self.peer = peer;
+        self
+    }
 }
 
 pub async fn test_app_with(args: ServeArgs) -> TestApp {

@@ -4,17 +4,21 @@
 // A failing test should panic, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts_lifecycle;
 mod basics;
 mod cli;
 mod cluster;
+mod credentials;
 mod faults;
 mod flow;
 mod fuzz;
 mod hardening;
 mod helpers;
 mod languages;
+mod leaks;
 mod metrics;
 mod oidc;
 mod openapi;
 mod passkeys;
+mod proxies;
 mod security;

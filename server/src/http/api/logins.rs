@@ -36,9 +36,11 @@ use crate::{
 #[into_params(parameter_in = Query)]
 pub(crate) struct CreateParams {
     /// An OpenID Connect authorization request waiting for the phone (the
-    /// `/authorize?request=…` page's): the phone then names its
-    /// application, and only a sign-in approved for it completes it.
-    #[param(max_length = 64)]
+    /// `/authorize?request=…` page's, sealed by the server: base64url): the
+    /// phone then names its application, and only a sign-in approved for it
+    /// completes it. One this server did not seal, or older than 10
+    /// minutes, is `404 login_not_found`.
+    #[param(max_length = 2400, pattern = "^[A-Za-z0-9_-]+$")]
     authorization: Option<String>,
 }
 

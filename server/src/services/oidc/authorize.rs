@@ -1,9 +1,21 @@
 //! The authorization endpoint with the phone as the sign-in: a request is
 //! checked, then either answered at once (a browser already signed in,
-//! whose account consented before), or kept while the login card shows its
-//! QR; once the phone approved and the desktop redeemed, the request goes
-//! back to the client with a code. Also RP-initiated logout.
+//! whose account consented before), or sealed into the login card's URL
+//! while the card shows its QR; once the phone approved and the desktop
+//! redeemed, the request goes back to the client with a code. Also
+//! RP-initiated logout.
+//!
+//! Nothing is stored for a request until a person acts on it: the
+//! authorization endpoint only reads (the client, the session, the
+//! consent) and hands the browser the request sealed
+//! ([`Sealer`](super::sealing::Sealer)); its record is written when the
+//! login card makes its first code for it, which counts against the
+//! per-address limit on new attempts. A flood of authorization requests
+//! therefore writes nothing and takes no lock sign-ins wait on.
 
+use app::api::{plausible_authorization, MAX_AUTHORIZATION_HANDLE};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use rand::{rngs::OsRng, RngCore};
 use serde::Deserialize;
 
 use super::{kinds, seconds, to_json, OidcError, OidcService};
@@ -13,8 +25,8 @@ use crate::{
         audit::AuditEvent,
         caller::Caller,
         oidc::{
-            granted_scopes, lifetimes, plausible_challenge, plausible_id, random_id, secret_digest,
-            AuthorizationCode, AuthorizationRequest, Client,
+            granted_scopes, lifetimes, plausible_challenge, secret_digest, AuthorizationCode,
+            AuthorizationRequest, Client, RequestId,
         },
         secret::Secret,
         time::now_millis,
@@ -23,8 +35,12 @@ use crate::{
         accounts::CurrentSession,
         logins::{Created, LoginError},
     },
-    storage::StoreError,
+    storage::{ProviderRecord, StoreError},
 };
+
+/// What a sealed authorization request is sealed for (nothing sealed for
+/// another purpose opens as one).
+const SEALED_REQUEST: &[u8] = b"qrlogin/oauth2/authorization-request/v1";
 
 /// The authorization request's parameters, as sent (OpenID Connect Core
 /// §3.1.2.1).
@@ -53,8 +69,10 @@ pub enum AuthorizeOutcome {
     Refused(String),
     /// Back to the client, with a code or an OAuth error: this URL.
     Redirect(String),
-    /// The phone must approve: the login card for this request.
-    Phone { request_id: String },
+    /// The phone must approve: the login card for this request, which
+    /// travels sealed (URL-safe, at most
+    /// [`MAX_AUTHORIZATION_HANDLE`] characters).
+    Phone { request: String },
 }
 
 /// What RP-initiated logout does.
@@ -191,6 +209,7 @@ impl OidcService {
             code_challenge,
             created_at: now_millis(),
             attempts: Vec::new(),
+            completed: false,
         };
 
         // A browser already signed in, whose account consented, goes on
@@ -216,69 +235,132 @@ impl OidcService {
             };
             return Ok(back(error, "the person must approve on their phone"));
         }
-        let request_id = random_id();
-        self.store
-            .insert(
-                kinds::AUTHORIZATION,
-                &request_id,
-                &to_json(&request)?,
-                now + lifetimes::AUTHORIZATION_REQUEST_MS,
-                now,
-            )
-            .await?;
-        Ok(AuthorizeOutcome::Phone { request_id })
+        // Stored nowhere: sealed into the login card's URL.
+        let mut id: RequestId = [0; 16];
+        OsRng.fill_bytes(&mut id);
+        let bytes = request
+            .to_bytes(&id)
+            .ok_or_else(|| OidcError::Internal("an authorization request too long".into()))?;
+        let sealed = self.sealer.seal(SEALED_REQUEST, &bytes).await?;
+        if !plausible_authorization(&sealed) {
+            return Err(OidcError::Internal(format!(
+                "a sealed authorization request over {MAX_AUTHORIZATION_HANDLE} characters"
+            )));
+        }
+        Ok(AuthorizeOutcome::Phone { request: sealed })
     }
 
-    async fn pending_request(
+    /// The request a login card's URL carries, and the key of its record
+    /// (which exists once the card made a code for it); `None` when it is
+    /// not one this provider sealed, or its 10 minutes are over. Reads
+    /// nothing but the sealing key.
+    async fn unseal(
         &self,
-        request_id: &str,
-    ) -> Result<Option<(AuthorizationRequest, crate::storage::ProviderRecord)>, StoreError> {
-        if !plausible_id(request_id) {
+        sealed: &str,
+    ) -> Result<Option<(String, AuthorizationRequest)>, StoreError> {
+        if !plausible_authorization(sealed) {
             return Ok(None);
         }
-        self.load(kinds::AUTHORIZATION, request_id).await
+        let Some(bytes) = self.sealer.open(SEALED_REQUEST, sealed).await? else {
+            return Ok(None);
+        };
+        let Some((id, request)) = AuthorizationRequest::from_bytes(&bytes) else {
+            return Ok(None);
+        };
+        let expires_at = request
+            .created_at
+            .saturating_add(lifetimes::AUTHORIZATION_REQUEST_MS);
+        if now_millis() >= expires_at {
+            return Ok(None);
+        }
+        Ok(Some((URL_SAFE_NO_PAD.encode(id), request)))
+    }
+
+    /// The record of a request a login card made codes for.
+    async fn request_record(
+        &self,
+        key: &str,
+    ) -> Result<Option<(AuthorizationRequest, ProviderRecord)>, StoreError> {
+        self.load(kinds::AUTHORIZATION, key).await
     }
 
     /// The name of the client a waiting request is for (the login page's
-    /// heading); `None` when there is no such request (any more).
-    pub async fn request_client_name(
-        &self,
-        request_id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let Some((request, _)) = self.pending_request(request_id).await? else {
+    /// heading); `None` when there is no such request (any more: expired,
+    /// or already gone back to its client).
+    pub async fn request_client_name(&self, sealed: &str) -> Result<Option<String>, StoreError> {
+        let Some((key, request)) = self.unseal(sealed).await? else {
             return Ok(None);
         };
+        if self
+            .request_record(&key)
+            .await?
+            .is_some_and(|(stored, _)| stored.completed)
+        {
+            return Ok(None);
+        }
         Ok(self.client(&request.client_id).await?.map(|c| c.name))
     }
 
     /// A login attempt for the waiting request: the phone shows the
-    /// client's name, and the request remembers the attempt, so that only
-    /// a sign-in approved for it lets it go on.
-    pub async fn create_login(
-        &self,
-        request_id: &str,
-        caller: &Caller,
-    ) -> Result<Created, LoginError> {
+    /// client's name, and the request's record (written now, at the first
+    /// code: the first time a person acts on the request) remembers the
+    /// attempt, so that only a sign-in approved for it lets it go on. The
+    /// attempt counts against the per-address limit on new attempts before
+    /// anything is written.
+    pub async fn create_login(&self, sealed: &str, caller: &Caller) -> Result<Created, LoginError> {
+        let Some((key, request)) = self.unseal(sealed).await? else {
+            return Err(LoginError::NotFound);
+        };
+        let Some(client) = self.client(&request.client_id).await? else {
+            return Err(LoginError::NotFound);
+        };
+        if self
+            .request_record(&key)
+            .await?
+            .is_some_and(|(stored, _)| stored.completed)
+        {
+            return Err(LoginError::NotFound);
+        }
+        let created = self.logins.create_for(caller, Some(client.name)).await?;
+        let attempt = created.attempt.id.to_string();
+        let expires_at = request
+            .created_at
+            .saturating_add(lifetimes::AUTHORIZATION_REQUEST_MS);
         for _ in 0..8 {
-            let Some((mut request, record)) = self.pending_request(request_id).await? else {
-                return Err(LoginError::NotFound);
-            };
-            let client = self.client(&request.client_id).await?;
-            let Some(client) = client else {
-                return Err(LoginError::NotFound);
-            };
-            let created = self.logins.create_for(caller, Some(client.name)).await?;
-            request.attempts.push(created.attempt.id.to_string());
-            // The card replaces codes at most 6 times; keep a few more.
-            let excess = request.attempts.len().saturating_sub(10);
-            request.attempts.drain(..excess);
-            let value = to_json(&request).map_err(|e| StoreError::Unavailable(e.to_string()))?;
             let now = now_millis();
+            let Some((mut stored, record)) = self.request_record(&key).await? else {
+                let first = AuthorizationRequest {
+                    attempts: vec![attempt.clone()],
+                    ..request.clone()
+                };
+                let value = to_json(&first).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                match self
+                    .store
+                    .insert(kinds::AUTHORIZATION, &key, &value, expires_at, now)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::debug!(client = %client.id, "authorization request acted on");
+                        return Ok(created);
+                    }
+                    // Another tab's first code: add to its record.
+                    Err(StoreError::Duplicate) => continue,
+                    Err(err) => return Err(err.into()),
+                }
+            };
+            if stored.completed {
+                return Err(LoginError::NotFound);
+            }
+            stored.attempts.push(attempt.clone());
+            // The card replaces codes at most 6 times; keep a few more.
+            let excess = stored.attempts.len().saturating_sub(10);
+            stored.attempts.drain(..excess);
+            let value = to_json(&stored).map_err(|e| StoreError::Unavailable(e.to_string()))?;
             if self
                 .store
                 .replace(
                     kinds::AUTHORIZATION,
-                    request_id,
+                    &key,
                     record.version,
                     &value,
                     record.expires_at,
@@ -301,30 +383,49 @@ impl OidcService {
     /// the login card again.
     pub async fn resume(
         &self,
-        request_id: &str,
+        sealed: &str,
         current: &CurrentSession,
         caller: &Caller,
     ) -> Result<Option<String>, OidcError> {
-        let Some((request, _)) = self.pending_request(request_id).await? else {
+        let Some((key, _)) = self.unseal(sealed).await? else {
             return Ok(None);
         };
-        let mut approved = false;
-        for attempt in request.attempts.iter().rev() {
-            let Ok(id) = attempt.parse::<LoginId>() else {
-                continue;
+        let mut finished = None;
+        for _ in 0..8 {
+            // No record: no code was ever made for it, so none approved.
+            let Some((stored, record)) = self.request_record(&key).await? else {
+                return Ok(None);
             };
-            if self.logins.redeemed_by(id).await? == Some(current.account.id) {
-                approved = true;
+            if stored.completed || !self.approved_by(&stored, current.account.id).await? {
+                return Ok(None);
+            }
+            // One use: the request is used up before its code is made (its
+            // record stays until it expires, so the URL cannot start again).
+            let done = AuthorizationRequest {
+                attempts: Vec::new(),
+                completed: true,
+                ..stored.clone()
+            };
+            if self
+                .store
+                .replace(
+                    kinds::AUTHORIZATION,
+                    &key,
+                    record.version,
+                    &to_json(&done)?,
+                    record.expires_at,
+                    now_millis(),
+                )
+                .await?
+            {
+                finished = Some(stored);
                 break;
             }
+            // Changed meanwhile (a code made, or another tab resumed): again.
         }
-        if !approved {
+        let Some(request) = finished else {
             return Ok(None);
-        }
-        // One use: the request is gone before its code is made.
-        if self.store.remove(kinds::AUTHORIZATION, request_id).await? == 0 {
-            return Ok(None);
-        }
+        };
         let Some(client) = self.client(&request.client_id).await? else {
             return Ok(None);
         };
@@ -335,6 +436,24 @@ impl OidcService {
             .code_redirect(&client, &request, current.account.id, auth_time, caller)
             .await?;
         Ok(Some(url))
+    }
+
+    /// Whether one of the request's own attempts was redeemed by
+    /// `account_id` (the phone's approval, for this request).
+    async fn approved_by(
+        &self,
+        request: &AuthorizationRequest,
+        account_id: i64,
+    ) -> Result<bool, StoreError> {
+        for attempt in request.attempts.iter().rev() {
+            let Ok(id) = attempt.parse::<LoginId>() else {
+                continue;
+            };
+            if self.logins.redeemed_by(id).await? == Some(account_id) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// A new grant and its code, as the redirect back to the client.
@@ -433,7 +552,7 @@ impl OidcService {
             ));
         }
         let hint_matches = match (&hint, current) {
-            (Some(hint), Some(current)) => hint.sub == current.account.id.to_string(),
+            (Some(hint), Some(current)) => hint.sub == current.account.subject,
             (Some(_), None) => true,
             (None, _) => false,
         };

@@ -7,6 +7,7 @@
 pub(crate) mod authorize;
 pub(crate) mod device;
 pub(crate) mod keys;
+pub(crate) mod sealing;
 pub(crate) mod tokens;
 
 use std::{sync::Arc, time::Duration};
@@ -27,9 +28,12 @@ use crate::{
         oidc::{plausible_id, Client, ClientError, Grant},
         time::{now_millis, UnixMillis},
     },
-    storage::{parse_record as parse, ProviderRecord, ProviderStore, StoreError},
+    storage::{
+        parse_record as parse, KeyMatch, ProviderRecord, ProviderStore, RecordSelector, StoreError,
+    },
 };
 use keys::{KeyError, SigningKeys, FOREVER};
+use sealing::Sealer;
 pub use tokens::ClientCredentials;
 
 /// The record kinds, as the store names them.
@@ -130,6 +134,8 @@ struct StoredConsent {
 pub struct OidcService {
     store: Arc<dyn ProviderStore>,
     keys: SigningKeys,
+    /// Seals waiting authorization requests into their URL.
+    sealer: Sealer,
     logins: LoginService,
     accounts: AccountService,
     passkeys: PasskeyService,
@@ -151,6 +157,7 @@ impl OidcService {
     ) -> Self {
         Self {
             keys: SigningKeys::new(store.clone()),
+            sealer: Sealer::new(store.clone()),
             store,
             logins,
             accounts,
@@ -310,6 +317,19 @@ impl OidcService {
             );
         }
         Ok(removed > 0)
+    }
+
+    /// What removing an account takes with it here: its consents and its
+    /// grants (every code and token made from a grant dies with it).
+    pub(crate) fn account_records(account_id: i64) -> Vec<RecordSelector> {
+        [kinds::CONSENT, kinds::GRANT]
+            .into_iter()
+            .map(|kind| RecordSelector {
+                kind,
+                // The separator keeps account 7 from taking account 70's.
+                key: KeyMatch::Prefix(format!("{account_id}:")),
+            })
+            .collect()
     }
 
     /// A live record of `kind` and what it holds; `None` when there is

@@ -291,6 +291,13 @@ impl OidcService {
                 "the device code was already used".into(),
             )),
             DevicePoll::Approved { account_id } => {
+                // Approved by an account removed since: no grant is made
+                // for it (its id is never anyone else's).
+                if self.accounts.account_by_id(account_id).await?.is_none() {
+                    return Err(OidcError::InvalidGrant(
+                        "the account no longer exists".into(),
+                    ));
+                }
                 let (grant_key, grant) = self
                     .new_grant(account_id, client, &device.scopes, seconds(now))
                     .await?;
@@ -379,7 +386,7 @@ impl OidcService {
         let profile = grant.scopes.iter().any(|s| s == "profile");
         let claims = IdTokenClaims {
             iss: self.issuer.to_string(),
-            sub: account.id.to_string(),
+            sub: account.subject.clone(),
             aud: client.id.clone(),
             iat: seconds(now),
             exp: seconds(now + lifetimes::ID_TOKEN_MS),
@@ -408,7 +415,7 @@ impl OidcService {
             .ok_or(OidcError::InvalidToken)?;
         let profile = grant.scopes.iter().any(|s| s == "profile");
         Ok(UserInfo {
-            sub: account.id.to_string(),
+            sub: account.subject.clone(),
             preferred_username: profile.then(|| account.username.clone()),
             name: profile.then_some(account.display_name),
         })

@@ -14,8 +14,9 @@ use sqlx::{
 };
 
 use super::{
+    provider_sql::removal,
     sql_rows::{account_from, audit_from, session_and_account_from, session_from, sign_in_from},
-    traits::{AccountStore, AuditQuery, AuditStore, SessionStore, StoreError},
+    traits::{AccountStore, AuditQuery, AuditStore, RecordSelector, SessionStore, StoreError},
 };
 use crate::domain::{
     account::{
@@ -73,9 +74,10 @@ impl AccountStore for PostgresStore {
         now: UnixMillis,
     ) -> Result<Account, StoreError> {
         let result = sqlx::query(
-            "INSERT INTO accounts (username, display_name, password_hash, created_at)
-             VALUES ($1, $2, $3, $4) RETURNING id, username, display_name, created_at",
+            "INSERT INTO accounts (subject, username, display_name, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id, subject, username, display_name, created_at",
         )
+        .bind(Account::new_subject())
         .bind(username.as_str())
         .bind(display_name.as_str())
         .bind(password_hash)
@@ -94,7 +96,7 @@ impl AccountStore for PostgresStore {
         username: &Username,
     ) -> Result<Option<(Account, String)>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, username, display_name, created_at, password_hash
+            "SELECT id, subject, username, display_name, created_at, password_hash
              FROM accounts WHERE username = $1",
         )
         .bind(username.as_str())
@@ -124,7 +126,7 @@ impl AccountStore for PostgresStore {
 
     async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, username, display_name, created_at FROM accounts WHERE id = $1",
+            "SELECT id, subject, username, display_name, created_at FROM accounts WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -134,19 +136,64 @@ impl AccountStore for PostgresStore {
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, username, display_name, created_at FROM accounts ORDER BY username",
+            "SELECT id, subject, username, display_name, created_at FROM accounts
+             ORDER BY username",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
     }
 
-    async fn remove_account(&self, username: &Username) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM accounts WHERE username = $1")
-            .bind(username.as_str())
-            .execute(&self.pool)
+    async fn remove_account(
+        &self,
+        account_id: i64,
+        records: &[RecordSelector],
+    ) -> Result<bool, StoreError> {
+        // BIGSERIAL never gives an id out twice: removing is all it takes.
+        let mut transaction = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
+            .bind(account_id)
+            .execute(&mut *transaction)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *transaction)
+            .await?;
+        for selector in records {
+            let (statement, kind, key) = removal(selector);
+            sqlx::query(statement)
+                .bind(kind)
+                .bind(key)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    async fn reset_account(
+        &self,
+        account_id: i64,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(account_id)
+            .execute(&mut *transaction)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(true)
     }
 }
 
@@ -183,7 +230,8 @@ impl SessionStore for PostgresStore {
     ) -> Result<Option<(Session, Account)>, StoreError> {
         let row = sqlx::query(
             "SELECT s.id, s.account_id, s.method, s.user_agent, s.ip, s.created_at,
-                    s.last_seen_at, a.username, a.display_name, a.created_at AS account_created_at
+                    s.last_seen_at, a.subject, a.username, a.display_name,
+                    a.created_at AS account_created_at
              FROM sessions s JOIN accounts a ON a.id = s.account_id
              WHERE s.token_hash = $1 AND s.last_seen_at > $2",
         )
@@ -287,5 +335,61 @@ impl AuditStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(before.unwrap_or(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::storage::testing;
+
+    /// Accounts made before subjects existed get their id as subject (the
+    /// `sub` their apps know); new ones a UUID. Ids were never reused here:
+    /// a sequence never gives a value out twice.
+    #[tokio::test]
+    async fn older_accounts_keep_their_id_as_subject() {
+        let Some(url) = testing::fresh_postgres().await else {
+            return;
+        };
+        {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap();
+            let mut old = sqlx::migrate!("src/storage/postgres/migrations");
+            old.migrations = Cow::Owned(
+                old.migrations
+                    .iter()
+                    .filter(|m| m.version < 4)
+                    .cloned()
+                    .collect(),
+            );
+            old.run(&pool).await.unwrap();
+            for statement in [
+                "INSERT INTO accounts (username, display_name, password_hash, created_at)
+                 VALUES ('alice', 'Alice', 'h', 1), ('bob', 'Bob', 'h', 2)",
+                "DELETE FROM accounts WHERE id = 2",
+            ] {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        let store = PostgresStore::open(&url).await.unwrap();
+        let alice = store.account_by_id(1).await.unwrap().unwrap();
+        assert_eq!(alice.subject, "1");
+        let carol = store
+            .create_account(
+                &Username::parse("carol").unwrap(),
+                &DisplayName::parse("Carol").unwrap(),
+                "h",
+                3,
+            )
+            .await
+            .unwrap();
+        assert_eq!(carol.id, 3, "not bob's 2");
+        assert!(uuid::Uuid::try_parse(&carol.subject).is_ok());
     }
 }

@@ -76,7 +76,8 @@ struct StoredAttempt {
     user_agent: String,
     #[serde(default)]
     client: Option<String>,
-    scanner: Option<(i64, String)>,
+    /// The account and the name the desktop may see (`null`: none).
+    scanner: Option<(i64, Option<String>)>,
     match_code: Option<u8>,
     match_choices: Option<[u8; 3]>,
     refused_scans: u8,
@@ -97,7 +98,7 @@ impl From<&Attempt> for StoredAttempt {
             scanner: a
                 .scanner
                 .as_ref()
-                .map(|s| (s.account_id, s.display_name.clone())),
+                .map(|s| (s.account_id, s.shown_name.clone())),
             match_code: a.match_code,
             match_choices: a.match_choices,
             refused_scans: a.refused_scans,
@@ -124,9 +125,9 @@ impl StoredAttempt {
                 user_agent: self.user_agent,
                 client: self.client,
             },
-            scanner: self.scanner.map(|(account_id, display_name)| Scanner {
+            scanner: self.scanner.map(|(account_id, shown_name)| Scanner {
                 account_id,
-                display_name,
+                shown_name,
             }),
             match_code: self.match_code,
             match_choices: self.match_choices,

@@ -23,8 +23,9 @@ use crate::domain::{
     time::UnixMillis,
 };
 use crate::storage::{
+    provider_sql::{for_sqlite, removal},
     sql_rows::{account_from, audit_from, session_and_account_from, session_from, sign_in_from},
-    traits::{AccountStore, AuditQuery, AuditStore, SessionStore, StoreError},
+    traits::{AccountStore, AuditQuery, AuditStore, RecordSelector, SessionStore, StoreError},
 };
 use connection::{BUSY_TIMEOUT, PRAGMAS};
 use writer::SqliteWriter;
@@ -85,9 +86,10 @@ impl AccountStore for SqliteStore {
         now: UnixMillis,
     ) -> Result<Account, StoreError> {
         let result = sqlx::query(
-            "INSERT INTO accounts (username, display_name, password_hash, created_at)
-             VALUES (?, ?, ?, ?) RETURNING id, username, display_name, created_at",
+            "INSERT INTO accounts (subject, username, display_name, password_hash, created_at)
+             VALUES (?, ?, ?, ?, ?) RETURNING id, subject, username, display_name, created_at",
         )
+        .bind(Account::new_subject())
         .bind(username.as_str())
         .bind(display_name.as_str())
         .bind(password_hash)
@@ -105,7 +107,7 @@ impl AccountStore for SqliteStore {
         username: &Username,
     ) -> Result<Option<(Account, String)>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, username, display_name, created_at, password_hash
+            "SELECT id, subject, username, display_name, created_at, password_hash
              FROM accounts WHERE username = ?",
         )
         .bind(username.as_str())
@@ -129,27 +131,74 @@ impl AccountStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
     async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, username, display_name, created_at FROM accounts WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, subject, username, display_name, created_at FROM accounts WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(account_from).transpose()?)
     }
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, username, display_name, created_at FROM accounts ORDER BY username",
+            "SELECT id, subject, username, display_name, created_at FROM accounts
+             ORDER BY username",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
     }
-    async fn remove_account(&self, username: &Username) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM accounts WHERE username = ?")
-            .bind(username.as_str())
-            .execute(&self.pool)
+    async fn remove_account(
+        &self,
+        account_id: i64,
+        records: &[RecordSelector],
+    ) -> Result<bool, StoreError> {
+        // A write first: the transaction takes the write lock at once, and
+        // never has to upgrade a read lock (SQLITE_BUSY in WAL mode).
+        let mut transaction = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM accounts WHERE id = ?")
+            .bind(account_id)
+            .execute(&mut *transaction)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        // The foreign key's cascade would do it; said here as well.
+        sqlx::query("DELETE FROM sessions WHERE account_id = ?")
+            .bind(account_id)
+            .execute(&mut *transaction)
+            .await?;
+        for selector in records {
+            let (statement, kind, key) = removal(selector);
+            sqlx::query(&for_sqlite(statement))
+                .bind(kind)
+                .bind(key)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(true)
+    }
+    async fn reset_account(
+        &self,
+        account_id: i64,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE accounts SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(account_id)
+            .execute(&mut *transaction)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM sessions WHERE account_id = ?")
+            .bind(account_id)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(true)
     }
 }
 
@@ -176,7 +225,8 @@ impl SessionStore for SqliteStore {
     ) -> Result<Option<(Session, Account)>, StoreError> {
         let row = sqlx::query(
             "SELECT s.id, s.account_id, s.method, s.user_agent, s.ip, s.created_at,
-                    s.last_seen_at, a.username, a.display_name, a.created_at AS account_created_at
+                    s.last_seen_at, a.subject, a.username, a.display_name,
+                    a.created_at AS account_created_at
              FROM sessions s JOIN accounts a ON a.id = s.account_id
              WHERE s.token_hash = ? AND s.last_seen_at > ?",
         )
@@ -297,4 +347,111 @@ pub(crate) async fn store_with_alice(path: &Path) -> (SqliteStore, Account) {
         .await
         .unwrap();
     (store, account)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::domain::{account::SignInMethod, secret::Secret};
+
+    /// The migration that made ids AUTOINCREMENT and gave accounts subjects.
+    const NEVER_REUSED: i64 = 20261211000001;
+
+    /// A database made before ids were never reused: its rows keep their
+    /// ids (and get them as subjects, the `sub` their apps know), its
+    /// sessions and their cascade survive, and no id is given out again,
+    /// not even one removed before the upgrade whose records remain.
+    #[tokio::test]
+    async fn an_older_database_keeps_its_ids_and_never_reuses_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let token = Secret::new_random().hash();
+        {
+            let options = SqliteConnectOptions::from_str("sqlite:")
+                .unwrap()
+                .filename(&path)
+                .create_if_missing(true)
+                .pragma("foreign_keys", "on");
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap();
+            let mut old = sqlx::migrate!("src/storage/sqlite/migrations");
+            old.migrations = Cow::Owned(
+                old.migrations
+                    .iter()
+                    .filter(|m| m.version < NEVER_REUSED)
+                    .cloned()
+                    .collect(),
+            );
+            old.run(&pool).await.unwrap();
+            for statement in [
+                "INSERT INTO accounts (username, display_name, password_hash, created_at)
+                 VALUES ('alice', 'Alice', 'h', 1), ('bob', 'Bob', 'h', 2),
+                        ('carol', 'Carol', 'h', 3)",
+                // Carol, the highest id, was removed; her consent stayed.
+                "DELETE FROM accounts WHERE id = 3",
+                "INSERT INTO provider_records VALUES ('consent', '3:app', '{}', 1, 9e15)",
+            ] {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+            sqlx::query("INSERT INTO sessions VALUES ('s', ?, 2, 'password', 'ua', 'ip', 1, 1)")
+                .bind(&token.0[..])
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let bob = store.account_by_id(2).await.unwrap().unwrap();
+        assert_eq!((bob.subject.as_str(), bob.username.as_str()), ("2", "bob"));
+        let (session, account) = store.session_by_token(&token, 2).await.unwrap().unwrap();
+        assert_eq!((session.id.as_str(), account), ("s", bob.clone()));
+
+        let dave = store
+            .create_account(
+                &Username::parse("dave").unwrap(),
+                &DisplayName::parse("Dave").unwrap(),
+                "h",
+                4,
+            )
+            .await
+            .unwrap();
+        assert_eq!(dave.id, 4, "not carol's 3");
+        assert!(uuid::Uuid::try_parse(&dave.subject).is_ok());
+        // Removing the highest id does not make it free either.
+        assert!(store.remove_account(dave.id, &[]).await.unwrap());
+        let erin = store
+            .create_account(
+                &Username::parse("erin").unwrap(),
+                &DisplayName::parse("Erin").unwrap(),
+                "h",
+                5,
+            )
+            .await
+            .unwrap();
+        assert_eq!(erin.id, 5);
+
+        // The rebuilt tables keep their rules: sessions need an account,
+        // and go with it.
+        let new = NewSession {
+            account_id: 99,
+            method: SignInMethod::Qr,
+            user_agent: "ua".into(),
+            ip: "ip".into(),
+        };
+        let other = Secret::new_random().hash();
+        assert!(store.create_session(&other, &new, 6).await.is_err());
+        assert!(store.remove_account(bob.id, &[]).await.unwrap());
+        assert!(store.session_by_token(&token, 7).await.unwrap().is_none());
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+    }
 }
