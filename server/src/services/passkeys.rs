@@ -597,7 +597,7 @@ impl PasskeyService {
         };
         // Already out of every count; a record left by a failure here is
         // ignored by every read.
-        if let Err(err) = self.store.remove(kinds::PASSKEY, &key).await {
+        if let Err(err) = self.store.remove_key(kinds::PASSKEY, &key).await {
             tracing::warn!(account_id, passkey = %id, error = %err, "removed passkey's record stays (ignored)");
         }
         tracing::info!(account_id, passkey = %id, "passkey removed");
@@ -746,8 +746,7 @@ impl PasskeyService {
         };
         let value = to_json(&proof)?;
         let key = &current.session.id;
-        // Session ids are fixed-length UUIDs: the prefix is the key alone.
-        self.store.remove(kinds::PROOF, key).await?;
+        self.store.remove_key(kinds::PROOF, key).await?;
         match self
             .store
             .insert(kinds::PROOF, key, &value, now + FRESH_PROOF_MS, now)
@@ -1085,7 +1084,7 @@ impl PasskeyService {
             .as_ref()
             .and_then(parse)
             .ok_or(PasskeyError::CeremonyGone)?;
-        if self.store.remove(kinds::CEREMONY, id).await? == 0 {
+        if !self.store.remove_key(kinds::CEREMONY, id).await? {
             return Err(PasskeyError::CeremonyGone);
         }
         Ok(state)

@@ -797,6 +797,13 @@ async fn provider_store_contract(store: Arc<dyn ProviderStore>) {
         keys(store.list("code", "", now).await.unwrap()),
         ["a%", "b:1"]
     );
+    // Exact removal: one key, never the keys it is a prefix of.
+    store.insert("code", "7", "{}", later, now).await.unwrap();
+    store.insert("code", "70", "{}", later, now).await.unwrap();
+    assert!(store.remove_key("code", "7").await.unwrap());
+    assert!(!store.remove_key("code", "7").await.unwrap());
+    assert!(store.get("code", "70", now).await.unwrap().is_some());
+    assert!(store.remove_key("code", "70").await.unwrap());
 
     store.insert("code", "c", "{}", now + 5, now).await.unwrap();
     assert_eq!(store.purge(now + 5).await.unwrap(), 1);

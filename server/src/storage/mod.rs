@@ -16,6 +16,7 @@
 //! one arm in [`open`]; the contract suites in `contract` then run against
 //! it with one line each.
 
+mod account_sql;
 pub(crate) mod cache;
 #[cfg(test)]
 mod contract;

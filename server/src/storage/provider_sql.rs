@@ -119,6 +119,15 @@ macro_rules! provider_store_for {
                 Ok(done.rows_affected())
             }
 
+            async fn remove_key(&self, kind: &str, key: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query(&$sql(REMOVE_EXACT))
+                    .bind(kind)
+                    .bind(key)
+                    .execute(self.pool())
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn list(
                 &self,
                 kind: &str,
@@ -152,7 +161,7 @@ pub(super) fn for_sqlite(statement: &str) -> String {
     statement.replace('$', "?")
 }
 
-fn for_postgres(statement: &str) -> String {
+pub(super) fn for_postgres(statement: &str) -> String {
     statement.to_owned()
 }
 

@@ -265,9 +265,12 @@ pub trait ProviderStore: Send + Sync + 'static {
         expires_at: UnixMillis,
         now: UnixMillis,
     ) -> Result<bool, StoreError>;
-    /// Removes every record of `kind` whose key starts with `prefix` (the
-    /// whole key for one); how many there were.
+    /// Removes every record of `kind` whose key starts with `prefix`; how
+    /// many there were.
     async fn remove(&self, kind: &str, prefix: &str) -> Result<u64, StoreError>;
+    /// Removes the one record of `kind` with exactly `key` (never one whose
+    /// key merely starts with it: `7` is not `70`); whether there was one.
+    async fn remove_key(&self, kind: &str, key: &str) -> Result<bool, StoreError>;
     /// The live records of `kind` whose key starts with `prefix`, by key.
     async fn list(
         &self,

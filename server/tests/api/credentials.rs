@@ -177,6 +177,28 @@ async fn account_id(app: &TestApp, username: &str) -> i64 {
         .id
 }
 
+/// The account's audit events about its credentials, oldest first.
+async fn credential_events(app: &TestApp, username: &str) -> Vec<AuditEvent> {
+    let query = AuditQuery {
+        account_id: Some(account_id(app, username).await),
+        ..AuditQuery::default()
+    };
+    audit_events(app, query)
+        .await
+        .into_iter()
+        .map(|e| e.event)
+        .filter(|event| {
+            matches!(
+                event,
+                AuditEvent::PasskeyAdded
+                    | AuditEvent::PasskeyRemoved
+                    | AuditEvent::SignInChoicesChanged
+                    | AuditEvent::IdentityConfirmed
+            )
+        })
+        .collect()
+}
+
 /// A phone signed in by scanning (a desktop's session: method "qr").
 async fn qr_session(app: &TestApp, phone: &Phone) -> Phone {
     let desktop = app.desktop().await;
@@ -274,26 +296,12 @@ async fn a_stolen_session_alone_changes_no_credential() {
         (after.password_off, after.approve_with_passkey),
         (before.password_off, before.approve_with_passkey)
     );
-    let changes = audit_events(
-        &app,
-        AuditQuery {
-            account_id: Some(account_id(&app, "alice").await),
-            ..AuditQuery::default()
-        },
-    )
-    .await
-    .into_iter()
-    .filter(|e| {
-        matches!(
-            e.event,
-            AuditEvent::PasskeyAdded
-                | AuditEvent::PasskeyRemoved
-                | AuditEvent::SignInChoicesChanged
-                | AuditEvent::IdentityConfirmed
-        )
-    })
-    .count();
-    assert_eq!(changes, 2, "the owner's first passkey and choice only");
+    let changes = credential_events(&app, "alice").await;
+    assert_eq!(
+        changes,
+        [AuditEvent::PasskeyAdded, AuditEvent::SignInChoicesChanged],
+        "the owner's first passkey and choice only"
+    );
 
     // The owner confirms with the passkey: each change goes through.
     confirm_with_passkey(&app, &owner_phone, &mut owner_key)
@@ -326,17 +334,7 @@ async fn a_stolen_session_alone_changes_no_credential() {
         "/m?choices=confirm_first"
     );
     // Every change is in the audit trail.
-    let events: Vec<AuditEvent> = audit_events(
-        &app,
-        AuditQuery {
-            account_id: Some(account_id(&app, "alice").await),
-            ..AuditQuery::default()
-        },
-    )
-    .await
-    .into_iter()
-    .map(|e| e.event)
-    .collect();
+    let events = credential_events(&app, "alice").await;
     for event in [
         AuditEvent::IdentityConfirmed,
         AuditEvent::PasskeyAdded,

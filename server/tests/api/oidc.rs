@@ -132,6 +132,18 @@ async fn card_request(app: &TestApp, params: &[(&str, &str)]) -> String {
 
 /// The login card's part for `request`: a code, the phone approves, the
 /// desktop redeems and resumes.
+/// `GET /oauth2/authorize/resume` for `request`, with `session`'s cookie.
+async fn resume(app: &TestApp, request: &str, session: &str) -> axum::response::Response {
+    app.send(
+        Call::new(
+            Method::GET,
+            &format!("{}?request={request}", paths::AUTHORIZE_RESUME),
+        )
+        .cookie(session),
+    )
+    .await
+}
+
 async fn sign_in_with(app: &TestApp, phone: &Phone, request: &str) -> (String, String) {
     let response = app
         .send(
@@ -161,15 +173,7 @@ async fn sign_in_with(app: &TestApp, phone: &Phone, request: &str) -> (String, S
     let response = app.redeem(&desktop).await;
     assert_eq!(response.status(), StatusCode::OK);
     let session = cookie_pair(&set_cookie(&response));
-    let response = app
-        .send(
-            Call::new(
-                Method::GET,
-                &format!("{}?request={request}", paths::AUTHORIZE_RESUME),
-            )
-            .cookie(&session),
-        )
-        .await;
+    let response = resume(app, request, &session).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     (location(&response), session)
 }
@@ -734,15 +738,7 @@ async fn prompt_none_prompt_login_and_straight_through() {
     let card = location(&response);
     assert!(card.starts_with("/authorize?request="), "{card}");
     let request = card.trim_start_matches("/authorize?request=");
-    let response = app
-        .send(
-            Call::new(
-                Method::GET,
-                &format!("{}?request={request}", paths::AUTHORIZE_RESUME),
-            )
-            .cookie(&session),
-        )
-        .await;
+    let response = resume(&app, request, &session).await;
     assert_eq!(location(&response), card);
 
     // The card's page names the application.
@@ -1115,15 +1111,7 @@ async fn authorization_requests_store_nothing_until_the_card_makes_a_code() {
     assert!(redirect_params(&back).contains_key("code"), "{back}");
     let error = error_body(code_for(&app, &request).await, StatusCode::NOT_FOUND).await;
     assert_eq!(error.error, "login_not_found");
-    let response = app
-        .send(
-            Call::new(
-                Method::GET,
-                &format!("{}?request={request}", paths::AUTHORIZE_RESUME),
-            )
-            .cookie(&session),
-        )
-        .await;
+    let response = resume(&app, &request, &session).await;
     assert_eq!(location(&response), format!("/authorize?request={request}"));
     assert!(card_page(&app, &request).await.contains("expired"));
 

@@ -208,14 +208,14 @@ impl OidcService {
         if self.client(client_id).await?.is_none() {
             return Err(ClientAdminError::NoSuchClient(client_id.to_owned()));
         }
-        self.store.remove(kinds::CLIENT, client_id).await?;
+        self.store.remove_key(kinds::CLIENT, client_id).await?;
         // Grants and consents are keyed by account first; a client's are
         // found by listing (removing a client is rare).
         let now = now_millis();
         for kind in [kinds::GRANT, kinds::CONSENT] {
             for (key, _) in self.store.list(kind, "", now).await? {
                 if Grant::key_owner(&key).1 == client_id {
-                    self.store.remove(kind, &key).await?;
+                    self.store.remove_key(kind, &key).await?;
                 }
             }
         }
@@ -306,9 +306,14 @@ impl OidcService {
         caller: &Caller,
     ) -> Result<bool, StoreError> {
         let key = Self::consent_key(account_id, client_id);
-        let removed = self.store.remove(kinds::CONSENT, &key).await?;
+        // Exactly this client's consent: a client id typed into the form
+        // (say, a prefix of a real one) must not reach another's.
+        if !plausible_id(client_id) {
+            return Ok(false);
+        }
+        let removed = self.store.remove_key(kinds::CONSENT, &key).await?;
         self.store.remove(kinds::GRANT, &format!("{key}:")).await?;
-        if removed > 0 {
+        if removed {
             self.audit.record_app(
                 AuditEvent::AppGrantRevoked,
                 Some(account_id),
@@ -316,7 +321,7 @@ impl OidcService {
                 caller,
             );
         }
-        Ok(removed > 0)
+        Ok(removed)
     }
 
     /// What removing an account takes with it here: its consents and its
@@ -351,7 +356,7 @@ impl OidcService {
 
     /// Revokes a grant: every code and token made from it stops working.
     async fn revoke_grant(&self, key: &str, caller: &Caller) -> Result<(), StoreError> {
-        self.store.remove(kinds::GRANT, key).await?;
+        self.store.remove_key(kinds::GRANT, key).await?;
         tracing::info!(grant = %key, "grant revoked");
         let (account_id, client_id) = Grant::key_owner(key);
         self.audit

@@ -458,7 +458,7 @@ impl OidcService {
             if kind == kinds::REFRESH_TOKEN {
                 self.revoke_grant(&stored.grant_key, caller).await?;
             }
-            self.store.remove(kind, &key).await?;
+            self.store.remove_key(kind, &key).await?;
             return Ok(());
         }
         Ok(())

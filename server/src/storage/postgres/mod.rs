@@ -14,7 +14,6 @@ use sqlx::{
 };
 
 use super::{
-    provider_sql::removal,
     sql_rows::{account_from, audit_from, session_and_account_from, session_from, sign_in_from},
     traits::{AccountStore, AuditQuery, AuditStore, RecordSelector, SessionStore, StoreError},
 };
@@ -149,51 +148,14 @@ impl AccountStore for PostgresStore {
         account_id: i64,
         records: &[RecordSelector],
     ) -> Result<bool, StoreError> {
-        // BIGSERIAL never gives an id out twice: removing is all it takes.
-        let mut transaction = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
-            .bind(account_id)
-            .execute(&mut *transaction)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&mut *transaction)
-            .await?;
-        for selector in records {
-            let (statement, kind, key) = removal(selector);
-            sqlx::query(statement)
-                .bind(kind)
-                .bind(key)
-                .execute(&mut *transaction)
-                .await?;
-        }
-        transaction.commit().await?;
-        Ok(true)
+        self.remove_account_everywhere(account_id, records).await
     }
-
     async fn reset_account(
         &self,
         account_id: i64,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(account_id)
-            .execute(&mut *transaction)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&mut *transaction)
-            .await?;
-        transaction.commit().await?;
-        Ok(true)
+        self.reset_account_password(account_id, password_hash).await
     }
 }
 

@@ -23,7 +23,6 @@ use crate::domain::{
     time::UnixMillis,
 };
 use crate::storage::{
-    provider_sql::{for_sqlite, removal},
     sql_rows::{account_from, audit_from, session_and_account_from, session_from, sign_in_from},
     traits::{AccountStore, AuditQuery, AuditStore, RecordSelector, SessionStore, StoreError},
 };
@@ -153,52 +152,14 @@ impl AccountStore for SqliteStore {
         account_id: i64,
         records: &[RecordSelector],
     ) -> Result<bool, StoreError> {
-        // A write first: the transaction takes the write lock at once, and
-        // never has to upgrade a read lock (SQLITE_BUSY in WAL mode).
-        let mut transaction = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM accounts WHERE id = ?")
-            .bind(account_id)
-            .execute(&mut *transaction)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        // The foreign key's cascade would do it; said here as well.
-        sqlx::query("DELETE FROM sessions WHERE account_id = ?")
-            .bind(account_id)
-            .execute(&mut *transaction)
-            .await?;
-        for selector in records {
-            let (statement, kind, key) = removal(selector);
-            sqlx::query(&for_sqlite(statement))
-                .bind(kind)
-                .bind(key)
-                .execute(&mut *transaction)
-                .await?;
-        }
-        transaction.commit().await?;
-        Ok(true)
+        self.remove_account_everywhere(account_id, records).await
     }
     async fn reset_account(
         &self,
         account_id: i64,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE accounts SET password_hash = ? WHERE id = ?")
-            .bind(password_hash)
-            .bind(account_id)
-            .execute(&mut *transaction)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM sessions WHERE account_id = ?")
-            .bind(account_id)
-            .execute(&mut *transaction)
-            .await?;
-        transaction.commit().await?;
-        Ok(true)
+        self.reset_account_password(account_id, password_hash).await
     }
 }
 
