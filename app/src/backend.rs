@@ -7,7 +7,7 @@ use leptos::prelude::ServerFnError;
 
 use crate::{
     api::User,
-    server_fns::{AccountView, DeviceView, PasskeyCeremony, PhoneLoginView},
+    server_fns::{AccountView, DeviceView, InviteView, PasskeyCeremony, PhoneLoginView},
 };
 
 #[async_trait]
@@ -112,4 +112,30 @@ pub trait Backend: Send + Sync + 'static {
         credential: &str,
     ) -> Result<String, ServerFnError>;
     async fn withdraw_app(&self, request: &Parts, client_id: &str) -> Result<(), ServerFnError>;
+    /// What `/invite/{token}` shows (each look-up is rate-limited).
+    async fn invite(&self, request: &Parts, token: &str) -> Result<InviteView, ServerFnError>;
+    /// Starts creating the invited account's passkey.
+    async fn invite_passkey_options(
+        &self,
+        request: &Parts,
+        token: &str,
+    ) -> Result<PasskeyCeremony, ServerFnError>;
+    /// Keeps the passkey and uses the invite up; the new session's
+    /// Set-Cookie value.
+    async fn enroll_passkey(
+        &self,
+        request: &Parts,
+        token: &str,
+        ceremony: &str,
+        name: &str,
+        credential: &str,
+    ) -> Result<String, ServerFnError>;
+    /// Sets the password (passkeys off) and uses the invite up; the new
+    /// session's Set-Cookie value.
+    async fn enroll_password(
+        &self,
+        request: &Parts,
+        token: &str,
+        password: &str,
+    ) -> Result<String, ServerFnError>;
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod backend;
 mod device;
 pub mod i18n;
+mod invite;
 mod loader;
 mod login;
 mod passkey;
@@ -23,6 +24,7 @@ use leptos_router::{
 use crate::server_fns::{current_user, SignOut};
 
 pub use device::DevicePage;
+pub use invite::InvitePage;
 pub use login::{AuthorizePage, LoginPage};
 pub use phone::{PhoneHomePage, PhoneLoginPage};
 
@@ -78,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/q/:id") view=PhoneLoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/m") view=PhoneHomePage ssr=SsrMode::Async/>
                     <Route path=path!("/device") view=DevicePage ssr=SsrMode::Async/>
+                    <Route path=path!("/invite/:token") view=InvitePage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="page-footer">

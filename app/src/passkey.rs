@@ -17,7 +17,7 @@ use crate::server_fns::{
 /// What a passkey step shows while it runs or when it failed.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq)]
-enum Step {
+pub(crate) enum Step {
     Idle,
     Waiting,
     Failed(String),
@@ -40,7 +40,7 @@ fn reload_to(path: &str) {
 /// Runs one passkey step: waiting while `work` runs, then to `done` (the
 /// page shows the outcome), or the failure in the person's words.
 #[cfg(feature = "hydrate")]
-fn run_step(
+pub(crate) fn run_step(
     step: RwSignal<Step>,
     done: String,
     work: impl std::future::Future<Output = Result<(), String>> + 'static,
@@ -56,7 +56,7 @@ fn run_step(
 
 /// A step's failure, announced.
 #[component]
-fn StepFailure(step: RwSignal<Step>) -> impl IntoView {
+pub(crate) fn StepFailure(step: RwSignal<Step>) -> impl IntoView {
     move || match step.get() {
         Step::Failed(text) => Some(view! { <p class="error" role="alert">{text}</p> }),
         _ => None,
@@ -64,7 +64,7 @@ fn StepFailure(step: RwSignal<Step>) -> impl IntoView {
 }
 
 #[cfg(feature = "hydrate")]
-fn error_text(err: impl std::fmt::Display) -> String {
+pub(crate) fn error_text(err: impl std::fmt::Display) -> String {
     err.to_string()
 }
 
@@ -300,7 +300,7 @@ pub fn DevicePasskeyApprove(user_code: String) -> impl IntoView {
 /// answer comes out as JSON that webauthn-rs reads, with no hand-made
 /// base64 or ArrayBuffer conversions here.
 #[cfg(feature = "hydrate")]
-mod webauthn {
+pub(crate) mod webauthn {
     use js_sys::{Function, Object, Promise, Reflect, JSON};
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;

@@ -140,6 +140,24 @@ pub enum DeviceView {
     },
 }
 
+/// What the invite page `/invite/{token}` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InviteView {
+    /// A live invite: whom it sets up, on which site, and how (a passkey,
+    /// or a password where passkeys are off).
+    Ready {
+        display_name: String,
+        username: String,
+        /// This site's host name.
+        site: String,
+        passkeys: bool,
+    },
+    /// Unknown, used, expired or revoked (one answer for all).
+    Gone,
+    /// Too many invites looked up from this address: wait.
+    TooMany,
+}
+
 /// A machine code fit for a query string (letters and `_` only).
 #[cfg_attr(not(feature = "ssr"), allow(dead_code))]
 fn local_code(code: &str) -> String {
@@ -448,6 +466,56 @@ pub async fn set_language(lang: String, next: String) -> Result<(), ServerFnErro
         lang.tag()
     ));
     leptos_axum::redirect(local_path(&next));
+    Ok(())
+}
+
+/// Loads `/invite/{token}`.
+#[server(prefix = "/fn")]
+pub async fn load_invite(token: String) -> Result<InviteView, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.invite(&parts, &token).await
+}
+
+/// Starts creating the invited account's passkey (no session needed).
+#[server(prefix = "/fn")]
+pub async fn invite_passkey_options(token: String) -> Result<PasskeyCeremony, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.invite_passkey_options(&parts, &token).await
+}
+
+/// Keeps the new passkey, uses the invite up and signs this phone in.
+#[server(prefix = "/fn")]
+pub async fn enroll_passkey(
+    token: String,
+    ceremony: String,
+    name: String,
+    credential: String,
+) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    let cookie = backend
+        .enroll_passkey(&parts, &token, &ceremony, &name, &credential)
+        .await?;
+    set_cookie(cookie);
+    Ok(())
+}
+
+/// Where passkeys are off: sets the password, uses the invite up and
+/// signs this phone in, then to `/m` (a plain form). Refused: back to the
+/// invite, which says why.
+#[server(prefix = "/fn")]
+pub async fn enroll_password(token: String, password: String) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    match backend.enroll_password(&parts, &token, &password).await {
+        Ok(cookie) => {
+            set_cookie(cookie);
+            leptos_axum::redirect("/m");
+        }
+        Err(ServerFnError::ServerError(code)) => {
+            let back = format!("/invite/{token}?failed={}", local_code(&code));
+            leptos_axum::redirect(local_path(&back));
+        }
+        Err(e) => return Err(e),
+    }
     Ok(())
 }
 

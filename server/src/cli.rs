@@ -1,4 +1,5 @@
-//! The `qrlogin` command: `serve` (the default), `user add|list|remove|reset`,
+//! The `qrlogin` command: `serve` (the default),
+//! `user add|list|remove|reset|admin|disable|enable|invite|invites|uninvite`,
 //! `client`, `keys` and `device-login`.
 
 use std::{
@@ -12,9 +13,16 @@ use crate::{
         Cli, ClientAction, ClientArgs, Command, KeysAction, KeysArgs, LogFormat, ServeArgs,
         Settings, StoreArgs, UserAction, UserArgs,
     },
-    domain::{caller::Caller, secret::Secret, time::now_millis},
+    domain::{
+        caller::Caller,
+        secret::Secret,
+        time::{now_millis, rfc3339},
+    },
     http::{router, AppState},
-    services::{accounts::AccountService, Services},
+    services::{
+        invites::{InviteKind, MAX_VALID_HOURS},
+        Services,
+    },
     storage,
 };
 use axum::serve::ListenerExt;
@@ -80,7 +88,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let state = AppState::open(&settings).await?;
     state.services.oidc.keys().ensure().await?;
     if args.demo {
-        let password = ensure_demo_account(&state.services.accounts).await?;
+        let password = ensure_demo_account(&state.services).await?;
         println!();
         println!("  Demo account  username: demo   password: {password}");
         println!("  Sign in on a phone at {}/m", settings.public_url.as_str());
@@ -125,13 +133,24 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Creates the `demo` account, or gives it a new password; returns the password.
-async fn ensure_demo_account(accounts: &AccountService) -> Result<String, BoxError> {
+/// Creates the `demo` account, or gives it a new password, and makes it an
+/// administrator (someone trying qrlogin out tries everything); returns
+/// the password.
+async fn ensure_demo_account(services: &Services) -> Result<String, BoxError> {
+    let accounts = &services.accounts;
     // 20 characters of the random token: ~120 bits, easy to copy.
     let password: String = Secret::new_random().encode().chars().take(20).collect();
-    if !accounts.set_password("demo", &password).await? {
+    let account = if accounts.set_password("demo", &password).await? {
+        accounts.account_named("demo").await?
+    } else {
         accounts
             .add_account("demo", Some("Demo User"), &password, now_millis())
+            .await?
+    };
+    // Only when it is not yet: no audit row at every start.
+    if !account.admin {
+        services
+            .set_admin("demo", true, &Caller::new(None, "qrlogin serve --demo"))
             .await?;
     }
     Ok(password)
@@ -140,22 +159,52 @@ async fn ensure_demo_account(accounts: &AccountService) -> Result<String, BoxErr
 /// `qrlogin user …`: account management, through the same services and
 /// stores as the server.
 async fn manage_users(args: UserArgs) -> Result<(), BoxError> {
-    let services = open_services(args.stores).await?;
+    // An invite's link starts with the public URL; other commands need none.
+    let public_url = match &args.action {
+        UserAction::Invite { public_url, .. } => public_url.clone(),
+        _ => None,
+    };
+    let services = open_services_at(args.stores, public_url).await?;
     let accounts = &services.accounts;
     match args.action {
         UserAction::Add {
             username,
             display_name,
+            admin,
         } => {
             let password = read_new_password()?;
             let account = accounts
                 .add_account(&username, display_name.as_deref(), &password, now_millis())
                 .await?;
-            println!("added {} ({})", account.username, account.display_name);
+            if admin {
+                services
+                    .set_admin(&account.username, true, &operator())
+                    .await?;
+            }
+            let role = if admin { ", administrator" } else { "" };
+            println!(
+                "added {} ({}){role}",
+                account.username, account.display_name
+            );
         }
         UserAction::List => {
             for account in accounts.list_accounts().await? {
-                println!("{}\t{}", account.username, account.display_name);
+                // The third column only where there is something to say:
+                // a plain account's line reads as it always did.
+                let flags: Vec<&str> = [(account.admin, "admin"), (account.disabled, "disabled")]
+                    .into_iter()
+                    .filter_map(|(set, flag)| set.then_some(flag))
+                    .collect();
+                if flags.is_empty() {
+                    println!("{}\t{}", account.username, account.display_name);
+                } else {
+                    println!(
+                        "{}\t{}\t{}",
+                        account.username,
+                        account.display_name,
+                        flags.join(",")
+                    );
+                }
             }
         }
         UserAction::Remove { username } => {
@@ -168,8 +217,112 @@ async fn manage_users(args: UserArgs) -> Result<(), BoxError> {
             println!("new password: {password}");
             println!("(shown this once; its passkeys were kept: remove lost ones on /m)");
         }
+        UserAction::Admin { username, state } => {
+            let account = services
+                .set_admin(&username, state.is_on(), &operator())
+                .await?;
+            let not = if state.is_on() { "" } else { "not " };
+            println!("{} is {not}an administrator", account.username);
+        }
+        UserAction::Disable { username } => {
+            let account = services.disable_account(&username, &operator()).await?;
+            println!(
+                "disabled {}: every session ended, every application signed out",
+                account.username
+            );
+        }
+        UserAction::Enable { username } => {
+            let account = services.enable_account(&username, &operator()).await?;
+            println!("enabled {}: it can sign in again", account.username);
+        }
+        UserAction::Invite {
+            username,
+            display_name,
+            valid_hours,
+            reset,
+            public_url: _,
+        } => {
+            invite(
+                &services,
+                &username,
+                display_name.as_deref(),
+                valid_hours,
+                reset,
+            )
+            .await?;
+        }
+        UserAction::Invites => {
+            for live in services.invites().await? {
+                println!(
+                    "{}\t{}\texpires {}",
+                    live.username,
+                    live.invite.kind.as_str(),
+                    rfc3339(live.invite.expires_at)
+                );
+            }
+        }
+        UserAction::Uninvite { username } => {
+            let revoked = services.uninvite(&username, &operator()).await?;
+            println!("revoked {revoked} invite(s) of {username}");
+        }
     }
     services.audit.flush().await;
+    Ok(())
+}
+
+/// `qrlogin user invite`: makes the invite and prints its link (once: only
+/// its hash is kept) and the link's QR, for a phone to scan off the screen.
+async fn invite(
+    services: &Services,
+    username: &str,
+    display_name: Option<&str>,
+    valid_hours: u64,
+    reset: bool,
+) -> Result<(), BoxError> {
+    if valid_hours == 0 || valid_hours > MAX_VALID_HOURS {
+        return Err(format!("--valid-hours must be 1 to {MAX_VALID_HOURS}").into());
+    }
+    let kind = if reset {
+        InviteKind::Reset
+    } else {
+        InviteKind::Enroll
+    };
+    let made = services
+        .invite(
+            username,
+            display_name,
+            kind,
+            valid_hours * 3_600_000,
+            &operator(),
+        )
+        .await?;
+    // The issuer is the public URL (without a trailing slash).
+    let link = format!("{}/invite/{}", services.oidc.issuer(), made.token.encode());
+    if made.created_account {
+        println!(
+            "added {} ({}): no way in until the invite is used",
+            made.account.username, made.account.display_name
+        );
+    }
+    println!(
+        "{} invite for {}, valid until {}:",
+        kind.as_str(),
+        made.account.username,
+        rfc3339(made.invite.expires_at)
+    );
+    println!("{link}");
+    // Light modules on the terminal's dark ground read as a normal code.
+    if let Ok(code) = qrcode::QrCode::new(link.as_bytes()) {
+        let art = code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build();
+        println!("{art}");
+    }
+    println!(
+        "(shown this once; only its hash is kept; `qrlogin user uninvite {username}` revokes it)"
+    );
     Ok(())
 }
 
@@ -180,7 +333,16 @@ fn operator() -> Caller {
 
 /// The services over the stores an admin command names.
 async fn open_services(args: StoreArgs) -> Result<Services, BoxError> {
+    open_services_at(args, None).await
+}
+
+/// [`open_services`], with the public URL given on the command line.
+async fn open_services_at(
+    args: StoreArgs,
+    public_url: Option<String>,
+) -> Result<Services, BoxError> {
     let settings = Settings::resolve(&ServeArgs {
+        public_url,
         database: args.database,
         redis: args.redis,
         redis_prefix: args.redis_prefix,

@@ -142,7 +142,8 @@ pub struct StoreArgs {
         global = true
     )]
     pub redis_prefix: Option<String>,
-    /// Optional TOML settings file (only `database` and `redis` are used here).
+    /// Optional TOML settings file (only `database`, `redis` and, for
+    /// invites, `public_url` are used here).
     #[arg(long, env = "QRLOGIN_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 }
@@ -156,8 +157,12 @@ pub enum UserAction {
         /// Name shown to others [default: the username]
         #[arg(long)]
         display_name: Option<String>,
+        /// Make the account an administrator
+        #[arg(long)]
+        admin: bool,
     },
-    /// List accounts.
+    /// List accounts: username, display name, and `admin` / `disabled`
+    /// (comma-separated, in a third column) where they apply.
     List,
     /// Remove an account and everything it holds: its sessions, passkeys,
     /// settings, and every application's consent, code and token. Its id
@@ -168,6 +173,59 @@ pub enum UserAction {
     /// password sign-in back on. Its passkeys stay: once signed in, the
     /// person (or you, with them) can remove any that are lost or stolen.
     Reset { username: String },
+    /// Make an account an administrator (`on`) or not (`off`).
+    Admin {
+        username: String,
+        /// `on` or `off`
+        state: Switch,
+    },
+    /// Disable an account: end all its sessions and sign it out of every
+    /// application (its grants are revoked) at once; password and passkey
+    /// sign-in, approvals and tokens are refused until it is enabled. The
+    /// account, its passkeys and its OpenID Connect subject are kept.
+    Disable { username: String },
+    /// Enable a disabled account: it can sign in again (its ended sessions
+    /// stay ended).
+    Enable { username: String },
+    /// Invite someone: print a one-time link (and its QR) that sets up the
+    /// account with a passkey (or a password where passkeys are off). The
+    /// account is made if it does not exist, with no way in until the link
+    /// is used. Only the link's hash is kept; it is shown this once.
+    Invite {
+        username: String,
+        /// Name shown to others, for a new account [default: the username]
+        #[arg(long)]
+        display_name: Option<String>,
+        /// How long the link works, in hours (at most 744)
+        #[arg(long, default_value_t = crate::services::invites::DEFAULT_VALID_HOURS)]
+        valid_hours: u64,
+        /// For an account that can already sign in (a lost phone): the
+        /// link adds a passkey; its other passkeys stay
+        #[arg(long)]
+        reset: bool,
+        /// The servers' public URL, which the link starts with (and which
+        /// decides passkey or password) [default: the settings file's,
+        /// else http://127.0.0.1:3000]
+        #[arg(long, env = "QRLOGIN_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+    },
+    /// List live invites: account, kind and expiry (never the link).
+    Invites,
+    /// Revoke an account's live invites.
+    Uninvite { username: String },
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Self::On
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -213,8 +271,9 @@ pub struct ServeArgs {
     /// Folder with the built front-end (`pkg/`, favicon) [default: target/site]
     #[arg(long, env = "QRLOGIN_SITE_ROOT", value_name = "DIR")]
     pub site_root: Option<PathBuf>,
-    /// Ensure a `demo` account exists with a fresh random password, and print
-    /// both at start-up (for trying qrlogin out; off by default)
+    /// Ensure a `demo` account exists with a fresh random password, as an
+    /// administrator, and print both at start-up (for trying qrlogin out;
+    /// off by default)
     #[arg(long, env = "QRLOGIN_DEMO")]
     pub demo: bool,
     /// Log format [default: human]

@@ -301,6 +301,20 @@ pub struct Text {
     pub device_approve_passkey: &'static str,
     pub device_needs_passkey: &'static str,
 
+    // ---- phone: /invite/{token} ----
+    pub title_invite: &'static str,
+    /// `{0}`: the account's display name, `{1}`: this site.
+    pub invite_heading: &'static str,
+    /// `{0}`: the username.
+    pub invite_account: &'static str,
+    pub invite_lead_passkey: &'static str,
+    pub invite_lead_password: &'static str,
+    pub invite_create_passkey: &'static str,
+    pub invite_new_password: &'static str,
+    pub invite_set_password: &'static str,
+    pub invite_gone_heading: &'static str,
+    pub invite_gone: &'static str,
+
     // ---- failures the pages show ----
     pub passkey_refused: &'static str,
     pub passkey_expired: &'static str,
@@ -317,7 +331,8 @@ impl Text {
     /// What a page says for an API or server-function failure, by its
     /// machine code (found anywhere in `failure`).
     pub fn error(&self, failure: &str) -> &'static str {
-        let table: [(&str, &'static str); 14] = [
+        let table: [(&str, &'static str); 15] = [
+            ("invite_gone", self.invite_gone),
             ("confirm_first", self.confirm_first),
             ("passkey_required", self.confirm_first),
             ("no_credential", self.confirm_impossible),

@@ -123,6 +123,12 @@ pub struct Account {
     pub username: String,
     pub display_name: String,
     pub created_at: i64,
+    /// May administer the others (`qrlogin user admin NAME on`); what an
+    /// administrator may do is for the services that ask.
+    pub admin: bool,
+    /// Kept (id, subject, passkeys) but shut out: no session of it works,
+    /// it cannot sign in, approve, or have tokens issued, until enabled.
+    pub disabled: bool,
 }
 
 impl Account {

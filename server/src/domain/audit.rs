@@ -43,10 +43,25 @@ pub enum AuditEvent {
     /// The operator reset the account (`qrlogin user reset`): a new
     /// password, every session ended.
     AccountReset,
+    /// The account was disabled (`qrlogin user disable`): every session
+    /// ended, its apps' grants revoked, signing in refused.
+    AccountDisabled,
+    /// The account was enabled again (`qrlogin user enable`).
+    AccountEnabled,
+    /// The account was made an administrator.
+    AdminGranted,
+    /// The account stopped being an administrator.
+    AdminRevoked,
+    /// An invite to set up the account was made (`qrlogin user invite`).
+    InviteCreated,
+    /// An invite was used: a passkey or password set, a session started.
+    InviteUsed,
+    /// The account's live invites were revoked (`qrlogin user uninvite`).
+    InviteRevoked,
 }
 
 impl AuditEvent {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 28] = [
         Self::LoginCreated,
         Self::LoginScanned,
         Self::LoginApproved,
@@ -68,6 +83,13 @@ impl AuditEvent {
         Self::IdentityConfirmed,
         Self::AccountRemoved,
         Self::AccountReset,
+        Self::AccountDisabled,
+        Self::AccountEnabled,
+        Self::AdminGranted,
+        Self::AdminRevoked,
+        Self::InviteCreated,
+        Self::InviteUsed,
+        Self::InviteRevoked,
     ];
 
     /// The event a change of an attempt into `state` records; `None` for
@@ -110,6 +132,13 @@ impl AuditEvent {
             Self::IdentityConfirmed => "identity_confirmed",
             Self::AccountRemoved => "account_removed",
             Self::AccountReset => "account_reset",
+            Self::AccountDisabled => "account_disabled",
+            Self::AccountEnabled => "account_enabled",
+            Self::AdminGranted => "admin_granted",
+            Self::AdminRevoked => "admin_revoked",
+            Self::InviteCreated => "invite_created",
+            Self::InviteUsed => "invite_used",
+            Self::InviteRevoked => "invite_revoked",
         }
     }
 }

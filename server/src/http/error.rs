@@ -65,7 +65,7 @@ impl ApiError {
     }
 
     /// Every machine code this API can answer with, and its status.
-    pub(crate) const CODES: [(&'static str, StatusCode); 30] = [
+    pub(crate) const CODES: [(&'static str, StatusCode); 31] = [
         ("login_not_found", StatusCode::NOT_FOUND),
         ("invalid_login_id", StatusCode::BAD_REQUEST),
         ("bad_request", StatusCode::BAD_REQUEST),
@@ -79,6 +79,7 @@ impl ApiError {
         ("passkeys_unavailable", StatusCode::CONFLICT),
         ("passkey_expired", StatusCode::GONE),
         ("passkey_not_found", StatusCode::NOT_FOUND),
+        ("invite_gone", StatusCode::GONE),
         ("confirm_first", StatusCode::FORBIDDEN),
         ("no_credential", StatusCode::CONFLICT),
         ("session_not_found", StatusCode::NOT_FOUND),
@@ -118,6 +119,7 @@ impl ApiError {
                 PasskeyError::Unavailable => "passkeys_unavailable",
                 PasskeyError::CeremonyGone => "passkey_expired",
                 PasskeyError::NotFound => "passkey_not_found",
+                PasskeyError::InviteGone => "invite_gone",
                 PasskeyError::ConfirmFirst => "confirm_first",
                 PasskeyError::NoCredential => "no_credential",
                 PasskeyError::WrongPassword => "invalid_credentials",

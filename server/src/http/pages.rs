@@ -6,7 +6,7 @@ use app::{
     api::{LoginState, User},
     backend::Backend,
     server_fns::{
-        AccountView, AppConsent, ConfirmView, ConfirmWith, DeviceRequest, DeviceView,
+        AccountView, AppConsent, ConfirmView, ConfirmWith, DeviceRequest, DeviceView, InviteView,
         PasskeyCeremony, PasskeyView, PhoneLoginView, RemovedPasskeyView,
     },
 };
@@ -600,4 +600,85 @@ impl Backend for AppState {
             .map_err(page_error)?;
         Ok(())
     }
+
+    async fn invite(&self, request: &Parts, token: &str) -> Result<InviteView, ServerFnError> {
+        let passkeys = &self.services.passkeys;
+        match passkeys.open_invite(token, &self.caller(request)).await {
+            Ok((account, _)) => Ok(InviteView::Ready {
+                display_name: account.display_name,
+                username: account.username,
+                site: site_name(self.public_url.as_str()),
+                passkeys: passkeys.available(),
+            }),
+            Err(PasskeyError::InviteGone) => Ok(InviteView::Gone),
+            Err(PasskeyError::RateLimited(_)) => Ok(InviteView::TooMany),
+            Err(e) => Err(page_error(e)),
+        }
+    }
+
+    async fn invite_passkey_options(
+        &self,
+        request: &Parts,
+        token: &str,
+    ) -> Result<PasskeyCeremony, ServerFnError> {
+        let started = self
+            .services
+            .passkeys
+            .start_enrollment(token, &self.caller(request))
+            .await
+            .map_err(page_error)?;
+        ceremony(started)
+    }
+
+    async fn enroll_passkey(
+        &self,
+        request: &Parts,
+        token: &str,
+        ceremony: &str,
+        name: &str,
+        credential: &str,
+    ) -> Result<String, ServerFnError> {
+        let (session, _) = self
+            .services
+            .passkeys
+            .finish_enrollment(token, ceremony, name, credential, &self.caller(request))
+            .await
+            .map_err(page_error)?;
+        Ok(header_string(session_cookie(
+            &session,
+            self.public_url.is_https(),
+        )))
+    }
+
+    async fn enroll_password(
+        &self,
+        request: &Parts,
+        token: &str,
+        password: &str,
+    ) -> Result<String, ServerFnError> {
+        let (session, _) = self
+            .services
+            .passkeys
+            .enroll_with_password(token, password, &self.caller(request))
+            .await
+            .map_err(page_error)?;
+        Ok(header_string(session_cookie(
+            &session,
+            self.public_url.is_https(),
+        )))
+    }
+}
+
+/// The site as the invite page names it: the public URL's host (and port).
+fn site_name(public_url: &str) -> String {
+    url::Url::parse(public_url)
+        .ok()
+        .and_then(|url| {
+            let host = url.host_str()?.to_owned();
+            Some(match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| public_url.to_owned())
 }

@@ -175,7 +175,17 @@ impl AccountService {
         };
         let ok = blocking_in(slot, move || password.verify(&stored)).await?;
         match account {
-            Some(account) if ok => Ok(account),
+            Some(account) if ok && !account.disabled => Ok(account),
+            // A disabled account is refused as a wrong password is, after
+            // the same work: the answer says nothing of the account to
+            // someone who guesses, and the person learns why from whoever
+            // disabled it. The audit trail tells the two apart.
+            Some(account) if ok => {
+                tracing::info!(username = %username, "sign-in refused: the account is disabled");
+                self.audit
+                    .record(AuditEvent::SignInFailed, None, Some(account.id), caller);
+                Err(AccountError::InvalidCredentials)
+            }
             account => {
                 tracing::info!(username = %username, "sign-in refused");
                 let account_id = account.map(|a| a.id);
@@ -340,9 +350,17 @@ impl AccountService {
         Ok((seen, seen_before))
     }
 
-    /// The account that approved a sign-in, if it still exists.
+    /// The account `id` while it may act: it exists and is not disabled.
+    /// Whatever acts for an account found by id (the approver a desktop
+    /// redeems, a passkey's owner, a grant's account when tokens are
+    /// issued or an access token is used) asks here, so that a disabled
+    /// account is refused everywhere as a removed one is.
     pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        self.accounts.account_by_id(id).await
+        Ok(self
+            .accounts
+            .account_by_id(id)
+            .await?
+            .filter(|account| !account.disabled))
     }
 
     /// Creates an account (operators: `qrlogin user add`).
@@ -424,5 +442,57 @@ impl AccountService {
         self.audit
             .record(AuditEvent::AccountReset, None, Some(account.id), caller);
         Ok(new)
+    }
+
+    /// Makes the account an administrator, or not; at once on every
+    /// instance (cached copies of the account are dropped).
+    pub async fn set_admin(
+        &self,
+        account: &Account,
+        admin: bool,
+        caller: &Caller,
+    ) -> Result<(), AccountError> {
+        if !self.accounts.set_admin(account.id, admin).await? {
+            return Err(AccountError::NoSuchAccount(account.username.clone()));
+        }
+        let event = if admin {
+            AuditEvent::AdminGranted
+        } else {
+            AuditEvent::AdminRevoked
+        };
+        tracing::info!(account = %account.username, admin, "administrator flag set");
+        self.audit.record(event, None, Some(account.id), caller);
+        Ok(())
+    }
+
+    /// Disables the account: every session ends and `records` (its apps'
+    /// grants) go, in one step, at once on every instance. Signing in,
+    /// approving and tokens are refused until it is enabled; the account,
+    /// its id, subject, passkeys and settings stay.
+    pub async fn disable(
+        &self,
+        account: &Account,
+        records: &[RecordSelector],
+        caller: &Caller,
+    ) -> Result<(), AccountError> {
+        if !self.accounts.disable_account(account.id, records).await? {
+            return Err(AccountError::NoSuchAccount(account.username.clone()));
+        }
+        tracing::info!(account = %account.username, "account disabled: sessions ended, grants revoked");
+        self.audit
+            .record(AuditEvent::AccountDisabled, None, Some(account.id), caller);
+        Ok(())
+    }
+
+    /// Lets a disabled account sign in again (its ended sessions and
+    /// revoked grants stay so).
+    pub async fn enable(&self, account: &Account, caller: &Caller) -> Result<(), AccountError> {
+        if !self.accounts.enable_account(account.id).await? {
+            return Err(AccountError::NoSuchAccount(account.username.clone()));
+        }
+        tracing::info!(account = %account.username, "account enabled");
+        self.audit
+            .record(AuditEvent::AccountEnabled, None, Some(account.id), caller);
+        Ok(())
     }
 }

@@ -4,6 +4,8 @@
 
 pub(crate) mod accounts;
 pub(crate) mod audit;
+/// Public: the tests and the admin console make invites with its kinds.
+pub mod invites;
 pub(crate) mod limits;
 pub(crate) mod logins;
 pub(crate) mod oidc;
@@ -132,6 +134,47 @@ impl Services {
         let password = self.accounts.reset_password(&account, caller).await?;
         self.passkeys.turn_password_back_on(account.id).await?;
         Ok((account, password))
+    }
+
+    /// Makes the account named `username` an administrator, or not
+    /// (`qrlogin user admin NAME on|off`); returns the account as it was.
+    pub async fn set_admin(
+        &self,
+        username: &str,
+        admin: bool,
+        caller: &Caller,
+    ) -> Result<Account, AccountAdminError> {
+        let account = self.accounts.account_named(username).await?;
+        self.accounts.set_admin(&account, admin, caller).await?;
+        Ok(account)
+    }
+
+    /// Disables the account named `username` (`qrlogin user disable`):
+    /// every session ends and every app's grant is revoked, in one
+    /// transaction, at once on every instance; signing in (password or
+    /// passkey), approving and tokens are refused until it is enabled. The
+    /// account keeps its id, subject, passkeys, settings and consents.
+    pub async fn disable_account(
+        &self,
+        username: &str,
+        caller: &Caller,
+    ) -> Result<Account, AccountAdminError> {
+        let account = self.accounts.account_named(username).await?;
+        let grants = [OidcService::account_grants(account.id)];
+        self.accounts.disable(&account, &grants, caller).await?;
+        Ok(account)
+    }
+
+    /// Enables the account named `username` again (`qrlogin user
+    /// enable`): it can sign in; what disabling ended stays ended.
+    pub async fn enable_account(
+        &self,
+        username: &str,
+        caller: &Caller,
+    ) -> Result<Account, AccountAdminError> {
+        let account = self.accounts.account_named(username).await?;
+        self.accounts.enable(&account, caller).await?;
+        Ok(account)
     }
 
     /// Runs forever: every `every`, the logins' purge.

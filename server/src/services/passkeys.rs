@@ -32,11 +32,12 @@ use webauthn_rs_proto::ResidentKeyRequirement;
 use super::{
     accounts::{AccountError, AccountService, CurrentSession},
     audit::AuditLog,
+    invites::{Invite, InviteKind, InviteStore},
     limits::{ip_key, LimitError, RateLimited, RateLimits},
 };
 use crate::{
     domain::{
-        account::{Account, InvalidInput, SignInMethod},
+        account::{Account, InvalidInput, Password, SignInMethod},
         audit::AuditEvent,
         caller::Caller,
         credentials::{
@@ -109,6 +110,10 @@ pub enum PasskeyError {
     NotFound,
     #[error("an account has at most {MAX_PASSKEYS} passkeys")]
     TooMany,
+    /// The invite is unknown, used, revoked or expired, or (an enroll
+    /// invite) its account can already sign in.
+    #[error("this invite can no longer be used: ask for a new one")]
+    InviteGone,
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
     #[error(transparent)]
@@ -212,6 +217,13 @@ enum CeremonyState {
         account_id: i64,
         session_id: String,
         state: PasskeyAuthentication,
+    },
+    /// A first passkey by invite, with no session: `invite` is the
+    /// invite's record key (its token's hash).
+    Enroll {
+        account_id: i64,
+        invite: String,
+        state: PasskeyRegistration,
     },
 }
 
@@ -1126,6 +1138,218 @@ impl PasskeyService {
             .update(account_id, |s| s.password_off = false)
             .await?;
         Ok(())
+    }
+
+    // ---- invites: a first way in, with no session ----
+
+    pub(crate) fn invite_store(&self) -> InviteStore {
+        InviteStore::new(self.store.clone())
+    }
+
+    /// Password sign-in off for an account made for an invite: its
+    /// password is random and unknown, and it has no way in until the
+    /// invite is used.
+    pub(crate) async fn password_off_until_enrolled(
+        &self,
+        account_id: i64,
+    ) -> Result<(), PasskeyError> {
+        self.settings
+            .update(account_id, |s| s.password_off = true)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the account can sign in already (a passkey, or its
+    /// password on): an enroll invite is then refused.
+    pub(crate) async fn has_way_in(&self, account_id: i64) -> Result<bool, StoreError> {
+        let state = self.credentials(account_id).await?.state;
+        Ok(state.passkeys > 0 || state.password_on)
+    }
+
+    /// The live invite behind `token` and its account, for the invite page:
+    /// each lookup counts against the address's guessing budget (the one
+    /// typed device codes use).
+    pub async fn open_invite(
+        &self,
+        token: &str,
+        caller: &Caller,
+    ) -> Result<(Account, Invite), PasskeyError> {
+        let (_, invite, account) = self.usable_invite(token, caller).await?;
+        Ok((account, invite))
+    }
+
+    /// The invite's record key, the invite and its account; `InviteGone`
+    /// for an unknown, used, revoked or expired one, one of a removed or
+    /// disabled account, or an enroll invite whose account has a way in.
+    async fn usable_invite(
+        &self,
+        token: &str,
+        caller: &Caller,
+    ) -> Result<(String, Invite, Account), PasskeyError> {
+        self.limits.user_code_ip.check(&ip_key(caller.ip)).await?;
+        let Some((key, invite)) = self.invite_store().find(token).await? else {
+            return Err(PasskeyError::InviteGone);
+        };
+        let Some(account) = self.accounts.account_by_id(invite.account_id).await? else {
+            return Err(PasskeyError::InviteGone);
+        };
+        if invite.kind == InviteKind::Enroll && self.has_way_in(account.id).await? {
+            tracing::info!(account = %account.username, "enroll invite refused: the account has a way in");
+            return Err(PasskeyError::InviteGone);
+        }
+        Ok((key, invite, account))
+    }
+
+    /// Starts creating a passkey for the invite's account (no session: the
+    /// invite is the authority).
+    pub async fn start_enrollment(
+        &self,
+        token: &str,
+        caller: &Caller,
+    ) -> Result<Ceremony<CreationChallengeResponse>, PasskeyError> {
+        let webauthn = self.webauthn()?;
+        let (key, _, account) = self.usable_invite(token, caller).await?;
+        let existing = self.stored(account.id).await?;
+        if existing.len() >= MAX_PASSKEYS {
+            return Err(PasskeyError::TooMany);
+        }
+        let handle = self.handle_or_new(account.id).await?;
+        let exclude = existing
+            .iter()
+            .map(|(_, s)| s.passkey.cred_id().clone())
+            .collect();
+        let (mut options, state) = webauthn
+            .start_passkey_registration(
+                handle,
+                &account.username,
+                &account.display_name,
+                Some(exclude),
+            )
+            .map_err(|e| PasskeyError::Internal(e.to_string()))?;
+        // Discoverable, as on /m: signing in then needs no username.
+        if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+            selection.require_resident_key = true;
+            selection.resident_key = Some(ResidentKeyRequirement::Required);
+        }
+        let ceremony = self
+            .new_ceremony(&CeremonyState::Enroll {
+                account_id: account.id,
+                invite: key,
+                state,
+            })
+            .await?;
+        Ok(Ceremony { ceremony, options })
+    }
+
+    /// Verifies the new credential, uses the invite up, keeps the passkey
+    /// and signs the account in: the session's token and the account.
+    /// The invite is taken (removed by its exact key) before anything is
+    /// kept, so of two racing uses exactly one adds a passkey.
+    pub async fn finish_enrollment(
+        &self,
+        token: &str,
+        ceremony: &str,
+        name: &str,
+        credential: &str,
+        caller: &Caller,
+    ) -> Result<(Secret, Account), PasskeyError> {
+        let webauthn = self.webauthn()?;
+        let name = PasskeyName::parse(name)?;
+        let credential: RegisterPublicKeyCredential = serde_json::from_str(credential)
+            .map_err(|_| InvalidInput("the passkey's answer is not a WebAuthn credential"))?;
+        let CeremonyState::Enroll {
+            account_id,
+            invite,
+            state,
+        } = self.take_ceremony(ceremony).await?
+        else {
+            return Err(PasskeyError::CeremonyGone);
+        };
+        let (key, _, account) = self.usable_invite(token, caller).await?;
+        // The ceremony was begun with this very invite.
+        if key != invite || account.id != account_id {
+            return Err(PasskeyError::CeremonyGone);
+        }
+        let passkey = webauthn
+            .finish_passkey_registration(&credential, &state)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "enrollment passkey refused");
+                PasskeyError::Refused
+            })?;
+        if !self.invite_store().take(&key).await? {
+            return Err(PasskeyError::InviteGone);
+        }
+        let handle = self.handle_or_new(account_id).await?;
+        let id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
+        let now = now_millis();
+        let stored = StoredPasskey {
+            account_id,
+            name: name.as_str().to_owned(),
+            created_at: now,
+            last_used_at: None,
+            passkey,
+        };
+        self.store
+            .insert(
+                kinds::PASSKEY,
+                &format!("{handle}:{id}"),
+                &to_json(&stored)?,
+                FOREVER,
+                now,
+            )
+            .await?;
+        tracing::info!(account = %account.username, passkey = %id, "invite used: passkey added");
+        self.audit
+            .record(AuditEvent::PasskeyAdded, None, Some(account_id), caller);
+        self.audit
+            .record(AuditEvent::InviteUsed, None, Some(account_id), caller);
+        let token = self
+            .accounts
+            .start_session(&account, SignInMethod::Passkey, caller)
+            .await?;
+        Ok((token, account))
+    }
+
+    /// Where passkeys are off (an IP address as public URL): the invite
+    /// sets the account's password and turns password sign-in on, then
+    /// signs it in. The password is checked before the invite is taken,
+    /// so a too-short one does not use it up.
+    pub async fn enroll_with_password(
+        &self,
+        token: &str,
+        password: &str,
+        caller: &Caller,
+    ) -> Result<(Secret, Account), PasskeyError> {
+        if self.available() {
+            return Err(InvalidInput("this server sets accounts up with a passkey").into());
+        }
+        Password::parse(password)?;
+        let (key, _, account) = self.usable_invite(token, caller).await?;
+        if !self.invite_store().take(&key).await? {
+            return Err(PasskeyError::InviteGone);
+        }
+        match self
+            .accounts
+            .set_password(&account.username, password)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(PasskeyError::InviteGone),
+            Err(AccountError::InvalidInput(e)) => return Err(e.into()),
+            Err(AccountError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(PasskeyError::Internal(e.to_string())),
+        }
+        self.settings
+            .update(account.id, |s| s.password_off = false)
+            .await?;
+        tracing::info!(account = %account.username, "invite used: password set");
+        self.audit
+            .record(AuditEvent::InviteUsed, None, Some(account.id), caller);
+        let token = self
+            .accounts
+            .start_session(&account, SignInMethod::Password, caller)
+            .await?;
+        Ok((token, account))
     }
 }
 

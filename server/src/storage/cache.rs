@@ -3,13 +3,14 @@
 //! that lookup, and through SQLite it cost more than the rest of the request.
 //!
 //! Correctness: every change this process makes to a session or account
-//! (revoke, sign out, remove, touch) updates the cache before it returns, so
-//! a revoked token stops working at once. With a shared [`RevocationClock`]
-//! (several instances), every revocation also advances the clock, and a
-//! lookup trusts the cache only while the clock reads what it read last:
-//! a session revoked on one instance is refused on every other at once, at
-//! the cost of one small Redis read per lookup. Without one, changes made
-//! by another process (`qrlogin user remove` while the server runs) are
+//! (revoke, sign out, remove, reset, disable, enable, admin flag, touch)
+//! updates the cache before it returns, so a revoked token stops working at
+//! once. With a shared [`RevocationClock`] (several instances), every
+//! revocation also advances the clock, and a lookup trusts the cache only
+//! while the clock reads what it read last: a session revoked on one
+//! instance is refused on every other at once, at the cost of one small
+//! Redis read per lookup. Without one, changes made by another process
+//! (`qrlogin user remove` or `disable` while the server runs) are
 //! seen when an entry is next revalidated, after [`REVALIDATE_AFTER`] at
 //! most. A generation counter keeps a lookup that raced a revocation from
 //! caching what it read.
@@ -143,7 +144,8 @@ impl<S: AccountStore + SessionStore + ?Sized> CachedSessions<S> {
         sessions.retain(|_, ((session, account), _)| !gone(session, account));
     }
 
-    /// Drops the account and its sessions, after the store removed them.
+    /// Drops the account and its sessions, after the store removed or
+    /// changed them.
     fn forget_account(&self, account_id: i64) {
         self.invalidate(|session, _| session.account_id == account_id);
         self.accounts.lock().remove(&account_id);
@@ -261,6 +263,34 @@ impl<S: AccountStore + SessionStore + ?Sized> AccountStore for CachedSessions<S>
             .await;
         self.invalidate(|session, _| session.account_id == account_id);
         reset
+    }
+
+    // The three below change the account every cached (session, account)
+    // of it carries: each is a revocation (the clock advances, so every
+    // instance drops its copies) and this process forgets the account.
+
+    async fn set_admin(&self, account_id: i64, admin: bool) -> Result<bool, StoreError> {
+        let set = self.revoking(self.inner.set_admin(account_id, admin)).await;
+        self.forget_account(account_id);
+        set
+    }
+
+    async fn disable_account(
+        &self,
+        account_id: i64,
+        records: &[RecordSelector],
+    ) -> Result<bool, StoreError> {
+        let disabled = self
+            .revoking(self.inner.disable_account(account_id, records))
+            .await;
+        self.forget_account(account_id);
+        disabled
+    }
+
+    async fn enable_account(&self, account_id: i64) -> Result<bool, StoreError> {
+        let enabled = self.revoking(self.inner.enable_account(account_id)).await;
+        self.forget_account(account_id);
+        enabled
     }
 
     async fn create_account(

@@ -24,7 +24,7 @@ use crate::domain::{
     },
     audit::{AuditEvent, AuditRecord},
     caller::Caller,
-    secret::Secret,
+    secret::{Secret, SecretHash},
     time::now_millis,
 };
 
@@ -433,6 +433,99 @@ async fn account_store_contract<S: AccountStore + SessionStore>(store: Arc<S>) {
     let (_, hash) = store.find_account(&name("alice")).await.unwrap().unwrap();
     assert_eq!(hash, "hash-3");
     assert!(!store.reset_account(carol.id, "x").await.unwrap());
+
+    // The administrator flag: on and off, seen by every read (a cached
+    // session's account included: never served stale).
+    assert!(!alice.admin && !alice.disabled);
+    let token = Secret::new_random().hash();
+    store
+        .create_session(&token, &new_session(alice.id), 7_000)
+        .await
+        .unwrap();
+    assert!(!admin_in_session(&*store, &token, 7_001).await);
+    assert!(store.set_admin(alice.id, true).await.unwrap());
+    assert!(admin_in_session(&*store, &token, 7_002).await);
+    assert!(store.account_by_id(alice.id).await.unwrap().unwrap().admin);
+    let (found, _) = store.find_account(&name("alice")).await.unwrap().unwrap();
+    assert!(found.admin);
+    assert!(store.set_admin(alice.id, false).await.unwrap());
+    assert!(!admin_in_session(&*store, &token, 7_003).await);
+    assert!(!store.account_by_id(alice.id).await.unwrap().unwrap().admin);
+    assert!(store.set_admin(alice.id, true).await.unwrap());
+    assert!(!store.set_admin(carol.id, true).await.unwrap());
+
+    // Disabling ends every session at once, and a session stored after it
+    // (a sign-in that read the account before) does not work either; the
+    // account stays, with its id, subject and flag, and lists as disabled.
+    assert!(store.disable_account(alice.id, &[]).await.unwrap());
+    assert!(store
+        .session_by_token(&token, 7_004)
+        .await
+        .unwrap()
+        .is_none());
+    let late = Secret::new_random().hash();
+    store
+        .create_session(&late, &new_session(alice.id), 7_005)
+        .await
+        .unwrap();
+    assert!(store
+        .session_by_token(&late, 7_006)
+        .await
+        .unwrap()
+        .is_none());
+    let disabled = store.account_by_id(alice.id).await.unwrap().unwrap();
+    assert!(disabled.disabled && disabled.admin);
+    assert_eq!(
+        (disabled.id, disabled.subject.as_str()),
+        (alice.id, alice.subject.as_str())
+    );
+    let (found, _) = store.find_account(&name("alice")).await.unwrap().unwrap();
+    assert!(found.disabled);
+    let listed = store.list_accounts().await.unwrap();
+    assert!(listed.iter().any(|a| a.id == alice.id && a.disabled));
+    assert!(listed.iter().all(|a| a.id == alice.id || !a.disabled));
+    assert!(!store.disable_account(carol.id, &[]).await.unwrap());
+
+    // Enabled again: it signs in anew, but nothing ended comes back, not
+    // even the session stored while it was disabled.
+    assert!(store.enable_account(alice.id).await.unwrap());
+    assert!(
+        !store
+            .account_by_id(alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    for (old, at) in [(&token, 8_001), (&late, 8_002)] {
+        assert!(store.session_by_token(old, at).await.unwrap().is_none());
+    }
+    let fresh = Secret::new_random().hash();
+    store
+        .create_session(&fresh, &new_session(alice.id), 8_003)
+        .await
+        .unwrap();
+    assert!(store
+        .session_by_token(&fresh, 8_004)
+        .await
+        .unwrap()
+        .is_some());
+    // Enabling an enabled account changes nothing (its sessions stay).
+    assert!(store.enable_account(alice.id).await.unwrap());
+    assert!(store
+        .session_by_token(&fresh, 8_005)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!store.enable_account(carol.id).await.unwrap());
+    let (found, hash) = store.find_account(&name("alice")).await.unwrap().unwrap();
+    assert_eq!((found.subject, hash.as_str()), (alice.subject, "hash-3"));
+}
+
+/// Whether the account of the session `token` names is an administrator.
+async fn admin_in_session(store: &impl SessionStore, token: &SecretHash, at: u64) -> bool {
+    let (_, account) = store.session_by_token(token, at).await.unwrap().unwrap();
+    account.admin
 }
 
 #[tokio::test]
@@ -510,6 +603,31 @@ async fn account_removal_contract(
         .unwrap();
     assert!(!accounts.remove_account(dora.id, &selectors).await.unwrap());
     assert!(records.get("settings", &id, now).await.unwrap().is_some());
+
+    // Disabling takes the records named with it (the grants), exactly
+    // those, and keeps the account.
+    let erin = accounts
+        .create_account(&name("erin"), &display, "h", 2)
+        .await
+        .unwrap();
+    let id = erin.id.to_string();
+    let mine = format!("{id}:app:1");
+    let theirs = format!("{id}0:app:1");
+    for key in [&mine, &theirs] {
+        records
+            .insert("grant", key, "{}", later, now)
+            .await
+            .unwrap();
+    }
+    let grants = [RecordSelector {
+        kind: "grant",
+        key: KeyMatch::Prefix(format!("{id}:")),
+    }];
+    assert!(accounts.disable_account(erin.id, &grants).await.unwrap());
+    assert!(records.get("grant", &mine, now).await.unwrap().is_none());
+    assert!(records.get("grant", &theirs, now).await.unwrap().is_some());
+    let kept = accounts.account_by_id(erin.id).await.unwrap().unwrap();
+    assert!(kept.disabled);
 }
 
 #[tokio::test]

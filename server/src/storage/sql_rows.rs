@@ -16,6 +16,8 @@ pub(crate) trait Columns {
     fn text(&self, column: &str) -> Result<String, sqlx::Error>;
     fn int_or_null(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
     fn text_or_null(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    /// SQLite's 0/1 integer, PostgreSQL's BOOLEAN.
+    fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
 }
 
 macro_rules! columns_for {
@@ -33,6 +35,9 @@ macro_rules! columns_for {
             fn text_or_null(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
                 sqlx::Row::try_get(self, column)
             }
+            fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
         }
     };
 }
@@ -47,6 +52,8 @@ pub(crate) fn account_from(row: &impl Columns) -> Result<Account, sqlx::Error> {
         username: row.text("username")?,
         display_name: row.text("display_name")?,
         created_at: row.int("created_at")?,
+        admin: row.flag("admin")?,
+        disabled: row.flag("disabled")?,
     })
 }
 
@@ -63,7 +70,7 @@ pub(crate) fn session_from(row: &impl Columns) -> Result<Session, sqlx::Error> {
 }
 
 /// A session row joined with its account's (`subject`, `username`,
-/// `display_name`, `account_created_at`).
+/// `display_name`, `account_created_at`, `admin`, `disabled`).
 pub(crate) fn session_and_account_from(
     row: &impl Columns,
 ) -> Result<(Session, Account), sqlx::Error> {
@@ -74,6 +81,8 @@ pub(crate) fn session_and_account_from(
         username: row.text("username")?,
         display_name: row.text("display_name")?,
         created_at: row.int("account_created_at")?,
+        admin: row.flag("admin")?,
+        disabled: row.flag("disabled")?,
     };
     Ok((session, account))
 }

@@ -122,6 +122,21 @@ pub trait AccountStore: Send + Sync + 'static {
     /// one step; false if there is no such account.
     async fn reset_account(&self, account_id: i64, password_hash: &str)
         -> Result<bool, StoreError>;
+    /// Makes the account an administrator, or not; false if there is no
+    /// such account.
+    async fn set_admin(&self, account_id: i64, admin: bool) -> Result<bool, StoreError>;
+    /// Disables the account, ends every session of it and removes the
+    /// provider `records` chosen (its apps' grants), in one transaction;
+    /// false (and nothing changed) if there is no such account. The
+    /// account itself, its id and subject stay.
+    async fn disable_account(
+        &self,
+        account_id: i64,
+        records: &[RecordSelector],
+    ) -> Result<bool, StoreError>;
+    /// Enables a disabled account again (its ended sessions stay ended);
+    /// false if there is no such account.
+    async fn enable_account(&self, account_id: i64) -> Result<bool, StoreError>;
 }
 
 /// Provider records of one kind, chosen by key: what removing an account

@@ -48,7 +48,7 @@ fn cbor_text(text: &str) -> Vec<u8> {
 }
 
 /// One discoverable P-256 passkey for `localhost`, with user verification.
-struct SoftPasskey {
+pub(crate) struct SoftPasskey {
     key: SigningKey,
     id: Vec<u8>,
     user_handle: Vec<u8>,
@@ -174,7 +174,7 @@ async fn ceremony(app: &TestApp, call: Call) -> (String, Value) {
 }
 
 /// Adds a passkey to the phone's account, made by the soft authenticator.
-async fn add_passkey(app: &TestApp, phone: &Phone) -> SoftPasskey {
+pub(crate) async fn add_passkey(app: &TestApp, phone: &Phone) -> SoftPasskey {
     let call = phone.auth(server_fn::<app::server_fns::PasskeyRegistration>(&[]));
     let (ceremony, options) = ceremony(app, call).await;
     let (passkey, credential) = SoftPasskey::create(&options);
@@ -192,7 +192,7 @@ async fn add_passkey(app: &TestApp, phone: &Phone) -> SoftPasskey {
 
 /// Signs in with the passkey alone (no username): the session cookie, or
 /// the refusal's status.
-async fn passkey_sign_in(
+pub(crate) async fn passkey_sign_in(
     app: &TestApp,
     passkey: &SoftPasskey,
     counter: u32,
@@ -214,7 +214,7 @@ async fn passkey_sign_in(
 }
 
 /// Who the session cookie signs in, if anyone.
-async fn me(app: &TestApp, cookie: &str) -> Option<String> {
+pub(crate) async fn me(app: &TestApp, cookie: &str) -> Option<String> {
     let response = app
         .send(Call::new(Method::GET, paths::ME).cookie(cookie))
         .await;
@@ -231,7 +231,7 @@ fn claims(id_token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-fn operator() -> Caller {
+pub(crate) fn operator() -> Caller {
     Caller::new(None, "test operator")
 }
 
@@ -362,7 +362,7 @@ async fn a_removed_accounts_identity_is_never_the_next_ones(app: &TestApp, datab
     assert_eq!(removed.len(), 1);
 }
 
-fn passkey_server() -> ServeArgs {
+pub(crate) fn passkey_server() -> ServeArgs {
     ServeArgs {
         public_url: Some(ORIGIN.into()),
         ..ServeArgs::default()

@@ -433,3 +433,214 @@ async fn user_reset_ends_sessions_and_gives_a_new_password() {
     .await;
     assert_eq!(events.len(), 1);
 }
+
+/// `qrlogin user add --admin`, `user admin NAME on|off`, `user disable`
+/// and `user enable`: what the list shows, what a server then does, and
+/// the audit trail's operator.
+#[tokio::test]
+async fn user_admin_disable_and_enable() {
+    use axum::http::{header, Method, StatusCode};
+    use server::{config::ServeArgs, domain::audit::AuditEvent};
+
+    use crate::helpers::*;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qrlogin.db");
+    let url = format!("sqlite://{}", db.display());
+    let run = |args: &[&str]| {
+        let out = qrlogin(args, &format!("{PASSWORD}\n"), &db);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let list = || run(&["user", "list"]);
+    assert_eq!(
+        run(&["user", "add", "alice", "--admin"]),
+        "added alice (alice), administrator\n"
+    );
+    run(&["user", "add", "bob"]);
+    assert_eq!(list(), "alice\talice\tadmin\nbob\tbob\n");
+    assert_eq!(
+        run(&["user", "admin", "bob", "on"]),
+        "bob is an administrator\n"
+    );
+    assert_eq!(
+        run(&["user", "admin", "alice", "off"]),
+        "alice is not an administrator\n"
+    );
+    assert_eq!(list(), "alice\talice\nbob\tbob\tadmin\n");
+    for refused in [
+        &["user", "admin", "bob", "maybe"][..],
+        &["user", "admin", "nobody", "on"],
+        &["user", "disable", "nobody"],
+        &["user", "enable", "nobody"],
+    ] {
+        let out = qrlogin(refused, "", &db);
+        assert!(!out.status.success(), "{refused:?}");
+    }
+
+    let out = run(&["user", "disable", "bob"]);
+    assert!(
+        out.starts_with("disabled bob: every session ended"),
+        "{out}"
+    );
+    assert_eq!(list(), "alice\talice\nbob\tbob\tadmin,disabled\n");
+    let app = test_app_with(ServeArgs {
+        database: Some(url.clone()),
+        ..ServeArgs::default()
+    })
+    .await;
+    let server = &app;
+    let sign_in_as = move |username: &'static str| {
+        server.send(
+            Call::new(Method::POST, paths::SESSION)
+                .header(header::USER_AGENT, PHONE_UA)
+                .json(serde_json::json!({ "username": username, "password": PASSWORD })),
+        )
+    };
+    assert_eq!(sign_in_as("bob").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(sign_in_as("alice").await.status(), StatusCode::OK);
+    let out = run(&["user", "enable", "bob"]);
+    assert!(out.starts_with("enabled bob"), "{out}");
+    assert_eq!(list(), "alice\talice\nbob\tbob\tadmin\n");
+    assert_eq!(sign_in_as("bob").await.status(), StatusCode::OK);
+
+    let accounts = &app.state.services.accounts;
+    let (alice, bob) = (
+        accounts.account_named("alice").await.unwrap(),
+        accounts.account_named("bob").await.unwrap(),
+    );
+    for (account, event) in [
+        (alice.id, AuditEvent::AdminGranted),
+        (alice.id, AuditEvent::AdminRevoked),
+        (bob.id, AuditEvent::AdminGranted),
+        (bob.id, AuditEvent::AccountDisabled),
+        (bob.id, AuditEvent::AccountEnabled),
+    ] {
+        let rows = audit_events(
+            &app,
+            AuditQuery {
+                account_id: Some(account),
+                event: Some(event),
+                ..AuditQuery::default()
+            },
+        )
+        .await;
+        assert_eq!(rows.len(), 1, "{event:?} of {account}: {rows:?}");
+        assert_eq!(rows[0].user_agent, "qrlogin (operator command)");
+    }
+}
+
+/// `qrlogin serve --demo` makes the demo account an administrator.
+#[tokio::test]
+async fn the_demo_account_is_an_administrator() {
+    use crate::helpers::Instance;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qrlogin.db");
+    let db_arg = db.display().to_string();
+    let mut server = Instance::start(&["--database".into(), db_arg, "--demo".into()]);
+    server.ready(&reqwest::Client::new()).await;
+    server.terminate();
+    let out = qrlogin(&["user", "list"], "", &db);
+    assert_eq!(
+        text(&out.stdout),
+        "demo\tDemo User\tadmin\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `qrlogin user invite` prints a link (and its QR) that sets the account
+/// up; `user invites` lists live invites without their links; `user
+/// uninvite` revokes them.
+#[tokio::test]
+async fn user_invite_prints_a_link_that_works() {
+    use axum::http::{header, Method};
+    use leptos::server_fn::ServerFn;
+    use server::config::ServeArgs;
+
+    use crate::helpers::*;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qrlogin.db");
+    let out = qrlogin(
+        &["user", "invite", "alice", "--display-name", "Alice Liddell"],
+        "",
+        &db,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let prefix = "http://127.0.0.1:3000/invite/";
+    let link = stdout
+        .lines()
+        .find(|line| line.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no link in {stdout}"));
+    let token = link.strip_prefix(prefix).unwrap().to_owned();
+    assert_eq!(token.len(), 43, "{link}");
+    assert!(
+        stdout.contains('█') || stdout.contains('▀'),
+        "a QR: {stdout}"
+    );
+    assert!(stdout.contains("added alice (Alice Liddell)"), "{stdout}");
+
+    let out = qrlogin(&["user", "invites"], "", &db);
+    let listed = text(&out.stdout);
+    assert!(listed.starts_with("alice\tenroll\texpires "), "{listed}");
+    assert!(!listed.contains(&token), "{listed}");
+    // An account that cannot sign in yet gets an enroll invite again; one
+    // that can needs --reset.
+    let out = qrlogin(
+        &[
+            "user",
+            "invite",
+            "alice",
+            "--valid-hours",
+            "1",
+            "--public-url",
+            "https://login.example.com",
+        ],
+        "",
+        &db,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("https://login.example.com/invite/"));
+    let out = qrlogin(&["user", "invite", "alice", "--valid-hours", "0"], "", &db);
+    assert!(!out.status.success());
+
+    // The first link sets the password (this server's URL is an IP
+    // address: no passkeys) and signs the phone in.
+    let app = test_app_with(ServeArgs {
+        database: Some(format!("sqlite://{}", db.display())),
+        ..ServeArgs::default()
+    })
+    .await;
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("token", token.as_str()), ("password", PASSWORD)])
+        .finish();
+    let response = app
+        .send(
+            Call::new(Method::POST, app::server_fns::EnrollPassword::url())
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::ACCEPT, "text/html")
+                .body(body.into_bytes()),
+        )
+        .await;
+    assert!(response.status().is_redirection());
+    assert_eq!(response.headers()[header::LOCATION], "/m");
+    sign_in(&app, "alice").await;
+    let out = qrlogin(&["user", "invite", "alice"], "", &db);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--reset"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The second (enroll) invite no longer works; a reset one is revoked.
+    let out = qrlogin(&["user", "invite", "alice", "--reset"], "", &db);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = qrlogin(&["user", "uninvite", "alice"], "", &db);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "revoked 2 invite(s) of alice\n");
+    assert_eq!(text(&qrlogin(&["user", "invites"], "", &db).stdout), "");
+}

@@ -838,6 +838,9 @@ fn oauth_routes(known: &Known) -> Vec<Route> {
 
 const CALLBACK: &str = "http://localhost:4000/callback";
 
+/// An invite token of the right shape that no invite has.
+const UNKNOWN_INVITE: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
 /// The query parameters the pages read (and a few they do not).
 fn page_inputs(known: &Known) -> Vec<Input> {
     vec![
@@ -851,6 +854,7 @@ fn page_inputs(known: &Known) -> Vec<Input> {
         text("signin", At::Query, &["failed", "password_off"]),
         text("choices", At::Query, &["no_passkey"]),
         text("next", At::Query, &["/m"]),
+        text("failed", At::Query, &["invite_gone"]),
     ]
 }
 
@@ -907,6 +911,7 @@ fn server_fn_input(name: &str, ty: &str, known: &Known) -> Input {
         "password" => vec![PASSWORD.into(), "wrong".into(), "on".into()],
         "approve_with_passkey" => vec!["on".into()],
         "ceremony" => vec!["AAAAAAAAAAAAAAAAAAAAAA".into()],
+        "token" => vec![UNKNOWN_INVITE.into()],
         "credential" | "passkey" => {
             vec![r#"{"id":"x","rawId":"x","type":"public-key","response":{}}"#.into()]
         }
@@ -1093,8 +1098,14 @@ fn every_route_with_inputs_from_its_description_never_breaks_the_server() {
     routes.extend(oauth);
     let pages = leptos_axum::generate_route_list(app::App);
     for page in &pages {
-        let path = page.path().replace(":id", "{id}");
+        let path = page
+            .path()
+            .replace(":id", "{id}")
+            .replace(":token", "{token}");
         let mut inputs = page_inputs(&known);
+        if path.contains("{token}") {
+            inputs.push(text("token", At::Path, &[UNKNOWN_INVITE]));
+        }
         if path.contains("{id}") {
             inputs.push(text(
                 "id",

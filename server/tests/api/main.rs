@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts_lifecycle;
+mod admins;
 mod basics;
 mod cli;
 mod cluster;
@@ -14,6 +15,7 @@ mod flow;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod invites;
 mod languages;
 mod leaks;
 mod metrics;

@@ -337,6 +337,16 @@ impl OidcService {
             .collect()
     }
 
+    /// What disabling an account takes with it here: its grants, so that
+    /// every app is signed out (codes, access and refresh tokens die with
+    /// them). Its consents stay: enabled again, it is not asked twice.
+    pub(crate) fn account_grants(account_id: i64) -> RecordSelector {
+        RecordSelector {
+            kind: kinds::GRANT,
+            key: KeyMatch::Prefix(format!("{account_id}:")),
+        }
+    }
+
     /// A live record of `kind` and what it holds; `None` when there is
     /// none (or it cannot be read as a `T`).
     async fn load<T: DeserializeOwned>(

@@ -214,6 +214,16 @@ impl OidcService {
             .grant(&stored.grant_key)
             .await?
             .ok_or_else(|| invalid("the refresh token was revoked"))?;
+        // Before the rotation: a refresh refused while the account is
+        // disabled (or gone) does not use the token up as well.
+        if self
+            .accounts
+            .account_by_id(grant.account_id)
+            .await?
+            .is_none()
+        {
+            return Err(invalid("the account is disabled or no longer exists"));
+        }
         if stored.generation != Some(grant.refresh_generation) {
             // An old refresh token came back: it was stolen, or the client
             // lost track. Either way the whole grant goes (RFC 9700 §4.14).
@@ -291,11 +301,11 @@ impl OidcService {
                 "the device code was already used".into(),
             )),
             DevicePoll::Approved { account_id } => {
-                // Approved by an account removed since: no grant is made
-                // for it (its id is never anyone else's).
+                // Approved by an account removed or disabled since: no
+                // grant is made for it (its id is never anyone else's).
                 if self.accounts.account_by_id(account_id).await?.is_none() {
                     return Err(OidcError::InvalidGrant(
-                        "the account no longer exists".into(),
+                        "the account is disabled or no longer exists".into(),
                     ));
                 }
                 let (grant_key, grant) = self
@@ -347,7 +357,9 @@ impl OidcService {
             .accounts
             .account_by_id(grant.account_id)
             .await?
-            .ok_or_else(|| OidcError::InvalidGrant("the account no longer exists".into()))?;
+            .ok_or_else(|| {
+                OidcError::InvalidGrant("the account is disabled or no longer exists".into())
+            })?;
         let now = now_millis();
         let access_token = Secret::new_random().encode();
         let access = IssuedToken {
@@ -421,7 +433,8 @@ impl OidcService {
         })
     }
 
-    /// The grant and account behind a live access token.
+    /// The grant and account behind a live access token (none while the
+    /// account is disabled).
     async fn access(&self, access_token: &str) -> Result<Option<(Grant, Account)>, StoreError> {
         let Some((token, _)) = self
             .load::<IssuedToken>(kinds::ACCESS_TOKEN, &secret_digest(access_token))

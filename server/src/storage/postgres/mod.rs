@@ -74,7 +74,8 @@ impl AccountStore for PostgresStore {
     ) -> Result<Account, StoreError> {
         let result = sqlx::query(
             "INSERT INTO accounts (subject, username, display_name, password_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id, subject, username, display_name, created_at",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id, subject, username, display_name, created_at,
+                       admin, disabled",
         )
         .bind(Account::new_subject())
         .bind(username.as_str())
@@ -95,7 +96,7 @@ impl AccountStore for PostgresStore {
         username: &Username,
     ) -> Result<Option<(Account, String)>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, subject, username, display_name, created_at, password_hash
+            "SELECT id, subject, username, display_name, created_at, admin, disabled, password_hash
              FROM accounts WHERE username = $1",
         )
         .bind(username.as_str())
@@ -125,7 +126,8 @@ impl AccountStore for PostgresStore {
 
     async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, subject, username, display_name, created_at FROM accounts WHERE id = $1",
+            "SELECT id, subject, username, display_name, created_at, admin, disabled
+             FROM accounts WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -135,8 +137,8 @@ impl AccountStore for PostgresStore {
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, subject, username, display_name, created_at FROM accounts
-             ORDER BY username",
+            "SELECT id, subject, username, display_name, created_at, admin, disabled
+             FROM accounts ORDER BY username",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -156,6 +158,19 @@ impl AccountStore for PostgresStore {
         password_hash: &str,
     ) -> Result<bool, StoreError> {
         self.reset_account_password(account_id, password_hash).await
+    }
+    async fn set_admin(&self, account_id: i64, admin: bool) -> Result<bool, StoreError> {
+        self.set_account_admin(account_id, admin).await
+    }
+    async fn disable_account(
+        &self,
+        account_id: i64,
+        records: &[RecordSelector],
+    ) -> Result<bool, StoreError> {
+        self.disable_account_everywhere(account_id, records).await
+    }
+    async fn enable_account(&self, account_id: i64) -> Result<bool, StoreError> {
+        self.enable_disabled_account(account_id).await
     }
 }
 
@@ -190,12 +205,15 @@ impl SessionStore for PostgresStore {
         token_hash: &SecretHash,
         now: UnixMillis,
     ) -> Result<Option<(Session, Account)>, StoreError> {
+        // Only an enabled account's: disabling ended its sessions, and one
+        // stored in a race with it (its account read just before) works
+        // no more than they do.
         let row = sqlx::query(
             "SELECT s.id, s.account_id, s.method, s.user_agent, s.ip, s.created_at,
                     s.last_seen_at, a.subject, a.username, a.display_name,
-                    a.created_at AS account_created_at
+                    a.created_at AS account_created_at, a.admin, a.disabled
              FROM sessions s JOIN accounts a ON a.id = s.account_id
-             WHERE s.token_hash = $1 AND s.last_seen_at > $2",
+             WHERE s.token_hash = $1 AND s.last_seen_at > $2 AND NOT a.disabled",
         )
         .bind(&token_hash.0[..])
         .bind(now.saturating_sub(SESSION_IDLE_LIMIT_MS) as i64)
