@@ -469,7 +469,26 @@ impl PasskeyService {
         let credentials = self.credentials(account.id).await?;
         self.require_proof(current, CredentialChange::AddPasskey, &credentials.state)
             .await?;
-        let existing = credentials.passkeys;
+        let (options, state) = self
+            .registration_options(webauthn, account, &credentials.passkeys)
+            .await?;
+        let ceremony = self
+            .new_ceremony(&CeremonyState::Register {
+                account_id: account.id,
+                state,
+            })
+            .await?;
+        Ok(Ceremony { ceremony, options })
+    }
+
+    /// Creation options for one more passkey of `account` (none of those
+    /// it has: `existing`), and the state that verifies the answer.
+    async fn registration_options(
+        &self,
+        webauthn: &Webauthn,
+        account: &Account,
+        existing: &[(String, StoredPasskey)],
+    ) -> Result<(CreationChallengeResponse, PasskeyRegistration), PasskeyError> {
         if existing.len() >= MAX_PASSKEYS {
             return Err(PasskeyError::TooMany);
         }
@@ -492,13 +511,51 @@ impl PasskeyService {
             selection.require_resident_key = true;
             selection.resident_key = Some(ResidentKeyRequirement::Required);
         }
-        let ceremony = self
-            .new_ceremony(&CeremonyState::Register {
-                account_id: account.id,
-                state,
-            })
-            .await?;
-        Ok(Ceremony { ceremony, options })
+        Ok((options, state))
+    }
+
+    /// Keeps a verified new passkey of `account_id` under `name`.
+    async fn keep_passkey(
+        &self,
+        account_id: i64,
+        name: &PasskeyName,
+        passkey: Passkey,
+        caller: &Caller,
+    ) -> Result<PasskeyInfo, PasskeyError> {
+        let handle = self.handle_or_new(account_id).await?;
+        let id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
+        let now = now_millis();
+        let stored = StoredPasskey {
+            account_id,
+            name: name.as_str().to_owned(),
+            created_at: now,
+            last_used_at: None,
+            passkey,
+        };
+        self.store
+            .insert(
+                kinds::PASSKEY,
+                &format!("{handle}:{id}"),
+                &to_json(&stored)?,
+                FOREVER,
+                now,
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Duplicate => PasskeyError::InvalidInput(InvalidInput(
+                    "this passkey is already on the account",
+                )),
+                e => e.into(),
+            })?;
+        tracing::info!(account_id, passkey = %id, "passkey added");
+        self.audit
+            .record(AuditEvent::PasskeyAdded, None, Some(account_id), caller);
+        Ok(PasskeyInfo {
+            id,
+            name: stored.name,
+            created_at: now,
+            last_used_at: None,
+        })
     }
 
     /// Verifies the browser's new credential and stores it under `name`.
@@ -531,40 +588,7 @@ impl PasskeyService {
                 tracing::debug!(error = %e, "passkey registration refused");
                 PasskeyError::Refused
             })?;
-        let handle = self.handle_or_new(account_id).await?;
-        let id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
-        let now = now_millis();
-        let stored = StoredPasskey {
-            account_id,
-            name: name.as_str().to_owned(),
-            created_at: now,
-            last_used_at: None,
-            passkey,
-        };
-        self.store
-            .insert(
-                kinds::PASSKEY,
-                &format!("{handle}:{id}"),
-                &to_json(&stored)?,
-                FOREVER,
-                now,
-            )
-            .await
-            .map_err(|e| match e {
-                StoreError::Duplicate => PasskeyError::InvalidInput(InvalidInput(
-                    "this passkey is already on the account",
-                )),
-                e => e.into(),
-            })?;
-        tracing::info!(account = %current.account.username, passkey = %id, "passkey added");
-        self.audit
-            .record(AuditEvent::PasskeyAdded, None, Some(account_id), caller);
-        Ok(PasskeyInfo {
-            id,
-            name: stored.name,
-            created_at: now,
-            last_used_at: None,
-        })
+        self.keep_passkey(account_id, &name, passkey, caller).await
     }
 
     /// Removes one of the account's passkeys (with a fresh proof); never
@@ -1210,27 +1234,9 @@ impl PasskeyService {
         let webauthn = self.webauthn()?;
         let (key, _, account) = self.usable_invite(token, caller).await?;
         let existing = self.stored(account.id).await?;
-        if existing.len() >= MAX_PASSKEYS {
-            return Err(PasskeyError::TooMany);
-        }
-        let handle = self.handle_or_new(account.id).await?;
-        let exclude = existing
-            .iter()
-            .map(|(_, s)| s.passkey.cred_id().clone())
-            .collect();
-        let (mut options, state) = webauthn
-            .start_passkey_registration(
-                handle,
-                &account.username,
-                &account.display_name,
-                Some(exclude),
-            )
-            .map_err(|e| PasskeyError::Internal(e.to_string()))?;
-        // Discoverable, as on /m: signing in then needs no username.
-        if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
-            selection.require_resident_key = true;
-            selection.resident_key = Some(ResidentKeyRequirement::Required);
-        }
+        let (options, state) = self
+            .registration_options(webauthn, &account, &existing)
+            .await?;
         let ceremony = self
             .new_ceremony(&CeremonyState::Enroll {
                 account_id: account.id,
@@ -1279,28 +1285,9 @@ impl PasskeyService {
         if !self.invite_store().take(&key).await? {
             return Err(PasskeyError::InviteGone);
         }
-        let handle = self.handle_or_new(account_id).await?;
-        let id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
-        let now = now_millis();
-        let stored = StoredPasskey {
-            account_id,
-            name: name.as_str().to_owned(),
-            created_at: now,
-            last_used_at: None,
-            passkey,
-        };
-        self.store
-            .insert(
-                kinds::PASSKEY,
-                &format!("{handle}:{id}"),
-                &to_json(&stored)?,
-                FOREVER,
-                now,
-            )
+        self.keep_passkey(account_id, &name, passkey, caller)
             .await?;
-        tracing::info!(account = %account.username, passkey = %id, "invite used: passkey added");
-        self.audit
-            .record(AuditEvent::PasskeyAdded, None, Some(account_id), caller);
+        tracing::info!(account = %account.username, "invite used: passkey added");
         self.audit
             .record(AuditEvent::InviteUsed, None, Some(account_id), caller);
         let token = self

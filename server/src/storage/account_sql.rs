@@ -19,18 +19,32 @@ macro_rules! account_changes_for {
                 account_id: i64,
                 records: &[RecordSelector],
             ) -> Result<bool, StoreError> {
+                self.end_account("DELETE FROM accounts WHERE id = $1", account_id, records)
+                    .await
+            }
+
+            /// `statement` (on the account, `$1` its id), then its sessions
+            /// and the records `records` selects removed: all or nothing;
+            /// false (and nothing done) if the statement changed no row.
+            async fn end_account(
+                &self,
+                statement: &str,
+                account_id: i64,
+                records: &[RecordSelector],
+            ) -> Result<bool, StoreError> {
                 // A write first: on SQLite the transaction takes the write
                 // lock at once and never has to upgrade a read lock
                 // (SQLITE_BUSY in WAL mode).
                 let mut transaction = self.pool().begin().await?;
-                let done = sqlx::query(&$sql("DELETE FROM accounts WHERE id = $1"))
+                let done = sqlx::query(&$sql(statement))
                     .bind(account_id)
                     .execute(&mut *transaction)
                     .await?;
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                // The foreign key's cascade would do it; said here as well.
+                // On removal the foreign key's cascade would do it; said
+                // here as well.
                 sqlx::query(&$sql("DELETE FROM sessions WHERE account_id = $1"))
                     .bind(account_id)
                     .execute(&mut *transaction)
@@ -96,30 +110,12 @@ macro_rules! account_changes_for {
                 account_id: i64,
                 records: &[RecordSelector],
             ) -> Result<bool, StoreError> {
-                // A write first, as in removal: SQLite's write lock at once.
-                let mut transaction = self.pool().begin().await?;
-                let done = sqlx::query(&$sql("UPDATE accounts SET disabled = $1 WHERE id = $2"))
-                    .bind(true)
-                    .bind(account_id)
-                    .execute(&mut *transaction)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                sqlx::query(&$sql("DELETE FROM sessions WHERE account_id = $1"))
-                    .bind(account_id)
-                    .execute(&mut *transaction)
-                    .await?;
-                for selector in records {
-                    let (statement, kind, key) = removal(selector);
-                    sqlx::query(&$sql(statement))
-                        .bind(kind)
-                        .bind(key)
-                        .execute(&mut *transaction)
-                        .await?;
-                }
-                transaction.commit().await?;
-                Ok(true)
+                self.end_account(
+                    "UPDATE accounts SET disabled = TRUE WHERE id = $1",
+                    account_id,
+                    records,
+                )
+                .await
             }
 
             /// Clears the disabled flag; false if there is no such account.
