@@ -288,23 +288,7 @@ async fn a_removed_accounts_identity_is_never_the_next_ones(app: &TestApp, datab
     assert_ne!(carol.subject, bob.subject);
 
     // Nothing of Bob's works, for anyone.
-    let (status, answer) = oidc::refresh(app, &client, &refresh_token).await;
-    assert_eq!(
-        (status, answer["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-        "{answer}"
-    );
-    assert_eq!(
-        oidc::userinfo(app, &access_token).await,
-        StatusCode::UNAUTHORIZED
-    );
-    let device_code = device["device_code"].as_str().unwrap();
-    let (status, answer) = oidc::device_poll(app, &client, device_code).await;
-    assert_eq!(
-        (status, answer["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-        "{answer}"
-    );
+    app_and_device_refused(app, &client, &refresh_token, &access_token, &device).await;
     assert_eq!(
         passkey_sign_in(app, &passkey, 2).await,
         Err(StatusCode::FORBIDDEN)
@@ -392,4 +376,32 @@ async fn on_postgres_a_removed_accounts_identity_is_never_the_next_ones() {
     })
     .await;
     a_removed_accounts_identity_is_never_the_next_ones(&app, &database).await;
+}
+
+/// The app's refresh and access tokens and the device approved before are
+/// all refused: `invalid_grant`, 401, `invalid_grant`.
+pub(crate) async fn app_and_device_refused(
+    app: &TestApp,
+    client: &oidc::Client,
+    refresh_token: &str,
+    access_token: &str,
+    device: &serde_json::Value,
+) {
+    let (status, answer) = oidc::refresh(app, client, refresh_token).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{answer}"
+    );
+    assert_eq!(
+        oidc::userinfo(app, access_token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let device_code = device["device_code"].as_str().unwrap();
+    let (status, answer) = oidc::device_poll(app, client, device_code).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{answer}"
+    );
 }

@@ -10,7 +10,9 @@ use axum::http::{header, Method, StatusCode};
 use server::{config::ServeArgs, domain::audit::AuditEvent, storage};
 
 use crate::{
-    accounts_lifecycle::{add_passkey, me, operator, passkey_server, passkey_sign_in},
+    accounts_lifecycle::{
+        add_passkey, app_and_device_refused, me, operator, passkey_server, passkey_sign_in,
+    },
     helpers::*,
     oidc,
 };
@@ -168,23 +170,7 @@ async fn administrators_and_disabled_accounts(app: &TestApp) {
         Err(StatusCode::FORBIDDEN)
     );
     // Her app is signed out, and the device gets nothing.
-    let (status, answer) = oidc::refresh(app, &client, &refresh_token).await;
-    assert_eq!(
-        (status, answer["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-        "{answer}"
-    );
-    assert_eq!(
-        oidc::userinfo(app, &access_token).await,
-        StatusCode::UNAUTHORIZED
-    );
-    let device_code = device["device_code"].as_str().unwrap();
-    let (status, answer) = oidc::device_poll(app, &client, device_code).await;
-    assert_eq!(
-        (status, answer["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-        "{answer}"
-    );
+    app_and_device_refused(app, &client, &refresh_token, &access_token, &device).await;
     // Bob is not touched.
     assert_eq!(phone_me(app, &bob_phone).await, StatusCode::OK);
     assert_eq!(listed(app, "bob").await, (false, false));
