@@ -11,20 +11,18 @@ use std::{path::Path, str::FromStr};
 use async_trait::async_trait;
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
-    Row, SqlitePool,
+    SqlitePool,
 };
 
 use crate::domain::{
-    account::{
-        Account, DisplayName, NewSession, Session, SignInRecord, Username, SESSION_IDLE_LIMIT_MS,
-    },
+    account::{Account, NewSession, Session, SignInRecord, SESSION_IDLE_LIMIT_MS},
     audit::{AuditEvent, AuditRecord},
     secret::SecretHash,
     time::UnixMillis,
 };
 use crate::storage::{
-    sql_rows::{account_from, audit_from, session_and_account_from, session_from, sign_in_from},
-    traits::{AccountStore, AuditQuery, AuditStore, RecordSelector, SessionStore, StoreError},
+    sql_rows::{audit_from, session_and_account_from, session_from, sign_in_from},
+    traits::{AuditQuery, AuditStore, SessionStore, StoreError},
 };
 use connection::{BUSY_TIMEOUT, PRAGMAS};
 use writer::SqliteWriter;
@@ -73,109 +71,6 @@ impl SqliteStore {
 
 fn unavailable(err: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(err.to_string())
-}
-
-#[async_trait]
-impl AccountStore for SqliteStore {
-    async fn create_account(
-        &self,
-        username: &Username,
-        display_name: &DisplayName,
-        password_hash: &str,
-        now: UnixMillis,
-    ) -> Result<Account, StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO accounts (subject, username, display_name, password_hash, created_at)
-             VALUES (?, ?, ?, ?, ?) RETURNING id, subject, username, display_name, created_at,
-                       admin, disabled",
-        )
-        .bind(Account::new_subject())
-        .bind(username.as_str())
-        .bind(display_name.as_str())
-        .bind(password_hash)
-        .bind(now as i64)
-        .fetch_one(&self.pool)
-        .await;
-        match result {
-            Ok(row) => Ok(account_from(&row)?),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Duplicate),
-            Err(e) => Err(e.into()),
-        }
-    }
-    async fn find_account(
-        &self,
-        username: &Username,
-    ) -> Result<Option<(Account, String)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, subject, username, display_name, created_at, admin, disabled, password_hash
-             FROM accounts WHERE username = ?",
-        )
-        .bind(username.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(row) => Some((account_from(&row)?, row.try_get("password_hash")?)),
-            None => None,
-        })
-    }
-    async fn set_password(
-        &self,
-        username: &Username,
-        password_hash: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE accounts SET password_hash = ? WHERE username = ?")
-            .bind(password_hash)
-            .bind(username.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-    async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, subject, username, display_name, created_at, admin, disabled
-             FROM accounts WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(account_from).transpose()?)
-    }
-    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, subject, username, display_name, created_at, admin, disabled
-             FROM accounts ORDER BY username",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
-    }
-    async fn remove_account(
-        &self,
-        account_id: i64,
-        records: &[RecordSelector],
-    ) -> Result<bool, StoreError> {
-        self.remove_account_everywhere(account_id, records).await
-    }
-    async fn reset_account(
-        &self,
-        account_id: i64,
-        password_hash: &str,
-    ) -> Result<bool, StoreError> {
-        self.reset_account_password(account_id, password_hash).await
-    }
-    async fn set_admin(&self, account_id: i64, admin: bool) -> Result<bool, StoreError> {
-        self.set_account_admin(account_id, admin).await
-    }
-    async fn disable_account(
-        &self,
-        account_id: i64,
-        records: &[RecordSelector],
-    ) -> Result<bool, StoreError> {
-        self.disable_account_everywhere(account_id, records).await
-    }
-    async fn enable_account(&self, account_id: i64) -> Result<bool, StoreError> {
-        self.enable_disabled_account(account_id).await
-    }
 }
 
 #[async_trait]
@@ -315,6 +210,10 @@ impl AuditStore for SqliteStore {
 /// For tests: a store in a new file at `path` holding the account `alice`.
 #[cfg(test)]
 pub(crate) async fn store_with_alice(path: &Path) -> (SqliteStore, Account) {
+    use crate::{
+        domain::account::{DisplayName, Username},
+        storage::AccountStore,
+    };
     let store = SqliteStore::open(path).await.unwrap();
     let account = store
         .create_account(
@@ -333,7 +232,13 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
-    use crate::domain::{account::SignInMethod, secret::Secret};
+    use crate::{
+        domain::{
+            account::{DisplayName, SignInMethod, Username},
+            secret::Secret,
+        },
+        storage::AccountStore,
+    };
 
     /// The migration that made ids AUTOINCREMENT and gave accounts subjects.
     const NEVER_REUSED: i64 = 20261211000001;
