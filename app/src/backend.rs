@@ -7,13 +7,36 @@ use leptos::prelude::ServerFnError;
 
 use crate::{
     api::User,
-    server_fns::{AccountView, DeviceView, InviteView, PasskeyCeremony, PhoneLoginView},
+    server_fns::{AccountView, DeviceView, InviteView, LinkView, PasskeyCeremony, PhoneLoginView},
 };
 
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Whether passkeys work here (the public URL has a host name).
     fn passkeys_available(&self) -> bool;
+    /// Whether anyone may make an account on `/join` (`--registration open`).
+    fn registration_open(&self) -> bool;
+    /// Begins an open sign-up: the token of the invite page that finishes
+    /// it (`registration_closed`, `username_taken`, `bad_request`,
+    /// `rate_limited` refuse).
+    async fn join(
+        &self,
+        request: &Parts,
+        username: &str,
+        display_name: &str,
+    ) -> Result<String, ServerFnError>;
+    /// "Add another phone": a phone link's token for the signed-in account
+    /// (needs the fresh proof of a credential change).
+    async fn start_link(&self, request: &Parts) -> Result<String, ServerFnError>;
+    /// Where the signed-in phone's link stands.
+    async fn link(&self, request: &Parts, token: &str) -> Result<LinkView, ServerFnError>;
+    /// Picks the number the other phone shows: whether it was right.
+    async fn pick_link_number(
+        &self,
+        request: &Parts,
+        token: &str,
+        number: u8,
+    ) -> Result<bool, ServerFnError>;
     async fn current_user(&self, request: &Parts) -> Result<Option<User>, ServerFnError>;
     async fn phone_login(&self, request: &Parts, id: &str)
         -> Result<PhoneLoginView, ServerFnError>;

@@ -2,16 +2,20 @@
 //! their phone, with no session and no password handed over. It names the
 //! account and the site (so a forwarded link is recognised for what it
 //! is), then makes a passkey (a small island) or, where passkeys are off,
-//! sets a password with a plain form. Server-rendered like `/m`.
+//! sets a password with a plain form. Server-rendered like `/m`. The same
+//! page serves the setup link, an open sign-up's second step, and the
+//! second phone of "Add another phone" (its number first, then its
+//! passkey).
 
 use leptos::prelude::*;
-use leptos_meta::Title;
+use leptos_meta::{Meta, Title};
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
     i18n::{fill, t},
     passkey::{Step, StepFailure},
     server_fns::{load_invite, EnrollPassword, InviteView},
+    words::words,
     Brand,
 };
 
@@ -45,6 +49,35 @@ pub fn InvitePage() -> impl IntoView {
                     <p class="lead">{t.too_many_lead}</p>
                 }
                 .into_any(),
+                // A phone link: the number for the first phone to pick; the
+                // page looks again every two seconds (no script).
+                Ok(InviteView::LinkNumber {
+                    number,
+                    display_name,
+                }) => {
+                    let w = words();
+                    view! {
+                        <Meta http_equiv="refresh" content="2"/>
+                        <h1>{w.link_number_heading}</h1>
+                        <p class="match-code" data-testid="link-number">{number.to_string()}</p>
+                        <p class="lead">{fill(w.link_number_lead, &[&display_name])}</p>
+                    }
+                    .into_any()
+                }
+                Ok(InviteView::LinkReady {
+                    display_name,
+                    username,
+                    site,
+                }) => {
+                    let w = words();
+                    view! {
+                        <h1>{fill(w.link_ready_heading, &[&display_name, &site])}</h1>
+                        <p class="meta invite-account">{fill(t.invite_account, &[&username])}</p>
+                        <p class="lead">{w.link_ready_lead}</p>
+                        <EnrollPasskey token=token()/>
+                    }
+                    .into_any()
+                }
                 Ok(InviteView::Ready {
                     display_name,
                     username,

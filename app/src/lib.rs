@@ -1,11 +1,14 @@
 //! qrlogin's pages and the types the server and the browser share.
 
+pub mod admin;
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod backend;
 mod device;
 pub mod i18n;
 mod invite;
+mod join;
+mod link;
 mod loader;
 mod login;
 mod passkey;
@@ -13,6 +16,7 @@ mod phone;
 pub mod qr;
 mod scanner;
 pub mod server_fns;
+mod words;
 
 use leptos::{nonce::use_nonce, prelude::*};
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -25,6 +29,8 @@ use crate::server_fns::{current_user, SignOut};
 
 pub use device::DevicePage;
 pub use invite::InvitePage;
+pub use join::JoinPage;
+pub use link::LinkPage;
 pub use login::{AuthorizePage, LoginPage};
 pub use phone::{PhoneHomePage, PhoneLoginPage};
 
@@ -81,6 +87,14 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/m") view=PhoneHomePage ssr=SsrMode::Async/>
                     <Route path=path!("/device") view=DevicePage ssr=SsrMode::Async/>
                     <Route path=path!("/invite/:token") view=InvitePage ssr=SsrMode::Async/>
+                    <Route path=path!("/join") view=JoinPage ssr=SsrMode::Async/>
+                    <Route path=path!("/m/link/:token") view=LinkPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view=admin::StatusPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/accounts") view=admin::AccountsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/accounts/:username") view=admin::AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/apps") view=admin::AppsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/audit") view=admin::AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/tokens") view=admin::TokensPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="page-footer">

@@ -87,6 +87,19 @@ fn logins_url(authorization: Option<&str>) -> String {
     }
 }
 
+/// Whether `/login?next=` may send the browser to `next` after signing
+/// in: only a path on this site made of letters, digits and `/-_.` (no
+/// `//host`, no scheme, no escapes, no query), so it is never an open
+/// redirect.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn plain_local_path(next: &str) -> bool {
+    next.starts_with('/')
+        && !next.starts_with("//")
+        && next
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+}
+
 /// Asks for the first code while the page is still parsed, instead of
 /// after the WASM has loaded and hydrated (one round trip less before the
 /// QR is drawn). Without JavaScript it does nothing.
@@ -111,6 +124,7 @@ pub fn LoginPage() -> impl IntoView {
         <Title text=t().title_sign_in/>
         <AskEarly authorization=None/>
         <LoginCard/>
+        <crate::join::JoinLink/>
     }
 }
 
@@ -661,6 +675,14 @@ mod wait_loop {
                         }
                         return Ended::Done;
                     }
+                    // Sent here by a page that needs a session
+                    // (`/login?next=/admin`): back to it.
+                    if let Some(next) = next_page() {
+                        if let Some(window) = web_sys::window() {
+                            let _ = window.location().assign(&next);
+                        }
+                        return Ended::Done;
+                    }
                     // The card now shows the home page; the address follows
                     // without a load (a reload renders `/` on the server).
                     if let Some(window) = web_sys::window() {
@@ -687,6 +709,17 @@ mod wait_loop {
         }
     }
 
+    /// `/login?next=/path`: where to go once signed in, when it is a plain
+    /// path of this site (letters, digits, `/-_.`; never `//host`).
+    fn next_page() -> Option<String> {
+        let search = web_sys::window()?.location().search().ok()?;
+        let next = search
+            .trim_start_matches('?')
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("next="))?;
+        super::plain_local_path(next).then(|| next.to_owned())
+    }
+
     enum Ended {
         /// Show a new code at once (not counted as an expiry).
         Replace,
@@ -694,5 +727,31 @@ mod wait_loop {
         Expired,
         /// Nothing more to do.
         Done,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_local_path;
+
+    #[test]
+    fn next_is_followed_only_to_plain_local_paths() {
+        for good in ["/admin", "/admin/accounts/erin", "/m", "/a-b_c.d"] {
+            assert!(plain_local_path(good), "{good}");
+        }
+        for bad in [
+            "",
+            "admin",
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/%2F%2Fevil.example",
+            "/admin?x=1",
+            "/admin#x",
+            "/a b",
+            "javascript:alert(1)",
+        ] {
+            assert!(!plain_local_path(bad), "{bad}");
+        }
     }
 }

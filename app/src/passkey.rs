@@ -79,12 +79,13 @@ async fn confirm_with_a_passkey() -> Result<(), String> {
         .map_err(error_text)
 }
 
-/// "Confirm with my passkey" on `/m`.
+/// "Confirm with my passkey" on `/m` and on the admin console's pages:
+/// then this page again, without its query (`?code=confirm_first`).
 #[island]
 pub fn ConfirmWithPasskey() -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
     #[cfg(feature = "hydrate")]
-    let confirm = move |_| run_step(step, "/m".into(), confirm_with_a_passkey());
+    let confirm = move |_| run_step(step, "?".into(), confirm_with_a_passkey());
     #[cfg(not(feature = "hydrate"))]
     let confirm = |_| ();
     view! {

@@ -54,7 +54,7 @@ pub(crate) fn SignInForm(next: String) -> impl IntoView {
 }
 
 /// Whether this server can use passkeys (its public URL has a host name).
-fn passkeys_available() -> bool {
+pub(crate) fn passkeys_available() -> bool {
     #[cfg(feature = "ssr")]
     {
         use_context::<std::sync::Arc<dyn crate::backend::Backend>>()
@@ -234,7 +234,7 @@ mod local_time {
 }
 
 /// "2026-11-22T19:02:12.72Z" → "2026-11-22 19:02 UTC".
-fn short_time(rfc3339: &str) -> String {
+pub(crate) fn short_time(rfc3339: &str) -> String {
     match (rfc3339.get(..10), rfc3339.get(11..16)) {
         (Some(date), Some(time)) => format!("{date} {time} UTC"),
         _ => rfc3339.to_owned(),
@@ -308,9 +308,13 @@ fn AppRow(app: AppConsent, withdraw: ServerAction<WithdrawApp>) -> impl IntoView
 
 /// `/m`'s "Confirm it's you": a change to how the account signs in needs
 /// a fresh proof with a credential it already has (its passkey, else its
-/// password), not the session alone.
+/// password), not the session alone. (The admin console shows it too,
+/// with `next`: where the password confirmation comes back to.)
 #[component]
-fn ConfirmSection(confirm: ConfirmView) -> impl IntoView {
+pub(crate) fn ConfirmSection(
+    confirm: ConfirmView,
+    #[prop(optional)] next: Option<String>,
+) -> impl IntoView {
     use leptos::server_fn::ServerFn;
     let t = t();
     let password_url = <ConfirmWithPassword as ServerFn>::url();
@@ -327,6 +331,7 @@ fn ConfirmSection(confirm: ConfirmView) -> impl IntoView {
         (None, ConfirmWith::Password) => view! {
             <p class="hint">{t.confirm_lead_password}</p>
             <form method="post" action=password_url class="form confirm-password">
+                {next.map(|next| view! { <input type="hidden" name="next" value=next/> })}
                 <label>
                     {t.password}
                     <input type="password" name="password" autocomplete="current-password" required/>
@@ -405,6 +410,7 @@ fn PasskeysSection(
         })}
         {(!has_passkey).then(|| view! { <p class="hint">{t.no_passkeys}</p> })}
         <crate::passkey::AddPasskey confirm_with_passkey_first/>
+        <crate::link::AddPhone/>
         <form method="post" action=choices_url class="form sign-in-choices">
             <label class="check">
                 <input type="checkbox" name="password" value="on" checked=!password_off/>
@@ -494,6 +500,7 @@ pub fn PhoneHomePage() -> impl IntoView {
                 Ok(None) => view! {
                     <h1>{t.phone_signed_out_heading}</h1>
                     <SignInForm next="/m".to_owned()/>
+                    <crate::join::JoinLink/>
                 }
                 .into_any(),
                 Err(_) => view! { <p class="error">{t.cannot_load_account}</p> }.into_any(),

@@ -156,6 +156,34 @@ pub enum InviteView {
     Gone,
     /// Too many invites looked up from this address: wait.
     TooMany,
+    /// A phone link this phone opened: the number to show, for the first
+    /// phone to pick.
+    LinkNumber { number: u8, display_name: String },
+    /// A phone link whose number the first phone picked: create this
+    /// phone's passkey on the account.
+    LinkReady {
+        display_name: String,
+        username: String,
+        site: String,
+    },
+}
+
+/// What the first phone's `/m/link/{token}` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkView {
+    SignInNeeded,
+    /// Nobody opened the link yet: its URL, for the QR.
+    Waiting {
+        url: String,
+    },
+    /// A phone opened it: the three numbers to pick from.
+    Scanned {
+        choices: Vec<u8>,
+    },
+    /// The right number was picked: the other phone is finishing.
+    Matched,
+    /// Ended: used, expired, a wrong number, or not this phone's.
+    Gone,
 }
 
 /// A machine code fit for a query string (letters and `_` only).
@@ -175,7 +203,7 @@ fn local_path(next: &str) -> &str {
         && next.len() <= 200
         && next
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/-_?=&".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_?=&.%:+".contains(&b));
     if ok {
         next
     } else {
@@ -312,11 +340,29 @@ pub async fn confirm_with_passkey(
         .await
 }
 
-/// Confirms with the password (a plain form: works without JavaScript).
+/// Confirms with the password (a plain form: works without JavaScript);
+/// back to `/m`, or to the admin console page named by `next`.
 #[server(prefix = "/fn")]
-pub async fn confirm_with_password(password: String) -> Result<(), ServerFnError> {
+pub async fn confirm_with_password(
+    password: String,
+    #[server(default)] next: Option<String>,
+) -> Result<(), ServerFnError> {
     let (backend, parts) = backend()?;
-    back_to_m(backend.confirm_with_password(&parts, &password).await)
+    let outcome = backend.confirm_with_password(&parts, &password).await;
+    match next.as_deref().map(local_path) {
+        Some(page) if page.starts_with("/admin") => {
+            let page = page.split('?').next().unwrap_or("/admin");
+            match outcome {
+                Ok(()) => leptos_axum::redirect(page),
+                Err(ServerFnError::ServerError(code)) => {
+                    leptos_axum::redirect(&format!("{page}?code={}", local_code(&code)))
+                }
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        }
+        _ => back_to_m(outcome),
+    }
 }
 
 /// The account's sign-in choices (a plain form: unchecked boxes are absent).
@@ -519,6 +565,54 @@ pub async fn enroll_password(token: String, password: String) -> Result<(), Serv
     Ok(())
 }
 
+/// Begins an open sign-up (a plain form on `/join`): on to the invite page
+/// that creates the passkey; refused, back to `/join`, which says why.
+#[server(prefix = "/fn")]
+pub async fn join_start(username: String, display_name: String) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    match backend.join(&parts, &username, &display_name).await {
+        Ok(token) => leptos_axum::redirect(local_path(&format!("/invite/{token}"))),
+        Err(ServerFnError::ServerError(code)) => {
+            leptos_axum::redirect(&format!("/join?failed={}", local_code(&code)))
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// "Add another phone" (a plain form on `/m`): on to the link's page;
+/// refused (no fresh confirmation), back to `/m`, which says why.
+#[server(prefix = "/fn")]
+pub async fn start_link() -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    match backend.start_link(&parts).await {
+        Ok(token) => leptos_axum::redirect(local_path(&format!("/m/link/{token}"))),
+        Err(e) => return back_to_m(Err(e)),
+    }
+    Ok(())
+}
+
+/// Loads `/m/link/{token}`.
+#[server(prefix = "/fn")]
+pub async fn load_link(token: String) -> Result<LinkView, ServerFnError> {
+    let (backend, parts) = backend()?;
+    backend.link(&parts, &token).await
+}
+
+/// The number picked on the first phone (a plain form); back to the link's
+/// page, told when it was wrong (the link then ended).
+#[server(prefix = "/fn")]
+pub async fn pick_link_number(token: String, number: u8) -> Result<(), ServerFnError> {
+    let (backend, parts) = backend()?;
+    let right = backend.pick_link_number(&parts, &token, number).await?;
+    let back = match right {
+        true => format!("/m/link/{token}"),
+        false => format!("/m/link/{token}?wrong=1"),
+    };
+    leptos_axum::redirect(local_path(&back));
+    Ok(())
+}
+
 #[server(prefix = "/fn")]
 pub async fn revoke_session(id: String) -> Result<(), ServerFnError> {
     let (backend, parts) = backend()?;
@@ -540,5 +634,12 @@ mod tests {
         assert_eq!(local_path("//evil.example"), "/m");
         assert_eq!(local_path("https://evil.example"), "/m");
         assert_eq!(local_path("/x\r\nSet-Cookie: a=b"), "/m");
+        // The admin console's filters (a time, encoded) survive a switch
+        // of language.
+        assert_eq!(
+            local_path("/admin/audit?from=2026-12-01T10%3A00&account=a.b"),
+            "/admin/audit?from=2026-12-01T10%3A00&account=a.b"
+        );
+        assert_eq!(local_path("/\\evil.example"), "/m");
     }
 }

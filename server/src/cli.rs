@@ -1,6 +1,6 @@
 //! The `qrlogin` command: `serve` (the default),
 //! `user add|list|remove|reset|admin|disable|enable|invite|invites|uninvite`,
-//! `client`, `keys` and `device-login`.
+//! `client`, `token`, `keys` and `device-login`.
 
 use std::{
     io::{IsTerminal, Read},
@@ -11,7 +11,7 @@ use std::{
 use crate::{
     config::{
         Cli, ClientAction, ClientArgs, Command, KeysAction, KeysArgs, LogFormat, ServeArgs,
-        Settings, StoreArgs, UserAction, UserArgs,
+        Settings, StoreArgs, TokenAction, TokenArgs, UserAction, UserArgs,
     },
     domain::{
         caller::Caller,
@@ -20,7 +20,8 @@ use crate::{
     },
     http::{router, AppState},
     services::{
-        invites::{InviteKind, MAX_VALID_HOURS},
+        admin::{self, AdminActor, NewApp, PasskeySelection, TokenScope},
+        invites::{InviteKind, NewInvite, MAX_VALID_HOURS},
         Services,
     },
     storage,
@@ -60,6 +61,7 @@ pub async fn run() -> ExitCode {
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::User(args)) => manage_users(args).await,
         Some(Command::Client(args)) => manage_clients(args).await,
+        Some(Command::Token(args)) => manage_tokens(args).await,
         Some(Command::Keys(args)) => manage_keys(args).await,
         Some(Command::DeviceLogin(args)) => crate::device_login::run(args).await,
         None => serve(cli.serve).await,
@@ -98,6 +100,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         );
         println!();
     }
+    print_setup_link(&state.services, &settings).await;
     tokio::spawn(
         state
             .services
@@ -133,6 +136,49 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// While no enabled administrator can sign in, prints a one-time setup
+/// link (24 h; older ones revoked) that enrolls one, once and prominently,
+/// and logs it (a line a test or an operator's log reader finds). A
+/// failure is logged: the server still serves.
+async fn print_setup_link(services: &Services, settings: &Settings) {
+    let caller = Caller::new(None, "qrlogin serve (setup link)");
+    let link = match services.setup_link(&settings.setup_admin, &caller).await {
+        Ok(Some(link)) => link,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::error!(error = %err, "no setup link: no administrator can sign in");
+            return;
+        }
+    };
+    if link.revoked > 0 {
+        tracing::info!(
+            revoked = link.revoked,
+            "the previous setup link was revoked: only the new one works"
+        );
+    }
+    let made = &link.made;
+    let url = format!(
+        "{}/invite/{}",
+        settings.public_url.as_str(),
+        made.token.encode()
+    );
+    println!();
+    println!("  No administrator can sign in yet. Open this one-time setup link on your");
+    println!(
+        "  phone to enroll the administrator {:?} (valid until {}):",
+        made.account.username,
+        rfc3339(made.invite.expires_at)
+    );
+    println!("  {url}");
+    println!();
+    tracing::info!(
+        account = %made.account.username,
+        expires = %rfc3339(made.invite.expires_at),
+        "setup link: {url}"
+    );
+    services.audit.flush().await;
+}
+
 /// Creates the `demo` account, or gives it a new password, and makes it an
 /// administrator (someone trying qrlogin out tries everything); returns
 /// the password.
@@ -161,7 +207,9 @@ async fn ensure_demo_account(services: &Services) -> Result<String, BoxError> {
 async fn manage_users(args: UserArgs) -> Result<(), BoxError> {
     // An invite's link starts with the public URL; other commands need none.
     let public_url = match &args.action {
-        UserAction::Invite { public_url, .. } => public_url.clone(),
+        UserAction::Invite { public_url, .. } | UserAction::Reset { public_url, .. } => {
+            public_url.clone()
+        }
         _ => None,
     };
     let services = open_services_at(args.stores, public_url).await?;
@@ -211,7 +259,33 @@ async fn manage_users(args: UserArgs) -> Result<(), BoxError> {
             let account = services.remove_account(&username, &operator()).await?;
             println!("removed {}", account.username);
         }
-        UserAction::Reset { username } => {
+        UserAction::Reset {
+            username,
+            invite: true,
+            passkeys,
+            valid_hours,
+            public_url: _,
+        } => {
+            let selection = if passkeys.is_empty() {
+                PasskeySelection::All
+            } else {
+                PasskeySelection::Only(passkeys)
+            };
+            let made = services
+                .reset_account_for_lost_phone(
+                    &AdminActor::operator(&operator()),
+                    &username,
+                    selection,
+                    Some(valid_hours),
+                )
+                .await?;
+            println!(
+                "reset {}: every session and app grant ended, passkeys removed",
+                made.account.username
+            );
+            print_invite(&services, &made, &username);
+        }
+        UserAction::Reset { username, .. } => {
             let (account, password) = services.reset_account(&username, &operator()).await?;
             println!("reset {}: every session ended", account.username);
             println!("new password: {password}");
@@ -296,17 +370,24 @@ async fn invite(
             &operator(),
         )
         .await?;
-    // The issuer is the public URL (without a trailing slash).
-    let link = format!("{}/invite/{}", services.oidc.issuer(), made.token.encode());
     if made.created_account {
         println!(
             "added {} ({}): no way in until the invite is used",
             made.account.username, made.account.display_name
         );
     }
+    print_invite(services, &made, username);
+    Ok(())
+}
+
+/// Prints an invite's link (once: only its hash is kept) and its QR, for a
+/// phone to scan off the screen.
+fn print_invite(services: &Services, made: &NewInvite, username: &str) {
+    // The issuer is the public URL (without a trailing slash).
+    let link = format!("{}/invite/{}", services.oidc.issuer(), made.token.encode());
     println!(
         "{} invite for {}, valid until {}:",
-        kind.as_str(),
+        made.invite.kind.as_str(),
         made.account.username,
         rfc3339(made.invite.expires_at)
     );
@@ -323,12 +404,11 @@ async fn invite(
     println!(
         "(shown this once; only its hash is kept; `qrlogin user uninvite {username}` revokes it)"
     );
-    Ok(())
 }
 
 /// Who the audit trail says acted: the operator, at the server.
 fn operator() -> Caller {
-    Caller::new(None, "qrlogin (operator command)")
+    Caller::new(None, "qrlogin (operator command)").acting_as("operator")
 }
 
 /// The services over the stores an admin command names.
@@ -367,10 +447,25 @@ async fn manage_clients(args: ClientArgs) -> Result<(), BoxError> {
         ClientAction::Add {
             name,
             redirect_uris,
+            post_logout_uris,
             public,
             json,
         } => {
-            let added = oidc.add_client(&name, &redirect_uris, public).await?;
+            let added = services
+                .add_app(
+                    &AdminActor::operator(&operator()),
+                    NewApp {
+                        name,
+                        redirect_uris,
+                        post_logout_uris,
+                        public,
+                    },
+                )
+                .await?;
+            let added = crate::services::oidc::NewClient {
+                client_id: added.app.client_id,
+                client_secret: added.secret,
+            };
             if json {
                 println!("{}", serde_json::to_string(&added)?);
             } else {
@@ -393,6 +488,7 @@ async fn manage_clients(args: ClientArgs) -> Result<(), BoxError> {
                         serde_json::json!({
                             "client_id": c.id, "name": c.name,
                             "redirect_uris": c.redirect_uris, "public": c.is_public(),
+                            "post_logout_uris": c.logout_uris(),
                         })
                     })
                     .collect();
@@ -414,10 +510,66 @@ async fn manage_clients(args: ClientArgs) -> Result<(), BoxError> {
             }
         }
         ClientAction::Remove { client_id } => {
-            oidc.remove_client(&client_id).await?;
+            services
+                .remove_app(&AdminActor::operator(&operator()), &client_id)
+                .await?;
             println!("removed {client_id}");
         }
     }
+    services.audit.flush().await;
+    Ok(())
+}
+
+/// `qrlogin token …`: admin API tokens.
+async fn manage_tokens(args: TokenArgs) -> Result<(), BoxError> {
+    let services = open_services(args.stores).await?;
+    match args.action {
+        TokenAction::Add {
+            name,
+            scope,
+            valid_days,
+        } => {
+            let scope = TokenScope::parse(&scope).ok_or("--scope is read or write")?;
+            let (view, secret) = services
+                .add_admin_token(&operator(), &name, scope, valid_days)
+                .await?;
+            println!(
+                "token {} ({}, {}), valid until {}:",
+                view.id,
+                view.name,
+                view.scope.as_str(),
+                rfc3339(view.expires_at)
+            );
+            println!("{}", admin::token_text(&secret));
+            println!(
+                "(shown this once; only its hash is kept; send it as `Authorization: Bearer …`; \
+                 `qrlogin token revoke {}` revokes it)",
+                view.id
+            );
+        }
+        TokenAction::List { json } => {
+            let tokens = services.admin_tokens().await?;
+            if json {
+                println!("{}", serde_json::to_string(&tokens)?);
+            } else {
+                for t in tokens {
+                    println!(
+                        "{}\t{}\t{}\texpires {}\tby {}",
+                        t.id,
+                        t.name,
+                        t.scope.as_str(),
+                        rfc3339(t.expires_at),
+                        t.created_by
+                    );
+                }
+            }
+        }
+        TokenAction::Revoke { id } => {
+            services.revoke_admin_token(&operator(), &id).await?;
+            println!("revoked {id}");
+        }
+    }
+    services.audit.flush().await;
     Ok(())
 }
 

@@ -12,8 +12,11 @@ use crate::{
         attempt::Ttls,
         passkey::{ApprovalPolicy, ApproveWith},
     },
-    services::limits::{
-        default_password_hashes, LimitSettings, DEFAULT_IPV6_PREFIX, MAX_PASSWORD_HASHES,
+    services::{
+        invites::Registration,
+        limits::{
+            default_password_hashes, LimitSettings, DEFAULT_IPV6_PREFIX, MAX_PASSWORD_HASHES,
+        },
     },
     storage::{DatabaseUrl, RedisSettings, UnsupportedDatabaseUrl, DEFAULT_REDIS_PREFIX},
 };
@@ -41,6 +44,9 @@ pub enum Command {
     User(UserArgs),
     /// Manage the OpenID Connect clients (relying parties).
     Client(ClientArgs),
+    /// Manage admin API tokens (`Authorization: Bearer qra_…` for
+    /// `/api/v1/admin/…`).
+    Token(TokenArgs),
     /// Manage the OpenID Connect signing keys.
     Keys(KeysArgs),
     /// Sign this terminal in through a qrlogin server's device flow
@@ -75,6 +81,10 @@ pub enum ClientAction {
         /// http:// on localhost, 127.0.0.1 or [::1]
         #[arg(long = "redirect-uri", value_name = "URI", required = true)]
         redirect_uris: Vec<String>,
+        /// Where RP-initiated logout may return to (repeat for several)
+        /// [default: the redirect URIs]
+        #[arg(long = "post-logout-uri", value_name = "URI")]
+        post_logout_uris: Vec<String>,
         /// A public client (a SPA or a native app): no secret, PKCE required
         #[arg(long)]
         public: bool,
@@ -89,6 +99,37 @@ pub enum ClientAction {
     },
     /// Remove a client, and revoke everything it was granted.
     Remove { client_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make an admin API token: printed this once (`qra_…`), only its hash
+    /// is kept; it stops at its expiry or when revoked.
+    Add {
+        /// What the token is for (shown in lists and the audit trail)
+        name: String,
+        /// `read` (GET only) or `write`
+        #[arg(long, default_value = "read", value_parser = ["read", "write"])]
+        scope: String,
+        /// How long it works, in days (at most 365)
+        #[arg(long, default_value_t = crate::services::admin::DEFAULT_TOKEN_DAYS)]
+        valid_days: u64,
+    },
+    /// List live tokens: id, name, scope, expiry (never the token).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id: it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -172,7 +213,26 @@ pub enum UserAction {
     /// sessions, give it a new random password (printed once) and turn
     /// password sign-in back on. Its passkeys stay: once signed in, the
     /// person (or you, with them) can remove any that are lost or stolen.
-    Reset { username: String },
+    /// With --invite (a lost phone): end all its sessions and app grants,
+    /// remove its passkeys (all, or those named by --passkey) and print a
+    /// reset invite instead of a password.
+    Reset {
+        username: String,
+        /// Print a one-time reset invite (link and QR) instead of a password
+        #[arg(long)]
+        invite: bool,
+        /// With --invite: remove only this passkey (its id, as the admin
+        /// console or API lists it); repeat for several [default: all]
+        #[arg(long = "passkey", value_name = "ID", requires = "invite")]
+        passkeys: Vec<String>,
+        /// With --invite: how long the link works, in hours (at most 744)
+        #[arg(long, default_value_t = crate::services::invites::DEFAULT_VALID_HOURS)]
+        valid_hours: u64,
+        /// With --invite: the servers' public URL, which the link starts
+        /// with [default: the settings file's, else http://127.0.0.1:3000]
+        #[arg(long, env = "QRLOGIN_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+    },
     /// Make an account an administrator (`on`) or not (`off`).
     Admin {
         username: String,
@@ -279,6 +339,15 @@ pub struct ServeArgs {
     /// Log format [default: human]
     #[arg(long, env = "QRLOGIN_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Who makes accounts: `invite` (an administrator invites) or `open`
+    /// (anyone, on the phone at /join, a few per hour per address)
+    /// [default: invite]
+    #[arg(long, env = "QRLOGIN_REGISTRATION", value_name = "invite|open")]
+    pub registration: Option<Registration>,
+    /// The administrator account a setup link enrolls, printed at start
+    /// while no administrator can sign in (made if missing) [default: admin]
+    #[arg(long, env = "QRLOGIN_SETUP_ADMIN", value_name = "NAME")]
+    pub setup_admin: Option<String>,
     /// Sign-ins per minute per client address and per username; 0 = off [default: 10]
     #[arg(long, env = "QRLOGIN_LIMIT_SIGN_IN", value_name = "N")]
     pub limit_sign_in: Option<u32>,
@@ -353,6 +422,8 @@ struct FileSettings {
     metrics_addr: Option<SocketAddr>,
     site_root: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    registration: Option<Registration>,
+    setup_admin: Option<String>,
     pending_ttl: Option<u64>,
     scanned_ttl: Option<u64>,
     approved_ttl: Option<u64>,
@@ -386,6 +457,9 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub approvals: ApprovalPolicy,
+    pub registration: Registration,
+    /// The account a setup link is for.
+    pub setup_admin: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -472,6 +546,12 @@ impl Settings {
                 .collect(),
             ttls: ttls(args, &file)?,
             approvals: approvals(args, &file, &public_url)?,
+            registration: args.registration.or(file.registration).unwrap_or_default(),
+            setup_admin: args
+                .setup_admin
+                .clone()
+                .or(file.setup_admin.clone())
+                .unwrap_or_else(|| "admin".to_owned()),
         })
     }
 }
@@ -654,6 +734,24 @@ mod tests {
         assert_eq!(settings.public_url.as_str(), "http://192.168.1.2:4000");
         assert_eq!(settings.ttls.pending, Duration::from_secs(5));
         assert_eq!(settings.ttls.scanned, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn registration_and_the_setup_account_have_defaults_and_a_file_key() {
+        let settings = Settings::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(settings.registration, Registration::Invite);
+        assert_eq!(settings.setup_admin, "admin");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qrlogin.toml");
+        std::fs::write(&path, "registration = \"open\"\nsetup_admin = \"root\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(&args).unwrap();
+        assert_eq!(settings.registration, Registration::Open);
+        assert_eq!(settings.setup_admin, "root");
+        assert!("closed".parse::<Registration>().is_err());
     }
 
     #[test]

@@ -181,22 +181,29 @@ pub enum Transition {
 impl Transition {
     /// A scan with a fresh match code and two different decoys, shuffled.
     pub fn scan(scanner: Scanner) -> Self {
-        let mut rng = rand::thread_rng();
-        let match_code = rng.gen_range(10..=99);
-        let mut choices = vec![match_code];
-        while choices.len() < 3 {
-            let decoy = rng.gen_range(10..=99);
-            if !choices.contains(&decoy) {
-                choices.push(decoy);
-            }
-        }
-        choices.shuffle(&mut rng);
+        let (match_code, match_choices) = match_choices();
         Self::Scan {
             scanner,
             match_code,
-            match_choices: [choices[0], choices[1], choices[2]],
+            match_choices,
         }
     }
+}
+
+/// A fresh two-digit match code and the three choices that offer it among
+/// two different decoys, shuffled (sign-ins, and linking a phone).
+pub fn match_choices() -> (u8, [u8; 3]) {
+    let mut rng = rand::thread_rng();
+    let match_code = rng.gen_range(10..=99);
+    let mut choices = vec![match_code];
+    while choices.len() < 3 {
+        let decoy = rng.gen_range(10..=99);
+        if !choices.contains(&decoy) {
+            choices.push(decoy);
+        }
+    }
+    choices.shuffle(&mut rng);
+    (match_code, [choices[0], choices[1], choices[2]])
 }
 
 /// Why a transition was refused. The attempt is unchanged, except for

@@ -58,10 +58,33 @@ pub enum AuditEvent {
     InviteUsed,
     /// The account's live invites were revoked (`qrlogin user uninvite`).
     InviteRevoked,
+    /// An administrator made the account (with an invite).
+    AccountCreated,
+    /// An OpenID Connect client was registered.
+    AppAdded,
+    /// A confidential client was given a new secret (the old one stops).
+    AppSecretRotated,
+    /// An OpenID Connect client was removed, with its grants.
+    AppRemoved,
+    /// An admin API token was made (`qrlogin token add`).
+    AdminTokenAdded,
+    /// An admin API token was revoked.
+    AdminTokenRevoked,
+    /// `serve` printed a setup link for the account (no administrator could
+    /// sign in); using it is `invite_used`.
+    SetupLinkCreated,
+    /// A signed-in phone showed an "Add another phone" code.
+    PhoneLinkCreated,
+    /// A phone link ended unused: the wrong number was picked.
+    PhoneLinkRefused,
+    /// A second phone enrolled its passkey through a phone link.
+    PhoneLinked,
+    /// Someone made their own account on `/join` (open registration).
+    AccountJoined,
 }
 
 impl AuditEvent {
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 39] = [
         Self::LoginCreated,
         Self::LoginScanned,
         Self::LoginApproved,
@@ -90,6 +113,17 @@ impl AuditEvent {
         Self::InviteCreated,
         Self::InviteUsed,
         Self::InviteRevoked,
+        Self::AccountCreated,
+        Self::AppAdded,
+        Self::AppSecretRotated,
+        Self::AppRemoved,
+        Self::AdminTokenAdded,
+        Self::AdminTokenRevoked,
+        Self::SetupLinkCreated,
+        Self::PhoneLinkCreated,
+        Self::PhoneLinkRefused,
+        Self::PhoneLinked,
+        Self::AccountJoined,
     ];
 
     /// The event a change of an attempt into `state` records; `None` for
@@ -139,12 +173,25 @@ impl AuditEvent {
             Self::InviteCreated => "invite_created",
             Self::InviteUsed => "invite_used",
             Self::InviteRevoked => "invite_revoked",
+            Self::AccountCreated => "account_created",
+            Self::AppAdded => "app_added",
+            Self::AppSecretRotated => "app_secret_rotated",
+            Self::AppRemoved => "app_removed",
+            Self::AdminTokenAdded => "admin_token_added",
+            Self::AdminTokenRevoked => "admin_token_revoked",
+            Self::SetupLinkCreated => "setup_link_created",
+            Self::PhoneLinkCreated => "phone_link_created",
+            Self::PhoneLinkRefused => "phone_link_refused",
+            Self::PhoneLinked => "phone_linked",
+            Self::AccountJoined => "account_joined",
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
+    /// The row's number in the store (increasing); 0 until it is stored.
+    pub id: i64,
     pub at: UnixMillis,
     pub event: AuditEvent,
     pub login_id: Option<String>,
@@ -154,6 +201,9 @@ pub struct AuditRecord {
     pub client_id: Option<String>,
     pub ip: String,
     pub user_agent: String,
+    /// Who acted when it was not the account itself (an administrator, an
+    /// admin API token, the operator): [`Caller::actor`].
+    pub actor: Option<String>,
 }
 
 impl AuditRecord {
@@ -166,6 +216,7 @@ impl AuditRecord {
         caller: &Caller,
     ) -> Self {
         Self {
+            id: 0,
             at,
             event,
             login_id: login_id.map(|id| id.to_string()),
@@ -174,12 +225,14 @@ impl AuditRecord {
             client_id: None,
             ip: caller.ip_string(),
             user_agent: caller.user_agent.clone(),
+            actor: caller.actor.clone(),
         }
     }
 
     /// An attempt that ran out, stamped with when it did.
     pub fn expired(attempt: &Attempt) -> Self {
         Self {
+            id: 0,
             at: attempt.expires_at,
             event: AuditEvent::LoginExpired,
             login_id: Some(attempt.id.to_string()),
@@ -192,6 +245,7 @@ impl AuditRecord {
                 .map(|ip| ip.to_string())
                 .unwrap_or_default(),
             user_agent: attempt.requester.user_agent.clone(),
+            actor: None,
         }
     }
 }

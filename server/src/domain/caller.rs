@@ -13,6 +13,10 @@ pub struct Caller {
     /// The client's address, when known.
     pub ip: Option<IpAddr>,
     pub user_agent: String,
+    /// Who acts, when it is not the account itself: an administrator
+    /// (`admin:alice`), an admin API token (`token:ci (id)`) or the
+    /// operator's shell; the audit trail records it with every event.
+    pub actor: Option<String>,
 }
 
 impl Caller {
@@ -20,6 +24,15 @@ impl Caller {
         Self {
             ip,
             user_agent: truncate(user_agent, MAX_USER_AGENT),
+            actor: None,
+        }
+    }
+
+    /// The same caller, acting as `actor` (see [`Self::actor`]).
+    pub fn acting_as(&self, actor: &str) -> Self {
+        Self {
+            actor: Some(truncate(actor, MAX_USER_AGENT)),
+            ..self.clone()
         }
     }
 

@@ -10,5 +10,5 @@ pub mod caller;
 pub(crate) mod credentials;
 pub(crate) mod oidc;
 pub(crate) mod passkey;
-pub(crate) mod secret;
+pub mod secret;
 pub mod time;

@@ -89,6 +89,10 @@ pub struct Client {
     /// (PKCE is then required).
     pub secret_digest: Option<String>,
     pub created_at: UnixMillis,
+    /// Where RP-initiated logout may send the browser back to; absent (as
+    /// for clients registered before this existed): its redirect URIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_logout_uris: Option<Vec<String>>,
 }
 
 impl Client {
@@ -116,8 +120,54 @@ impl Client {
             redirect_uris: redirect_uris.to_vec(),
             secret_digest: secret.as_deref().map(secret_digest),
             created_at: now,
+            post_logout_uris: None,
         };
         Ok((client, secret))
+    }
+
+    /// [`Self::register`] with its own post-logout URIs (checked as
+    /// redirect URIs are); empty: its redirect URIs serve.
+    pub fn register_with_logout(
+        name: &str,
+        redirect_uris: &[String],
+        post_logout_uris: &[String],
+        public: bool,
+        now: UnixMillis,
+    ) -> Result<(Self, Option<String>), ClientError> {
+        let (mut client, secret) = Self::register(name, redirect_uris, public, now)?;
+        if !post_logout_uris.is_empty() {
+            for uri in post_logout_uris {
+                check_redirect_uri(uri)?;
+            }
+            client.post_logout_uris = Some(post_logout_uris.to_vec());
+        }
+        Ok((client, secret))
+    }
+
+    /// A new secret for a confidential client (shown once); `None` for a
+    /// public one, which has none.
+    pub fn rotate_secret(&mut self) -> Option<String> {
+        if self.is_public() {
+            return None;
+        }
+        let secret = super::secret::Secret::new_random().encode();
+        self.secret_digest = Some(secret_digest(&secret));
+        Some(secret)
+    }
+
+    /// Where logout may go back to: the post-logout URIs, or the redirect
+    /// URIs where it has none.
+    pub fn logout_uris(&self) -> &[String] {
+        self.post_logout_uris
+            .as_deref()
+            .unwrap_or(&self.redirect_uris)
+    }
+
+    /// Exact string match, as for redirects.
+    pub fn allows_post_logout(&self, uri: &str) -> bool {
+        self.logout_uris()
+            .iter()
+            .any(|registered| registered == uri)
     }
 
     pub fn is_public(&self) -> bool {

@@ -1,5 +1,6 @@
-//! The two cookies: the bind cookie that ties an attempt to the desktop
-//! browser that made it, and the session cookie of a signed-in browser.
+//! The cookies: the bind cookie that ties an attempt to the desktop
+//! browser that made it, the session cookie of a signed-in browser, and
+//! the claim of a phone that opened a phone link.
 //! (Apps send the session token as `Authorization: Bearer` instead.)
 
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -66,6 +67,32 @@ fn session_cookie_with(value: String, max_age: time::Duration, https: bool) -> H
         .max_age(max_age)
         .build();
     header_value(&cookie)
+}
+
+/// The claim cookie of a phone that opened a phone link: it alone may go
+/// on with that link (five minutes, as the link).
+pub(crate) fn link_claim_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-qrlogin_link"
+    } else {
+        "qrlogin_link"
+    }
+}
+
+pub(crate) fn link_claim_cookie(secret: &Secret, https: bool) -> HeaderValue {
+    let cookie = Cookie::build((link_claim_cookie_name(https), secret.encode()))
+        .path("/")
+        .http_only(true)
+        .secure(https)
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::minutes(5))
+        .build();
+    header_value(&cookie)
+}
+
+/// The link claims the request carries (the newest link's last).
+pub(crate) fn link_claims(headers: &HeaderMap, https: bool) -> Vec<String> {
+    cookie_values(headers, link_claim_cookie_name(https)).collect()
 }
 
 fn header_value(cookie: &Cookie<'_>) -> HeaderValue {

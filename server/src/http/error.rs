@@ -8,7 +8,8 @@ use app::api::ApiErrorBody;
 use crate::{
     domain::attempt::TransitionError,
     services::{
-        accounts::AccountError, limits::RateLimited, logins::LoginError, passkeys::PasskeyError,
+        accounts::AccountError, admin::AdminError, limits::RateLimited, logins::LoginError,
+        passkeys::PasskeyError,
     },
     storage::StoreError,
 };
@@ -57,6 +58,9 @@ pub enum ApiError {
     Unavailable(#[source] StoreError),
     #[error("Something went wrong on our side; please try again.")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An administration refusal; its message says what to do.
+    #[error("{}", sentence(.0))]
+    Admin(AdminError),
 }
 
 impl ApiError {
@@ -65,7 +69,7 @@ impl ApiError {
     }
 
     /// Every machine code this API can answer with, and its status.
-    pub(crate) const CODES: [(&'static str, StatusCode); 31] = [
+    pub(crate) const CODES: [(&'static str, StatusCode); 44] = [
         ("login_not_found", StatusCode::NOT_FOUND),
         ("invalid_login_id", StatusCode::BAD_REQUEST),
         ("bad_request", StatusCode::BAD_REQUEST),
@@ -80,6 +84,8 @@ impl ApiError {
         ("passkey_expired", StatusCode::GONE),
         ("passkey_not_found", StatusCode::NOT_FOUND),
         ("invite_gone", StatusCode::GONE),
+        ("registration_closed", StatusCode::FORBIDDEN),
+        ("username_taken", StatusCode::CONFLICT),
         ("confirm_first", StatusCode::FORBIDDEN),
         ("no_credential", StatusCode::CONFLICT),
         ("session_not_found", StatusCode::NOT_FOUND),
@@ -100,6 +106,17 @@ impl ApiError {
         ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
         ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
         ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        ("invalid_token", StatusCode::UNAUTHORIZED),
+        ("not_admin", StatusCode::FORBIDDEN),
+        ("read_only_token", StatusCode::FORBIDDEN),
+        ("session_only", StatusCode::FORBIDDEN),
+        ("account_not_found", StatusCode::NOT_FOUND),
+        ("app_not_found", StatusCode::NOT_FOUND),
+        ("token_not_found", StatusCode::NOT_FOUND),
+        ("not_found", StatusCode::NOT_FOUND),
+        ("username_taken", StatusCode::CONFLICT),
+        ("last_admin", StatusCode::CONFLICT),
+        ("own_account", StatusCode::CONFLICT),
     ];
 
     /// The machine code; its status is the one [`Self::CODES`] gives it.
@@ -120,6 +137,8 @@ impl ApiError {
                 PasskeyError::CeremonyGone => "passkey_expired",
                 PasskeyError::NotFound => "passkey_not_found",
                 PasskeyError::InviteGone => "invite_gone",
+                PasskeyError::RegistrationClosed => "registration_closed",
+                PasskeyError::UsernameTaken(_) => "username_taken",
                 PasskeyError::ConfirmFirst => "confirm_first",
                 PasskeyError::NoCredential => "no_credential",
                 PasskeyError::WrongPassword => "invalid_credentials",
@@ -145,6 +164,25 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
+            Self::Admin(e) => match e {
+                AdminError::NotSignedIn => "not_signed_in",
+                AdminError::InvalidToken => "invalid_token",
+                AdminError::NotAdmin => "not_admin",
+                AdminError::ConfirmFirst => "confirm_first",
+                AdminError::ReadOnlyToken => "read_only_token",
+                AdminError::SessionOnly => "session_only",
+                AdminError::NoSuchAccount(_) => "account_not_found",
+                AdminError::NoSuchApp(_) => "app_not_found",
+                AdminError::NoSuchToken(_) => "token_not_found",
+                AdminError::NotFound(_) => "not_found",
+                AdminError::UsernameTaken(_) => "username_taken",
+                AdminError::LastAdmin => "last_admin",
+                AdminError::OwnAccount => "own_account",
+                AdminError::InvalidInput(_) => "bad_request",
+                // Mapped to their own variants by `From`.
+                AdminError::RateLimited(_) | AdminError::Store(_) => "unavailable",
+                AdminError::Account(_) | AdminError::Passkey(_) | AdminError::Oidc(_) => "internal",
+            },
         }
     }
 
@@ -242,6 +280,33 @@ impl From<PasskeyError> for ApiError {
     }
 }
 
+impl From<AdminError> for ApiError {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::RateLimited(e) => e.into(),
+            AdminError::Store(e) => e.into(),
+            AdminError::Passkey(e) => e.into(),
+            AdminError::Account(e) => match e {
+                AccountError::RateLimited(e) => e.into(),
+                AccountError::Store(e) => e.into(),
+                e => Self::internal(e),
+            },
+            e @ AdminError::Oidc(_) => Self::internal(e),
+            e => Self::Admin(e),
+        }
+    }
+}
+
+/// An error's text as a sentence: capitalised, with a full stop.
+fn sentence(err: &impl std::fmt::Display) -> String {
+    let text = err.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => text,
+    }
+}
+
 /// A passkey refusal as a sentence.
 fn passkey_message(err: &PasskeyError) -> String {
     let text = err.to_string();
@@ -293,6 +358,20 @@ mod tests {
             ApiError::MethodNotAllowed,
             ApiError::Unavailable(StoreError::Unavailable("down".into())),
             ApiError::internal(StoreError::Duplicate),
+            ApiError::Admin(AdminError::NotSignedIn),
+            ApiError::Admin(AdminError::InvalidToken),
+            ApiError::Admin(AdminError::NotAdmin),
+            ApiError::Admin(AdminError::ConfirmFirst),
+            ApiError::Admin(AdminError::ReadOnlyToken),
+            ApiError::Admin(AdminError::SessionOnly),
+            ApiError::Admin(AdminError::NoSuchAccount("x".into())),
+            ApiError::Admin(AdminError::NoSuchApp("x".into())),
+            ApiError::Admin(AdminError::NoSuchToken("x".into())),
+            ApiError::Admin(AdminError::NotFound("passkey")),
+            ApiError::Admin(AdminError::UsernameTaken("x".into())),
+            ApiError::Admin(AdminError::LastAdmin),
+            ApiError::Admin(AdminError::OwnAccount),
+            ApiError::Admin(AdminError::InvalidInput("x".into())),
         ];
         errors.extend(transitions.map(ApiError::Transition));
         for error in errors {

@@ -3,6 +3,7 @@
 //! method and map its result; [`error`] holds the one table from service
 //! errors to statuses and machine codes.
 
+pub(crate) mod admin_pages;
 pub(crate) mod api;
 pub(crate) mod cookies;
 pub(crate) mod error;
@@ -17,7 +18,7 @@ pub(crate) mod views;
 
 use std::sync::Arc;
 
-use app::{backend::Backend, shell, App};
+use app::{admin::port::AdminBackend, backend::Backend, shell, App};
 use axum::{
     http::{header, HeaderValue},
     middleware::from_fn_with_state,
@@ -58,9 +59,12 @@ pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     // The pages' server functions reach the services through this port.
     let backend: Arc<dyn Backend> = Arc::new(state.clone());
+    // …and the admin console's, through its own.
+    let admin_backend: Arc<dyn AdminBackend> = Arc::new(state.clone());
     let inline_style = state.inline_style.clone();
     let provide_backend = move || {
         provide_context(backend.clone());
+        provide_context(admin_backend.clone());
         if let Some(style) = &inline_style {
             provide_context(style.clone());
         }

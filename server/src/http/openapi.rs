@@ -18,7 +18,7 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    api::{accounts, logins},
+    api::{accounts, admin, logins},
     error::ApiError,
     state::AppState,
 };
@@ -36,6 +36,7 @@ use super::{
     tags(
         (name = "desktop", description = "The browser that wants to sign in; bound to its attempt by the bind cookie"),
         (name = "phone", description = "The signed-in phone: session cookie or `Authorization: Bearer`"),
+        (name = "admin", description = "Administration: an administrator's session (cookie or Bearer session token; changes need a fresh proof of presence) or an admin API token (`Authorization: Bearer qra_…`; a `read` token may only GET)"),
     )
 )]
 struct ApiDoc;
@@ -44,6 +45,17 @@ struct ApiDoc;
 const ANY_REQUEST: &[&str] = &["payload_too_large", "headers_too_large"];
 /// And every request that changes state (the CSRF check).
 const STATE_CHANGING: &[&str] = &["cross_site_request"];
+/// And every admin operation (`admin_…`): who may administer.
+const ADMIN_ANY: &[&str] = &[
+    "not_signed_in",
+    "invalid_token",
+    "not_admin",
+    "rate_limited",
+    "unavailable",
+];
+/// And every admin operation that changes state: a read token's refusal
+/// and a session's step-up.
+const ADMIN_CHANGING: &[&str] = &["read_only_token", "confirm_first", "no_credential"];
 
 /// Operation id → the machine codes its handler can answer with.
 const ERRORS: &[(&str, &[&str])] = &[
@@ -169,6 +181,78 @@ const ERRORS: &[(&str, &[&str])] = &[
         ],
     ),
     ("openapi", &[]),
+    ("admin_list_accounts", &["bad_request"]),
+    (
+        "admin_create_account",
+        &["bad_request", "username_taken", "internal"],
+    ),
+    ("admin_get_account", &["bad_request", "account_not_found"]),
+    (
+        "admin_remove_account",
+        &[
+            "bad_request",
+            "account_not_found",
+            "last_admin",
+            "own_account",
+        ],
+    ),
+    (
+        "admin_disable_account",
+        &[
+            "bad_request",
+            "account_not_found",
+            "last_admin",
+            "own_account",
+        ],
+    ),
+    (
+        "admin_enable_account",
+        &["bad_request", "account_not_found"],
+    ),
+    (
+        "admin_set_admin",
+        &[
+            "bad_request",
+            "account_not_found",
+            "last_admin",
+            "own_account",
+        ],
+    ),
+    (
+        "admin_reset_account",
+        &["bad_request", "account_not_found", "not_found", "internal"],
+    ),
+    (
+        "admin_invite_account",
+        &["bad_request", "account_not_found"],
+    ),
+    (
+        "admin_revoke_session",
+        &["bad_request", "account_not_found", "not_found"],
+    ),
+    (
+        "admin_remove_passkey",
+        &[
+            "bad_request",
+            "account_not_found",
+            "not_found",
+            "password_needed",
+        ],
+    ),
+    (
+        "admin_revoke_grant",
+        &["bad_request", "account_not_found", "not_found"],
+    ),
+    ("admin_list_apps", &[]),
+    ("admin_add_app", &["bad_request"]),
+    ("admin_rotate_app_secret", &["bad_request", "app_not_found"]),
+    ("admin_remove_app", &["bad_request", "app_not_found"]),
+    ("admin_audit", &["bad_request"]),
+    ("admin_audit_export", &["bad_request", "internal"]),
+    ("admin_status", &[]),
+    ("admin_list_tokens", &[]),
+    ("admin_add_token", &["bad_request", "session_only"]),
+    ("admin_revoke_token", &["bad_request", "token_not_found"]),
 ];
 
 /// API v1's routes, each registered from its handler's documentation, and
@@ -186,6 +270,30 @@ pub(crate) fn routes() -> (Router<AppState>, Value) {
         .routes(routes!(accounts::me))
         .routes(routes!(accounts::list_sessions))
         .routes(routes!(accounts::revoke_session))
+        .routes(routes!(
+            admin::admin_list_accounts,
+            admin::admin_create_account
+        ))
+        .routes(routes!(
+            admin::admin_get_account,
+            admin::admin_remove_account
+        ))
+        .routes(routes!(admin::admin_disable_account))
+        .routes(routes!(admin::admin_enable_account))
+        .routes(routes!(admin::admin_set_admin))
+        .routes(routes!(admin::admin_reset_account))
+        .routes(routes!(admin::admin_invite_account))
+        .routes(routes!(admin::admin_revoke_session))
+        .routes(routes!(admin::admin_remove_passkey))
+        .routes(routes!(admin::admin_revoke_grant))
+        .routes(routes!(admin::admin_list_apps, admin::admin_add_app))
+        .routes(routes!(admin::admin_remove_app))
+        .routes(routes!(admin::admin_rotate_app_secret))
+        .routes(routes!(admin::admin_audit))
+        .routes(routes!(admin::admin_audit_export))
+        .routes(routes!(admin::admin_status))
+        .routes(routes!(admin::admin_list_tokens, admin::admin_add_token))
+        .routes(routes!(admin::admin_revoke_token))
         .split_for_parts();
     // Serialising a document of plain strings and maps cannot fail.
     let mut doc = serde_json::to_value(&api).unwrap_or_default();
@@ -239,6 +347,11 @@ fn add_security_schemes(doc: &mut Value) {
             "in": "cookie",
             "name": "qrlogin_bind",
             "description": "Set by `POST /api/v1/logins` for that attempt's path only; `__Secure-qrlogin_bind` over https"
+        },
+        "admin_token": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An admin API token, `qra_…` (`qrlogin token add`, or `POST /api/v1/admin/tokens`)"
         }
     });
 }
@@ -260,10 +373,17 @@ fn add_error_answers(doc: &mut Value) {
                 .find(|(op, _)| *op == id)
                 .map_or(&[][..], |(_, codes)| *codes);
             let changes_state = !matches!(method.as_str(), "get" | "head" | "options" | "trace");
+            let administers = id.starts_with("admin_");
             let codes = own
                 .iter()
                 .chain(ANY_REQUEST)
-                .chain(STATE_CHANGING.iter().filter(|_| changes_state));
+                .chain(STATE_CHANGING.iter().filter(|_| changes_state))
+                .chain(ADMIN_ANY.iter().filter(|_| administers))
+                .chain(
+                    ADMIN_CHANGING
+                        .iter()
+                        .filter(|_| administers && changes_state),
+                );
             let mut by_status: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
             for code in codes {
                 if let Some((_, status)) = ApiError::CODES.iter().find(|(c, _)| c == code) {
@@ -309,6 +429,10 @@ mod tests {
 
     #[test]
     fn every_listed_code_is_a_real_one_and_every_operation_is_listed() {
+        let shared = [ANY_REQUEST, STATE_CHANGING, ADMIN_ANY, ADMIN_CHANGING];
+        for code in shared.iter().flat_map(|codes| codes.iter()) {
+            assert!(ApiError::CODES.iter().any(|(c, _)| c == code), "{code}");
+        }
         for (op, codes) in ERRORS {
             for code in *codes {
                 assert!(

@@ -7,7 +7,7 @@ use app::{
     backend::Backend,
     server_fns::{
         AccountView, AppConsent, ConfirmView, ConfirmWith, DeviceRequest, DeviceView, InviteView,
-        PasskeyCeremony, PasskeyView, PhoneLoginView, RemovedPasskeyView,
+        LinkView, PasskeyCeremony, PasskeyView, PhoneLoginView, RemovedPasskeyView,
     },
 };
 use async_trait::async_trait;
@@ -15,7 +15,7 @@ use axum::http::{request::Parts, HeaderValue};
 use leptos::prelude::ServerFnError;
 
 use super::{
-    cookies::{clear_session_cookie, session_cookie},
+    cookies::{clear_session_cookie, link_claim_cookie, link_claims, session_cookie},
     error::ApiError,
     extract::{caller, current_session},
     state::AppState,
@@ -30,18 +30,19 @@ use crate::{
     },
     services::{
         accounts::{AccountError, CurrentSession},
+        invites::{InviteKind, Registration},
         logins::LoginError,
         oidc::{
             device::{DeviceRequestState, DeviceRequestView},
             OidcError,
         },
-        passkeys::{Ceremony, Confirmation, PasskeyError},
+        passkeys::{Ceremony, Confirmation, LinkProgress, PasskeyError},
     },
 };
 
 /// Internal causes are logged; the page gets only the machine code, with
 /// its status (a refused passkey is a 403, not a 500).
-fn page_error(err: impl Into<ApiError>) -> ServerFnError {
+pub(super) fn page_error(err: impl Into<ApiError>) -> ServerFnError {
     let err = err.into();
     err.log_cause();
     if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
@@ -51,7 +52,7 @@ fn page_error(err: impl Into<ApiError>) -> ServerFnError {
 }
 
 /// How `/m` offers to confirm a credential change.
-fn confirm_view(confirmation: &Confirmation) -> ConfirmView {
+pub(super) fn confirm_view(confirmation: &Confirmation) -> ConfirmView {
     ConfirmView {
         with: match confirmation.needed {
             ProofNeeded::Passkey => ConfirmWith::Passkey,
@@ -69,6 +70,13 @@ fn header_string(value: HeaderValue) -> String {
 impl AppState {
     fn caller(&self, request: &Parts) -> Caller {
         caller(request, &self.trusted_proxies)
+    }
+
+    /// The phone link this phone claimed, if it holds one.
+    fn link_claim(&self, request: &Parts) -> Option<String> {
+        link_claims(&request.headers, self.public_url.is_https())
+            .into_iter()
+            .next()
     }
 
     async fn signed_in(&self, request: &Parts) -> Result<Option<CurrentSession>, ServerFnError> {
@@ -183,6 +191,67 @@ fn shown_by_page<T>(result: Result<T, LoginError>) -> Result<(), ServerFnError> 
 impl Backend for AppState {
     fn passkeys_available(&self) -> bool {
         self.services.passkeys.available()
+    }
+
+    fn registration_open(&self) -> bool {
+        self.services.passkeys.registration() == Registration::Open
+    }
+
+    async fn join(
+        &self,
+        request: &Parts,
+        username: &str,
+        display_name: &str,
+    ) -> Result<String, ServerFnError> {
+        let token = self
+            .services
+            .passkeys
+            .start_join(username, display_name, &self.caller(request))
+            .await
+            .map_err(page_error)?;
+        Ok(token.encode())
+    }
+
+    async fn start_link(&self, request: &Parts) -> Result<String, ServerFnError> {
+        let current = self.signed_in_or_refuse(request).await?;
+        let (token, _) = self
+            .services
+            .passkeys
+            .start_link(&current, &self.caller(request))
+            .await
+            .map_err(page_error)?;
+        Ok(token.encode())
+    }
+
+    async fn link(&self, request: &Parts, token: &str) -> Result<LinkView, ServerFnError> {
+        let Some(current) = self.signed_in(request).await? else {
+            return Ok(LinkView::SignInNeeded);
+        };
+        match self.services.passkeys.link_progress(&current, token).await {
+            Ok(LinkProgress::Waiting) => Ok(LinkView::Waiting {
+                url: format!("{}/invite/{token}", self.public_url.as_str()),
+            }),
+            Ok(LinkProgress::Scanned { choices }) => Ok(LinkView::Scanned {
+                choices: choices.to_vec(),
+            }),
+            Ok(LinkProgress::Matched) => Ok(LinkView::Matched),
+            Err(PasskeyError::InviteGone) => Ok(LinkView::Gone),
+            Err(e) => Err(page_error(e)),
+        }
+    }
+
+    async fn pick_link_number(
+        &self,
+        request: &Parts,
+        token: &str,
+        number: u8,
+    ) -> Result<bool, ServerFnError> {
+        let current = self.signed_in_or_refuse(request).await?;
+        self.services
+            .passkeys
+            .pick_link_number(&current, token, number, &self.caller(request))
+            .await
+            .map_err(page_error)
     }
 
     async fn current_user(&self, request: &Parts) -> Result<Option<User>, ServerFnError> {
@@ -603,14 +672,39 @@ impl Backend for AppState {
 
     async fn invite(&self, request: &Parts, token: &str) -> Result<InviteView, ServerFnError> {
         let passkeys = &self.services.passkeys;
-        match passkeys.open_invite(token, &self.caller(request)).await {
-            Ok((account, _)) => Ok(InviteView::Ready {
-                display_name: account.display_name,
-                username: account.username,
-                site: site_name(self.public_url.as_str()),
-                passkeys: passkeys.available(),
-            }),
-            Err(PasskeyError::InviteGone) => Ok(InviteView::Gone),
+        let claim = self.link_claim(request);
+        match passkeys
+            .open_invite(token, claim.as_deref(), &self.caller(request))
+            .await
+        {
+            Ok(opened) => {
+                if let Some(secret) = &opened.new_claim {
+                    set_cookie_header(link_claim_cookie(secret, self.public_url.is_https()));
+                }
+                let display_name = opened.invitee.display_name().to_owned();
+                let username = opened.invitee.username().to_owned();
+                let site = site_name(self.public_url.as_str());
+                Ok(match (opened.kind, opened.link_number) {
+                    (InviteKind::Link, Some(number)) => InviteView::LinkNumber {
+                        number,
+                        display_name,
+                    },
+                    (InviteKind::Link, None) => InviteView::LinkReady {
+                        display_name,
+                        username,
+                        site,
+                    },
+                    _ => InviteView::Ready {
+                        display_name,
+                        username,
+                        site,
+                        passkeys: passkeys.available(),
+                    },
+                })
+            }
+            Err(PasskeyError::InviteGone | PasskeyError::RegistrationClosed) => {
+                Ok(InviteView::Gone)
+            }
             Err(PasskeyError::RateLimited(_)) => Ok(InviteView::TooMany),
             Err(e) => Err(page_error(e)),
         }
@@ -624,7 +718,11 @@ impl Backend for AppState {
         let started = self
             .services
             .passkeys
-            .start_enrollment(token, &self.caller(request))
+            .start_enrollment(
+                token,
+                self.link_claim(request).as_deref(),
+                &self.caller(request),
+            )
             .await
             .map_err(page_error)?;
         ceremony(started)
@@ -641,7 +739,14 @@ impl Backend for AppState {
         let (session, _) = self
             .services
             .passkeys
-            .finish_enrollment(token, ceremony, name, credential, &self.caller(request))
+            .finish_enrollment(
+                token,
+                self.link_claim(request).as_deref(),
+                ceremony,
+                name,
+                credential,
+                &self.caller(request),
+            )
             .await
             .map_err(page_error)?;
         Ok(header_string(session_cookie(
@@ -666,6 +771,13 @@ impl Backend for AppState {
             &session,
             self.public_url.is_https(),
         )))
+    }
+}
+
+/// Adds a Set-Cookie header to the page's response.
+fn set_cookie_header(value: HeaderValue) {
+    if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        response.append_header(axum::http::header::SET_COOKIE, value);
     }
 }
 

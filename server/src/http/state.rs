@@ -72,7 +72,8 @@ impl AppState {
                 settings.limits,
                 settings.public_url.as_str(),
                 settings.approvals,
-            ),
+            )
+            .with_registration(settings.registration),
             leptos_options,
             public_url: settings.public_url.clone(),
             trusted_proxies: settings.trusted_proxies.clone().into(),

@@ -496,3 +496,41 @@ impl AccountService {
         Ok(())
     }
 }
+
+/// What the administrators' service reads and does to any account.
+impl AccountService {
+    /// The sessions of `account_id`, newest first.
+    pub async fn sessions_of(&self, account_id: i64) -> Result<Vec<Session>, StoreError> {
+        self.sessions.list_sessions(account_id).await
+    }
+
+    /// How many sessions are stored, of every account.
+    pub async fn count_sessions(&self) -> Result<u64, StoreError> {
+        self.sessions.count_sessions().await
+    }
+
+    /// Every account, disabled ones too (what [`Self::account_by_id`]
+    /// hides), for the administrators.
+    pub async fn any_account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
+        self.accounts.account_by_id(id).await
+    }
+
+    /// Revokes one session of `account` for an administrator; at once,
+    /// everywhere.
+    pub async fn revoke_session_of(
+        &self,
+        account: &Account,
+        session_id: &str,
+        caller: &Caller,
+    ) -> Result<(), AccountError> {
+        let removed = uuid::Uuid::try_parse(session_id).is_ok()
+            && self.sessions.delete_session(account.id, session_id).await?;
+        if !removed {
+            return Err(AccountError::SessionNotFound);
+        }
+        tracing::info!(account = %account.username, session = %session_id, "session revoked by an administrator");
+        self.audit
+            .record(AuditEvent::SessionRevoked, None, Some(account.id), caller);
+        Ok(())
+    }
+}

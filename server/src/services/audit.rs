@@ -39,9 +39,14 @@ impl AuditLog {
         }
     }
 
-    /// The rows `query` selects, oldest first (operators, tests).
+    /// The rows `query` selects, in its order (operators, tests).
     pub async fn events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.store.events(query).await
+    }
+
+    /// How many rows `query`'s filters select.
+    pub async fn count(&self, query: &AuditQuery) -> Result<u64, StoreError> {
+        self.store.count_events(query).await
     }
 
     pub fn record(

@@ -110,6 +110,12 @@ enum Counter<K: Hash + Eq + Clone> {
         per_minute: NonZeroU32,
         limiter: Arc<dyn SharedLimiter>,
     },
+    /// As `Shared`, counted per hour.
+    SharedHourly {
+        name: &'static str,
+        per_hour: NonZeroU32,
+        limiter: Arc<dyn SharedLimiter>,
+    },
 }
 
 /// One keyed limit.
@@ -128,6 +134,18 @@ impl<K: Hash + Eq + Clone + Display> Limit<K> {
         })
     }
 
+    fn per_hour(name: &'static str, n: u32, shared: &Option<Arc<dyn SharedLimiter>>) -> Self {
+        Self(match (NonZeroU32::new(n), shared) {
+            (None, _) => Counter::Off,
+            (Some(n), None) => Counter::Local(RateLimiter::keyed(Quota::per_hour(n))),
+            (Some(per_hour), Some(limiter)) => Counter::SharedHourly {
+                name,
+                per_hour,
+                limiter: limiter.clone(),
+            },
+        })
+    }
+
     /// Counts one request for `key`; 429 once the key is over its limit.
     pub async fn check(&self, key: &K) -> Result<(), LimitError> {
         let wait = match &self.0 {
@@ -140,6 +158,15 @@ impl<K: Hash + Eq + Clone + Display> Limit<K> {
                 per_minute,
                 limiter,
             } => limiter.check(name, &key.to_string(), *per_minute).await?,
+            Counter::SharedHourly {
+                name,
+                per_hour,
+                limiter,
+            } => {
+                limiter
+                    .check_per_hour(name, &key.to_string(), *per_hour)
+                    .await?
+            }
         };
         match wait {
             None => Ok(()),
@@ -185,10 +212,27 @@ impl IpLimit {
             .await
     }
 
+    /// `n` an hour per client address (open sign-ups).
+    fn per_hour(
+        name: &'static str,
+        n: u32,
+        shared: &Option<Arc<dyn SharedLimiter>>,
+        ipv6_prefix: u8,
+    ) -> Self {
+        Self {
+            limit: Limit::per_hour(name, n, shared),
+            ipv6_prefix,
+        }
+    }
+
     fn forget_idle(&self) {
         self.limit.forget_idle();
     }
 }
+
+/// Open sign-ups begun per hour per client address (an IPv4 address or
+/// an IPv6 network): a person makes one account, a script a handful.
+pub const JOIN_PER_HOUR: u32 = 5;
 
 /// The key a client address counts under: an IPv4 address (an IPv4-mapped
 /// IPv6 one too) as itself, an IPv6 address with all but its first
@@ -263,6 +307,8 @@ pub struct RateLimits {
     pub user_code_ip: IpLimit,
     pub user_code_account: Limit<i64>,
     pub token: IpLimit,
+    /// Open sign-ups (`/join`), [`JOIN_PER_HOUR`] per client address.
+    pub join_ip: IpLimit,
     /// The password hashes sign-ins may run at once (in this process).
     pub hashes: HashSlots,
 }
@@ -284,6 +330,7 @@ impl RateLimits {
             user_code_ip: IpLimit::per_minute("user-code-ip", settings.user_code, s, v6),
             user_code_account: Limit::per_minute("user-code-account", settings.user_code, s),
             token: IpLimit::per_minute("token", settings.token, s, v6),
+            join_ip: IpLimit::per_hour("join-ip", JOIN_PER_HOUR, s, v6),
             hashes: HashSlots::new(settings.password_hashes, HASH_SLOT_WAIT),
         })
     }
@@ -301,6 +348,7 @@ impl RateLimits {
         self.user_code_ip.forget_idle();
         self.user_code_account.forget_idle();
         self.token.forget_idle();
+        self.join_ip.forget_idle();
     }
 }
 
@@ -315,6 +363,25 @@ pub fn ip_key(ip: Option<IpAddr>) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_sixth_sign_up_in_an_hour_is_refused_per_network() {
+        let limits = RateLimits::new(LimitSettings::default(), None);
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        for _ in 0..JOIN_PER_HOUR {
+            limits.join_ip.check(&ip).await.unwrap();
+        }
+        let Err(LimitError::Limited(RateLimited { retry_after })) = limits.join_ip.check(&ip).await
+        else {
+            panic!("the 6th sign-up must be refused");
+        };
+        assert!(retry_after > Duration::from_secs(60), "{retry_after:?}");
+        limits
+            .join_ip
+            .check(&IpAddr::from([10, 0, 0, 2]))
+            .await
+            .unwrap();
+    }
 
     #[tokio::test]
     async fn the_eleventh_try_in_a_minute_is_refused_per_key() {

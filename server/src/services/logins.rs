@@ -89,9 +89,19 @@ fn count_attempt(event: AuditEvent) {
 /// poll whose client leaves is dropped, and so uncounted, too).
 struct WaitingDesktop;
 
+/// The desktops waiting on this instance now (the admin status shows it
+/// without `/metrics`).
+static DESKTOPS_WAITING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many desktops wait on this instance now.
+pub fn desktops_waiting() -> u64 {
+    DESKTOPS_WAITING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl WaitingDesktop {
     fn new() -> Self {
         metrics::gauge!("qrlogin_desktops_waiting").increment(1.0);
+        DESKTOPS_WAITING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self
     }
 }
@@ -99,6 +109,7 @@ impl WaitingDesktop {
 impl Drop for WaitingDesktop {
     fn drop(&mut self) {
         metrics::gauge!("qrlogin_desktops_waiting").decrement(1.0);
+        DESKTOPS_WAITING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

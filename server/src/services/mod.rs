@@ -3,7 +3,11 @@
 //! nothing of HTTP, pages or which back-end runs.
 
 pub(crate) mod accounts;
+/// Public: the admin console and API act through it.
+pub mod admin;
 pub(crate) mod audit;
+/// The admin console's CSRF tokens and secrets shown once.
+pub(crate) mod console;
 /// Public: the tests and the admin console make invites with its kinds.
 pub mod invites;
 pub(crate) mod limits;
@@ -45,6 +49,8 @@ pub struct Services {
     pub audit: AuditLog,
     pub oidc: OidcService,
     pub passkeys: PasskeyService,
+    /// What the admin status reads of the stores.
+    pub(crate) admin: admin::AdminParts,
 }
 
 impl Services {
@@ -57,6 +63,7 @@ impl Services {
         issuer: &str,
         approvals: ApprovalPolicy,
     ) -> Self {
+        let admin = admin::AdminParts::of(&stores);
         let audit = AuditLog::new(stores.audit.clone());
         let limits = RateLimits::new(limits, stores.limiter.clone());
         let accounts = AccountService::new(
@@ -99,7 +106,15 @@ impl Services {
             audit,
             oidc,
             passkeys,
+            admin,
         }
+    }
+
+    /// Who may make their own account (`--registration`): only the
+    /// passkeys service serves sign-ups, so only it is told.
+    pub fn with_registration(mut self, registration: invites::Registration) -> Self {
+        self.passkeys.set_registration(registration);
+        self
     }
 
     /// Removes the account named `username` and everything that hangs off

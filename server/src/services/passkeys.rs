@@ -18,7 +18,12 @@
 //! same write that checks the account keeps a way in), so two racing
 //! changes cannot both pass the lock-out guard.
 
+mod join;
+mod links;
+
 use std::sync::Arc;
+
+pub use links::LinkProgress;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::{Deserialize, Serialize};
@@ -32,7 +37,7 @@ use webauthn_rs_proto::ResidentKeyRequirement;
 use super::{
     accounts::{AccountError, AccountService, CurrentSession},
     audit::AuditLog,
-    invites::{Invite, InviteKind, InviteStore},
+    invites::{Invite, InviteKind, InviteStore, NewAccount, Registration},
     limits::{ip_key, LimitError, RateLimited, RateLimits},
 };
 use crate::{
@@ -114,6 +119,11 @@ pub enum PasskeyError {
     /// invite) its account can already sign in.
     #[error("this invite can no longer be used: ask for a new one")]
     InviteGone,
+    /// Open sign-up is off here (`--registration invite`).
+    #[error("this server makes accounts by invitation only: ask an administrator")]
+    RegistrationClosed,
+    #[error("the username {0} is taken: choose another")]
+    UsernameTaken(String),
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
     #[error(transparent)]
@@ -318,6 +328,51 @@ pub struct PasskeyService {
     limits: Arc<RateLimits>,
     policy: ApprovalPolicy,
     audit: AuditLog,
+    /// Whether `/join` makes accounts (set by [`super::Services::with_registration`]).
+    registration: Registration,
+}
+
+/// Whom an invite sets up: an account, or the one an open sign-up makes.
+#[derive(Debug, Clone)]
+pub enum Invitee {
+    Account(Account),
+    New(NewAccount),
+}
+
+impl Invitee {
+    pub fn username(&self) -> &str {
+        match self {
+            Self::Account(account) => &account.username,
+            Self::New(new) => &new.username,
+        }
+    }
+
+    pub fn display_name(&self) -> &str {
+        match self {
+            Self::Account(account) => &account.display_name,
+            Self::New(new) => &new.display_name,
+        }
+    }
+
+    /// The account's id; 0 for one not yet made.
+    fn id(&self) -> i64 {
+        match self {
+            Self::Account(account) => account.id,
+            Self::New(_) => 0,
+        }
+    }
+}
+
+/// What the invite page shows for a live invite.
+pub struct OpenedInvite {
+    pub invitee: Invitee,
+    pub kind: InviteKind,
+    /// A phone link this phone claimed, not yet matched: the number it
+    /// shows for the first phone to pick.
+    pub link_number: Option<u8>,
+    /// A phone link this phone has just claimed: the secret it keeps (a
+    /// cookie) to be known again.
+    pub new_claim: Option<Secret>,
 }
 
 impl PasskeyService {
@@ -345,7 +400,17 @@ impl PasskeyService {
             limits,
             policy,
             audit,
+            registration: Registration::default(),
         }
+    }
+
+    /// Who may make their own account here.
+    pub fn registration(&self) -> Registration {
+        self.registration
+    }
+
+    pub(crate) fn set_registration(&mut self, registration: Registration) {
+        self.registration = registration;
     }
 
     pub fn available(&self) -> bool {
@@ -497,21 +562,13 @@ impl PasskeyService {
             .iter()
             .map(|(_, s)| s.passkey.cred_id().clone())
             .collect();
-        let (mut options, state) = webauthn
-            .start_passkey_registration(
-                handle,
-                &account.username,
-                &account.display_name,
-                Some(exclude),
-            )
-            .map_err(|e| PasskeyError::Internal(e.to_string()))?;
-        // Ask for a discoverable credential, so that signing in needs no
-        // username; the verification does not depend on it.
-        if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
-            selection.require_resident_key = true;
-            selection.resident_key = Some(ResidentKeyRequirement::Required);
-        }
-        Ok((options, state))
+        creation_options(
+            webauthn,
+            handle,
+            &account.username,
+            &account.display_name,
+            exclude,
+        )
     }
 
     /// Keeps a verified new passkey of `account_id` under `name`.
@@ -1190,30 +1247,74 @@ impl PasskeyService {
         Ok(state.passkeys > 0 || state.password_on)
     }
 
-    /// The live invite behind `token` and its account, for the invite page:
-    /// each lookup counts against the address's guessing budget (the one
-    /// typed device codes use).
+    /// The live invite behind `token` and whom it sets up, for the invite
+    /// page: each lookup counts against the address's guessing budget (the
+    /// one typed device codes use). A phone link is claimed by the first
+    /// phone that opens it (`claim`: the secret it holds, if any).
     pub async fn open_invite(
         &self,
         token: &str,
+        claim: Option<&str>,
         caller: &Caller,
-    ) -> Result<(Account, Invite), PasskeyError> {
-        let (_, invite, account) = self.usable_invite(token, caller).await?;
-        Ok((account, invite))
+    ) -> Result<OpenedInvite, PasskeyError> {
+        self.limits.user_code_ip.check(&ip_key(caller.ip)).await?;
+        let Some((_, _, invite)) = self.invite_store().find_versioned(token).await? else {
+            return Err(PasskeyError::InviteGone);
+        };
+        if invite.kind == InviteKind::Link {
+            return self.open_link(token, claim, caller).await;
+        }
+        let (_, invite, invitee) = self.find_usable(token, None).await?;
+        Ok(OpenedInvite {
+            invitee,
+            kind: invite.kind,
+            link_number: None,
+            new_claim: None,
+        })
     }
 
-    /// The invite's record key, the invite and its account; `InviteGone`
-    /// for an unknown, used, revoked or expired one, one of a removed or
-    /// disabled account, or an enroll invite whose account has a way in.
+    /// [`Self::find_usable`], counted against the address's budget.
     async fn usable_invite(
         &self,
         token: &str,
+        claim: Option<&str>,
         caller: &Caller,
-    ) -> Result<(String, Invite, Account), PasskeyError> {
+    ) -> Result<(String, Invite, Invitee), PasskeyError> {
         self.limits.user_code_ip.check(&ip_key(caller.ip)).await?;
+        self.find_usable(token, claim).await
+    }
+
+    /// The invite's record key, the invite and whom it sets up;
+    /// `InviteGone` for an unknown, used, revoked or expired one, one of a
+    /// removed or disabled account, an enroll invite whose account has a
+    /// way in, or a phone link not matched for the phone holding `claim`.
+    async fn find_usable(
+        &self,
+        token: &str,
+        claim: Option<&str>,
+    ) -> Result<(String, Invite, Invitee), PasskeyError> {
         let Some((key, invite)) = self.invite_store().find(token).await? else {
             return Err(PasskeyError::InviteGone);
         };
+        match invite.kind {
+            InviteKind::Join => {
+                if self.registration != Registration::Open {
+                    return Err(PasskeyError::RegistrationClosed);
+                }
+                let new = invite.join.clone().ok_or(PasskeyError::InviteGone)?;
+                return Ok((key, invite, Invitee::New(new)));
+            }
+            InviteKind::Link => {
+                let ready = invite
+                    .link
+                    .as_ref()
+                    .is_some_and(|link| link.matched && links::holds_claim(link, claim));
+                if !ready {
+                    return Err(PasskeyError::InviteGone);
+                }
+            }
+            InviteKind::Enroll | InviteKind::Reset | InviteKind::Setup => {}
+        }
         let Some(account) = self.accounts.account_by_id(invite.account_id).await? else {
             return Err(PasskeyError::InviteGone);
         };
@@ -1221,25 +1322,36 @@ impl PasskeyService {
             tracing::info!(account = %account.username, "enroll invite refused: the account has a way in");
             return Err(PasskeyError::InviteGone);
         }
-        Ok((key, invite, account))
+        Ok((key, invite, Invitee::Account(account)))
     }
 
     /// Starts creating a passkey for the invite's account (no session: the
-    /// invite is the authority).
+    /// invite is the authority). `claim`: a phone link's claiming secret.
     pub async fn start_enrollment(
         &self,
         token: &str,
+        claim: Option<&str>,
         caller: &Caller,
     ) -> Result<Ceremony<CreationChallengeResponse>, PasskeyError> {
         let webauthn = self.webauthn()?;
-        let (key, _, account) = self.usable_invite(token, caller).await?;
-        let existing = self.stored(account.id).await?;
-        let (options, state) = self
-            .registration_options(webauthn, &account, &existing)
-            .await?;
+        let (key, _, invitee) = self.usable_invite(token, claim, caller).await?;
+        let (options, state) = match &invitee {
+            Invitee::Account(account) => {
+                let existing = self.stored(account.id).await?;
+                self.registration_options(webauthn, account, &existing)
+                    .await?
+            }
+            Invitee::New(new) => creation_options(
+                webauthn,
+                new.handle,
+                &new.username,
+                &new.display_name,
+                Vec::new(),
+            )?,
+        };
         let ceremony = self
             .new_ceremony(&CeremonyState::Enroll {
-                account_id: account.id,
+                account_id: invitee.id(),
                 invite: key,
                 state,
             })
@@ -1254,6 +1366,7 @@ impl PasskeyService {
     pub async fn finish_enrollment(
         &self,
         token: &str,
+        claim: Option<&str>,
         ceremony: &str,
         name: &str,
         credential: &str,
@@ -1265,15 +1378,15 @@ impl PasskeyService {
             .map_err(|_| InvalidInput("the passkey's answer is not a WebAuthn credential"))?;
         let CeremonyState::Enroll {
             account_id,
-            invite,
+            invite: begun_with,
             state,
         } = self.take_ceremony(ceremony).await?
         else {
             return Err(PasskeyError::CeremonyGone);
         };
-        let (key, _, account) = self.usable_invite(token, caller).await?;
+        let (key, invite, invitee) = self.usable_invite(token, claim, caller).await?;
         // The ceremony was begun with this very invite.
-        if key != invite || account.id != account_id {
+        if key != begun_with || invitee.id() != account_id {
             return Err(PasskeyError::CeremonyGone);
         }
         let passkey = webauthn
@@ -1285,11 +1398,13 @@ impl PasskeyService {
         if !self.invite_store().take(&key).await? {
             return Err(PasskeyError::InviteGone);
         }
-        self.keep_passkey(account_id, &name, passkey, caller)
+        let account = match invitee {
+            Invitee::Account(account) => account,
+            Invitee::New(new) => self.make_joined_account(&new, None).await?,
+        };
+        self.keep_passkey(account.id, &name, passkey, caller)
             .await?;
-        tracing::info!(account = %account.username, "invite used: passkey added");
-        self.audit
-            .record(AuditEvent::InviteUsed, None, Some(account_id), caller);
+        self.invite_used(&account, invite.kind, caller).await?;
         let token = self
             .accounts
             .start_session(&account, SignInMethod::Passkey, caller)
@@ -1297,10 +1412,38 @@ impl PasskeyService {
         Ok((token, account))
     }
 
+    /// Records an invite's use; a setup link makes its account an
+    /// administrator.
+    async fn invite_used(
+        &self,
+        account: &Account,
+        kind: InviteKind,
+        caller: &Caller,
+    ) -> Result<(), PasskeyError> {
+        if kind == InviteKind::Setup {
+            self.accounts
+                .set_admin(account, true, caller)
+                .await
+                .map_err(|e| match e {
+                    AccountError::Store(e) => PasskeyError::Store(e),
+                    e => PasskeyError::Internal(e.to_string()),
+                })?;
+        }
+        let event = match kind {
+            InviteKind::Link => AuditEvent::PhoneLinked,
+            InviteKind::Join => AuditEvent::AccountJoined,
+            InviteKind::Enroll | InviteKind::Reset | InviteKind::Setup => AuditEvent::InviteUsed,
+        };
+        tracing::info!(account = %account.username, kind = kind.as_str(), "invite used");
+        self.audit.record(event, None, Some(account.id), caller);
+        Ok(())
+    }
+
     /// Where passkeys are off (an IP address as public URL): the invite
     /// sets the account's password and turns password sign-in on, then
     /// signs it in. The password is checked before the invite is taken,
-    /// so a too-short one does not use it up.
+    /// so a too-short one does not use it up. (A phone link needs
+    /// passkeys: it is never made here.)
     pub async fn enroll_with_password(
         &self,
         token: &str,
@@ -1311,27 +1454,31 @@ impl PasskeyService {
             return Err(InvalidInput("this server sets accounts up with a passkey").into());
         }
         Password::parse(password)?;
-        let (key, _, account) = self.usable_invite(token, caller).await?;
+        let (key, invite, invitee) = self.usable_invite(token, None, caller).await?;
         if !self.invite_store().take(&key).await? {
             return Err(PasskeyError::InviteGone);
         }
-        match self
-            .accounts
-            .set_password(&account.username, password)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return Err(PasskeyError::InviteGone),
-            Err(AccountError::InvalidInput(e)) => return Err(e.into()),
-            Err(AccountError::Store(e)) => return Err(e.into()),
-            Err(e) => return Err(PasskeyError::Internal(e.to_string())),
-        }
-        self.settings
-            .update(account.id, |s| s.password_off = false)
-            .await?;
-        tracing::info!(account = %account.username, "invite used: password set");
-        self.audit
-            .record(AuditEvent::InviteUsed, None, Some(account.id), caller);
+        let account = match invitee {
+            Invitee::New(new) => self.make_joined_account(&new, Some(password)).await?,
+            Invitee::Account(account) => {
+                match self
+                    .accounts
+                    .set_password(&account.username, password)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => return Err(PasskeyError::InviteGone),
+                    Err(AccountError::InvalidInput(e)) => return Err(e.into()),
+                    Err(AccountError::Store(e)) => return Err(e.into()),
+                    Err(e) => return Err(PasskeyError::Internal(e.to_string())),
+                }
+                self.settings
+                    .update(account.id, |s| s.password_off = false)
+                    .await?;
+                account
+            }
+        };
+        self.invite_used(&account, invite.kind, caller).await?;
         let token = self
             .accounts
             .start_session(&account, SignInMethod::Password, caller)
@@ -1356,6 +1503,27 @@ pub struct Confirmation {
     pub fresh_until: Option<UnixMillis>,
 }
 
+/// Creation options for a passkey of the account with `handle`, none of
+/// `exclude`, and the state that verifies the answer.
+fn creation_options(
+    webauthn: &Webauthn,
+    handle: Uuid,
+    username: &str,
+    display_name: &str,
+    exclude: Vec<webauthn_rs::prelude::CredentialID>,
+) -> Result<(CreationChallengeResponse, PasskeyRegistration), PasskeyError> {
+    let (mut options, state) = webauthn
+        .start_passkey_registration(handle, username, display_name, Some(exclude))
+        .map_err(|e| PasskeyError::Internal(e.to_string()))?;
+    // Ask for a discoverable credential, so that signing in needs no
+    // username; the verification does not depend on it.
+    if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+        selection.require_resident_key = true;
+        selection.resident_key = Some(ResidentKeyRequirement::Required);
+    }
+    Ok((options, state))
+}
+
 /// The credential id part of a passkey record's key (`{handle}:{id}`).
 fn credential_id(key: &str) -> &str {
     key.rsplit(':').next().unwrap_or_default()
@@ -1377,4 +1545,106 @@ fn relying_party(public_url: &str) -> Option<Webauthn> {
 
 fn to_json(value: &impl Serialize) -> Result<String, PasskeyError> {
     serde_json::to_string(value).map_err(|e| PasskeyError::Internal(e.to_string()))
+}
+
+/// What the administrators' service asks of passkeys.
+impl PasskeyService {
+    /// The shared record store (admin API tokens live there too).
+    pub(crate) fn provider_store(&self) -> Arc<dyn ProviderStore> {
+        self.store.clone()
+    }
+
+    /// The rate limits (a failed admin token counts as a failed bearer).
+    pub(crate) fn limits(&self) -> &RateLimits {
+        &self.limits
+    }
+
+    /// Refuses an administrator's change unless their session holds a
+    /// fresh proof of presence (the same one a credential change needs):
+    /// a stolen admin session alone cannot change other accounts.
+    pub async fn require_fresh_proof(&self, current: &CurrentSession) -> Result<(), PasskeyError> {
+        let credentials = self.credentials(current.account.id).await?;
+        // Removing a passkey needs the strongest proof the account has.
+        self.require_proof(current, CredentialChange::RemovePasskey, &credentials.state)
+            .await
+    }
+
+    /// Removes the chosen passkeys of `account_id` (`None`: all of them)
+    /// for an administrator, with no proof of the owner's (the owner lost
+    /// the phone). With `keep_a_way_in`, refused (`LastWayIn`) when the
+    /// account would have no way to sign in left; a reset, which issues an
+    /// invite, passes false. One compare-and-set on the settings marks
+    /// them removed, then the records go. Returns the ids removed.
+    pub async fn remove_for_admin(
+        &self,
+        account_id: i64,
+        ids: Option<&[String]>,
+        keep_a_way_in: bool,
+        caller: &Caller,
+    ) -> Result<Vec<String>, PasskeyError> {
+        let (keys, removed) = loop {
+            let credentials = self.credentials(account_id).await?;
+            let chosen: Vec<(String, StoredPasskey)> = match ids {
+                None => credentials.passkeys.clone(),
+                Some(ids) => {
+                    let mut chosen = Vec::new();
+                    for id in ids {
+                        let Some(found) = credentials
+                            .passkeys
+                            .iter()
+                            .find(|(key, _)| credential_id(key) == id)
+                        else {
+                            return Err(PasskeyError::NotFound);
+                        };
+                        if !chosen.iter().any(|(key, _)| key == &found.0) {
+                            chosen.push(found.clone());
+                        }
+                    }
+                    chosen
+                }
+            };
+            if chosen.is_empty() {
+                return Ok(Vec::new());
+            }
+            let left = credentials.passkeys.len() - chosen.len();
+            if keep_a_way_in && left == 0 && !credentials.state.password_on {
+                return Err(PasskeyError::LastWayIn);
+            }
+            let mut settings = credentials.settings.clone();
+            settings.approve_with_passkey = settings.approve_with_passkey && left > 0;
+            let now = now_millis();
+            for (key, stored) in &chosen {
+                settings.removed.push(RemovedPasskey {
+                    id: credential_id(key).to_owned(),
+                    name: stored.name.clone(),
+                    removed_at: now,
+                });
+            }
+            let excess = settings.removed.len().saturating_sub(MAX_REMOVED);
+            settings.removed.drain(..excess);
+            if self
+                .settings
+                .write_if_unchanged(account_id, &credentials.record, &settings)
+                .await?
+            {
+                let ids = chosen
+                    .iter()
+                    .map(|(key, _)| credential_id(key).to_owned())
+                    .collect::<Vec<_>>();
+                break (
+                    chosen.into_iter().map(|(key, _)| key).collect::<Vec<_>>(),
+                    ids,
+                );
+            }
+        };
+        for (key, id) in keys.iter().zip(&removed) {
+            if let Err(err) = self.store.remove_key(kinds::PASSKEY, key).await {
+                tracing::warn!(account_id, passkey = %id, error = %err, "removed passkey's record stays (ignored)");
+            }
+            tracing::info!(account_id, passkey = %id, "passkey removed by an administrator");
+            self.audit
+                .record(AuditEvent::PasskeyRemoved, None, Some(account_id), caller);
+        }
+        Ok(removed)
+    }
 }

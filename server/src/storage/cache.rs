@@ -237,6 +237,9 @@ impl<S: AccountStore + SessionStore + ?Sized> SessionStore for CachedSessions<S>
     async fn list_sessions(&self, account_id: i64) -> Result<Vec<Session>, StoreError> {
         self.inner.list_sessions(account_id).await
     }
+    async fn count_sessions(&self) -> Result<u64, StoreError> {
+        self.inner.count_sessions().await
+    }
 }
 
 #[async_trait]

@@ -313,6 +313,18 @@ async fn redis_limits_and_revocations_are_shared_by_instances() {
     );
     assert_eq!(a.check("sign-in", "10.0.0.2", ten).await.unwrap(), None);
     assert_eq!(a.check("scan", "10.0.0.1", ten).await.unwrap(), None);
+    // Hourly limits (open sign-ups) too.
+    let five = std::num::NonZeroU32::new(5).unwrap();
+    for i in 0..5 {
+        let limiter = if i % 2 == 0 { &a } else { &b };
+        let allowed = limiter.check_per_hour("join", "10.0.0.1", five).await;
+        assert_eq!(allowed.unwrap(), None);
+    }
+    let wait = a.check_per_hour("join", "10.0.0.1", five).await.unwrap();
+    assert!(
+        wait.is_some_and(|w| w > Duration::from_secs(60)),
+        "the 6th sign-up in an hour is refused: {wait:?}"
+    );
 
     let clock_a = RedisRevocations::new(open().await.unwrap());
     let clock_b = RedisRevocations::new(open().await.unwrap());
@@ -803,6 +815,7 @@ async fn audit_store_contract<S: AccountStore + SessionStore + AuditStore>(store
         ..AuditQuery::default()
     };
     assert_eq!(store.events(&limited).await.unwrap().len(), 2);
+    audit_filters_and_pages(store.as_ref(), alice.id).await;
 
     // Sign-ins: newest first, with the session while it works.
     let token = Secret::new_random().hash();
@@ -828,6 +841,67 @@ async fn audit_store_contract<S: AccountStore + SessionStore + AuditStore>(store
     // The history's "seen" mark returns the previous one.
     assert_eq!(store.mark_sign_ins_seen(alice.id, 100).await.unwrap(), 0);
     assert_eq!(store.mark_sign_ins_seen(alice.id, 200).await.unwrap(), 100);
+}
+
+/// The admin's filters (app, address, time range, actor kept), newest
+/// first with offset and limit, and the count that ignores the page. The
+/// store holds the four rows of [`audit_store_contract`] (at 10 to 20).
+async fn audit_filters_and_pages<S: AuditStore + ?Sized>(store: &S, alice: i64) {
+    let phone = Caller::new(Some([198, 51, 100, 7].into()), "Phone").acting_as("admin:root");
+    for at in [50, 60, 70] {
+        let mut record = AuditRecord::new(at, AuditEvent::AppAdded, None, None, &phone);
+        record.client_id = Some(format!("app{at}"));
+        assert!(store.append(record));
+    }
+    let ids = |rows: Vec<AuditRecord>| rows.iter().map(|r| r.at).collect::<Vec<_>>();
+    let query = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery::default();
+        f(&mut q);
+        q
+    };
+    let newest = query(|q| q.newest_first = true);
+    assert_eq!(
+        ids(store.events(&newest).await.unwrap()),
+        [70, 60, 50, 20, 12, 11, 10]
+    );
+    let all = store.events(&newest).await.unwrap();
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "ids increase");
+    assert_eq!(all[0].actor.as_deref(), Some("admin:root"));
+    assert_eq!(all[6].actor, None);
+    let page = query(|q| {
+        q.newest_first = true;
+        q.offset = Some(2);
+        q.limit = Some(3);
+    });
+    assert_eq!(ids(store.events(&page).await.unwrap()), [50, 20, 12]);
+    assert_eq!(
+        store.count_events(&page).await.unwrap(),
+        7,
+        "the page aside"
+    );
+    let by_app = query(|q| q.client_id = Some("app60".into()));
+    assert_eq!(ids(store.events(&by_app).await.unwrap()), [60]);
+    assert_eq!(store.count_events(&by_app).await.unwrap(), 1);
+    let by_ip = query(|q| q.ip = Some("198.51.100.7".into()));
+    assert_eq!(ids(store.events(&by_ip).await.unwrap()), [50, 60, 70]);
+    let in_range = query(|q| {
+        q.from = Some(11);
+        q.to = Some(50);
+    });
+    assert_eq!(
+        ids(store.events(&in_range).await.unwrap()),
+        [11, 12, 20, 50]
+    );
+    assert_eq!(store.count_events(&in_range).await.unwrap(), 4);
+    let mut of_alice = query(|q| q.event = Some(AuditEvent::LoginScanned));
+    of_alice.account_id = Some(alice);
+    assert_eq!(ids(store.events(&of_alice).await.unwrap()), [11]);
+    let none = query(|q| q.ip = Some("198.51.100".into()));
+    assert_eq!(
+        store.count_events(&none).await.unwrap(),
+        0,
+        "exact, no prefix"
+    );
 }
 
 #[tokio::test]

@@ -130,6 +130,10 @@ pub async fn open(
         Arc<dyn AuditStore>,
         Arc<dyn ProviderStore>,
     );
+    let kind = match database {
+        DatabaseUrl::Sqlite(_) => "sqlite",
+        DatabaseUrl::Postgres(_) => "postgres",
+    };
     let (accounts, audit, provider): Database = match database {
         DatabaseUrl::Sqlite(path) => {
             let sqlite = sqlite::SqliteStore::open(path)
@@ -156,6 +160,7 @@ pub async fn open(
         None => {
             let cached = Arc::new(cache::CachedSessions::new(accounts));
             Stores {
+                database: kind,
                 attempts: Arc::new(memory::MemoryAttemptStore::default()),
                 notifier: Arc::new(memory::LocalNotifier::default()),
                 accounts: cached.clone(),
@@ -169,6 +174,7 @@ pub async fn open(
             let revocations = Arc::new(redis::RedisRevocations::new(connection.clone()));
             let cached = Arc::new(cache::CachedSessions::new(accounts).shared(revocations));
             Stores {
+                database: kind,
                 attempts: Arc::new(redis::RedisAttemptStore::new(connection.clone())),
                 notifier: Arc::new(redis::RedisNotifier::start(connection.clone())),
                 accounts: cached.clone(),

@@ -99,6 +99,7 @@ pub(crate) fn sign_in_from(row: &impl Columns) -> Result<SignInRecord, sqlx::Err
 pub(crate) fn audit_from(row: &impl Columns) -> Result<AuditRecord, StoreError> {
     let event = row.text("event")?;
     Ok(AuditRecord {
+        id: row.int("id")?,
         at: row.int("at")? as u64,
         event: AuditEvent::parse(&event)
             .ok_or_else(|| StoreError::Unavailable(format!("unknown audit event {event:?}")))?,
@@ -108,5 +109,6 @@ pub(crate) fn audit_from(row: &impl Columns) -> Result<AuditRecord, StoreError> 
         client_id: row.text_or_null("client_id")?,
         ip: row.text("ip")?,
         user_agent: row.text("user_agent")?,
+        actor: row.text_or_null("actor")?,
     })
 }

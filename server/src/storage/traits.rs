@@ -175,14 +175,27 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn list_sessions(&self, account_id: i64) -> Result<Vec<Session>, StoreError>;
     /// Revokes one of the account's sessions; false if it has none by that id.
     async fn delete_session(&self, account_id: i64, id: &str) -> Result<bool, StoreError>;
+    /// How many sessions are stored, of every account (the admin status).
+    async fn count_sessions(&self) -> Result<u64, StoreError>;
 }
 
-/// Which audit rows to read, oldest first.
+/// Which audit rows to read: every filter given must match; oldest first
+/// unless `newest_first`; `offset` rows skipped, then at most `limit`.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub login_id: Option<String>,
     pub account_id: Option<i64>,
     pub event: Option<AuditEvent>,
+    /// The OpenID Connect client (app) concerned.
+    pub client_id: Option<String>,
+    /// The caller's address, exactly as recorded.
+    pub ip: Option<String>,
+    /// Rows at or after this time.
+    pub from: Option<UnixMillis>,
+    /// Rows at or before this time.
+    pub to: Option<UnixMillis>,
+    pub newest_first: bool,
+    pub offset: Option<u32>,
     pub limit: Option<u32>,
 }
 
@@ -193,8 +206,11 @@ pub trait AuditStore: Send + Sync + 'static {
     fn append(&self, record: AuditRecord) -> bool;
     /// Resolves once every row appended before it is stored.
     async fn flush(&self) -> Result<(), StoreError>;
-    /// Rows matching `query`, oldest first (what was appended is flushed first).
+    /// Rows matching `query`, in its order (what was appended is flushed first).
     async fn events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// How many rows match `query`'s filters (its order, offset and limit
+    /// aside).
+    async fn count_events(&self, query: &AuditQuery) -> Result<u64, StoreError>;
     /// The account's latest sign-ins, newest first.
     async fn recent_sign_ins(
         &self,
@@ -220,6 +236,14 @@ pub trait SharedLimiter: Send + Sync + 'static {
         limit: &str,
         key: &str,
         per_minute: NonZeroU32,
+    ) -> Result<Option<Duration>, StoreError>;
+    /// As [`Self::check`], allowing `per_hour` (for rare things such as
+    /// open sign-ups).
+    async fn check_per_hour(
+        &self,
+        limit: &str,
+        key: &str,
+        per_hour: NonZeroU32,
     ) -> Result<Option<Duration>, StoreError>;
 }
 
@@ -300,6 +324,9 @@ pub trait ProviderStore: Send + Sync + 'static {
 /// Every store a running server uses.
 #[derive(Clone)]
 pub struct Stores {
+    /// The database's kind, as the admin status names it: `sqlite` or
+    /// `postgres`.
+    pub database: &'static str,
     pub attempts: Arc<dyn AttemptStore>,
     pub notifier: Arc<dyn ChangeNotifier>,
     pub accounts: Arc<dyn AccountStore>,

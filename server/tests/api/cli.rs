@@ -90,6 +90,10 @@ fn help_documents_every_setting() {
         "--log-format",
         "--pending-ttl",
         "--demo",
+        "--registration",
+        "QRLOGIN_REGISTRATION",
+        "--setup-admin",
+        "QRLOGIN_SETUP_ADMIN",
     ] {
         assert!(help.contains(setting), "{setting} missing from:\n{help}");
     }

@@ -607,7 +607,7 @@ fn api_inputs(doc: &Value, op: &Value, known: &Known) -> Vec<Input> {
                 let mut valid = vec![
                     min.to_string(),
                     max.to_string(),
-                    (max + 1).to_string(),
+                    max.saturating_add(1).to_string(),
                     "42".into(),
                 ];
                 valid.extend((0..3).map(|i| (i * 37 % 100).to_string()));
@@ -855,15 +855,23 @@ fn page_inputs(known: &Known) -> Vec<Input> {
         text("choices", At::Query, &["no_passkey"]),
         text("next", At::Query, &["/m"]),
         text("failed", At::Query, &["invite_gone"]),
+        text("code", At::Query, &["done", "confirm_first"]),
     ]
 }
 
 /// Each server function of the pages and its arguments, read from
-/// app/src/server_fns.rs: `name` → `[(argument, type)]`.
+/// app/src/server_fns.rs and the admin console's app/src/admin/fns.rs:
+/// `name` → `[(argument, type)]`.
 fn server_fn_arguments() -> Vec<(String, Vec<(String, String)>)> {
-    let source = include_str!("../../../app/src/server_fns.rs");
+    let sources = [
+        include_str!("../../../app/src/server_fns.rs"),
+        include_str!("../../../app/src/admin/fns.rs"),
+    ];
     let mut fns = Vec::new();
-    for part in source.split("#[server(prefix").skip(1) {
+    for part in sources
+        .iter()
+        .flat_map(|source| source.split("#[server(prefix").skip(1))
+    {
         let Some(start) = part.find("pub async fn ") else {
             continue;
         };
@@ -1101,10 +1109,14 @@ fn every_route_with_inputs_from_its_description_never_breaks_the_server() {
         let path = page
             .path()
             .replace(":id", "{id}")
-            .replace(":token", "{token}");
+            .replace(":token", "{token}")
+            .replace(":username", "{username}");
         let mut inputs = page_inputs(&known);
         if path.contains("{token}") {
             inputs.push(text("token", At::Path, &[UNKNOWN_INVITE]));
+        }
+        if path.contains("{username}") {
+            inputs.push(text("username", At::Path, &["alice", "bob"]));
         }
         if path.contains("{id}") {
             inputs.push(text(

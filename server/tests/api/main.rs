@@ -5,11 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts_lifecycle;
+mod admin_api;
+mod admin_console;
 mod admins;
 mod basics;
 mod cli;
 mod cluster;
 mod credentials;
+mod enrolling;
 mod faults;
 mod flow;
 mod fuzz;
@@ -18,9 +21,12 @@ mod helpers;
 mod invites;
 mod languages;
 mod leaks;
+mod link_phone;
 mod metrics;
 mod oidc;
 mod openapi;
 mod passkeys;
 mod proxies;
 mod security;
+mod setup_link;
+mod signup;

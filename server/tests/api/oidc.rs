@@ -20,8 +20,8 @@ const ISSUER: &str = "http://127.0.0.1:3000";
 const CALLBACK: &str = "http://localhost:4000/callback";
 
 pub(crate) struct Client {
-    id: String,
-    secret: Option<String>,
+    pub(crate) id: String,
+    pub(crate) secret: Option<String>,
 }
 
 pub(crate) async fn client(app: &TestApp, public: bool) -> Client {
@@ -58,7 +58,7 @@ fn rand_bytes() -> [u8; 32] {
     bytes
 }
 
-fn query(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
@@ -758,10 +758,7 @@ async fn prompt_none_prompt_login_and_straight_through() {
         .withdraw_consent(
             1,
             &client.id,
-            &server::domain::caller::Caller {
-                ip: None,
-                user_agent: PHONE_UA.into(),
-            },
+            &server::domain::caller::Caller::new(None, PHONE_UA),
         )
         .await
         .unwrap();

@@ -526,8 +526,9 @@ impl OidcService {
 
     /// `GET /oauth2/logout` (RP-initiated logout): with a valid
     /// `id_token_hint` for the account signed in here, signs out and goes
-    /// back to a `post_logout_redirect_uri` the client registered (as one
-    /// of its redirect URIs); without one, asks the person first.
+    /// back to a `post_logout_redirect_uri` the client registered (one of
+    /// its post-logout URIs, or of its redirect URIs where it registered
+    /// none); without one, asks the person first.
     pub async fn end_session(
         &self,
         id_token_hint: Option<&str>,
@@ -567,7 +568,7 @@ impl OidcService {
             None => None,
         };
         match (client, post_logout_redirect_uri) {
-            (Some(client), Some(uri)) if client.allows_redirect(uri) => {
+            (Some(client), Some(uri)) if client.allows_post_logout(uri) => {
                 let mut url = url::Url::parse(uri).map_err(|_| {
                     OidcError::InvalidRequest("bad post_logout_redirect_uri".into())
                 })?;

@@ -196,6 +196,101 @@ impl OidcService {
         })
     }
 
+    /// Registers a client with its post-logout URIs, audited as `caller`'s
+    /// (the admin console and API, `qrlogin client add`).
+    pub async fn add_client_as(
+        &self,
+        name: &str,
+        redirect_uris: &[String],
+        post_logout_uris: &[String],
+        public: bool,
+        caller: &Caller,
+    ) -> Result<(Client, Option<String>), ClientAdminError> {
+        let now = now_millis();
+        let (client, secret) =
+            Client::register_with_logout(name, redirect_uris, post_logout_uris, public, now)?;
+        self.store
+            .insert(kinds::CLIENT, &client.id, &to_json(&client)?, FOREVER, now)
+            .await?;
+        tracing::info!(client = %client.id, name = %client.name, "client added");
+        self.audit
+            .record_app(AuditEvent::AppAdded, None, &client.id, caller);
+        Ok((client, secret))
+    }
+
+    /// Gives a confidential client a new secret (shown once): the old one
+    /// stops working at once. A public client has none to rotate.
+    pub async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        caller: &Caller,
+    ) -> Result<String, ClientAdminError> {
+        loop {
+            let Some((mut client, record)) = (if plausible_id(client_id) {
+                self.load::<Client>(kinds::CLIENT, client_id).await?
+            } else {
+                None
+            }) else {
+                return Err(ClientAdminError::NoSuchClient(client_id.to_owned()));
+            };
+            let Some(secret) = client.rotate_secret() else {
+                return Err(ClientAdminError::PublicClient);
+            };
+            if self
+                .store
+                .replace(
+                    kinds::CLIENT,
+                    client_id,
+                    record.version,
+                    &to_json(&client)?,
+                    record.expires_at,
+                    now_millis(),
+                )
+                .await?
+            {
+                tracing::info!(client = %client_id, "client secret rotated");
+                self.audit
+                    .record_app(AuditEvent::AppSecretRotated, None, client_id, caller);
+                return Ok(secret);
+            }
+        }
+    }
+
+    /// [`Self::remove_client`], audited as `caller`'s.
+    pub async fn remove_client_as(
+        &self,
+        client_id: &str,
+        caller: &Caller,
+    ) -> Result<(), ClientAdminError> {
+        self.remove_client(client_id).await?;
+        self.audit
+            .record_app(AuditEvent::AppRemoved, None, client_id, caller);
+        Ok(())
+    }
+
+    /// The clients the account holds live grants for, each with the
+    /// scopes granted (of all its grants), by client id.
+    pub async fn granted_clients(
+        &self,
+        account_id: i64,
+    ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let prefix = format!("{account_id}:");
+        let mut by_client: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (key, record) in self.store.list(kinds::GRANT, &prefix, now_millis()).await? {
+            let scopes = by_client
+                .entry(Grant::key_owner(&key).1.to_owned())
+                .or_default();
+            if let Some(grant) = parse::<Grant>(&record) {
+                for scope in grant.scopes {
+                    if !scopes.contains(&scope) {
+                        scopes.push(scope);
+                    }
+                }
+            }
+        }
+        Ok(by_client.into_iter().collect())
+    }
+
     pub async fn clients(&self) -> Result<Vec<Client>, StoreError> {
         let records = self.store.list(kinds::CLIENT, "", now_millis()).await?;
         let mut clients: Vec<Client> = records.iter().filter_map(|(_, r)| parse(r)).collect();
@@ -389,6 +484,8 @@ pub enum ClientAdminError {
     Invalid(#[from] ClientError),
     #[error("no client with id {0:?}")]
     NoSuchClient(String),
+    #[error("a public client has no secret to rotate")]
+    PublicClient,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]

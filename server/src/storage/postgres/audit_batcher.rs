@@ -125,9 +125,9 @@ async fn insert(pool: &PgPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error>
     let column = |f: fn(&AuditRecord) -> Option<String>| batch.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO audit_events
-           (at, event, login_id, account_id, session_id, client_id, ip, user_agent)
+           (at, event, login_id, account_id, session_id, client_id, ip, user_agent, actor)
          SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                              $6::text[], $7::text[], $8::text[])",
+                              $6::text[], $7::text[], $8::text[], $9::text[])",
     )
     .bind(batch.iter().map(|r| r.at as i64).collect::<Vec<_>>())
     .bind(column(|r| Some(r.event.as_str().to_owned())))
@@ -137,6 +137,7 @@ async fn insert(pool: &PgPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error>
     .bind(column(|r| r.client_id.clone()))
     .bind(column(|r| Some(r.ip.clone())))
     .bind(column(|r| Some(r.user_agent.clone())))
+    .bind(column(|r| r.actor.clone()))
     .execute(pool)
     .await?;
     Ok(())

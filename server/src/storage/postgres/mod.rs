@@ -137,6 +137,38 @@ impl SessionStore for PostgresStore {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn count_sessions(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+/// The audit filters of [`AuditQuery`], as parameters $1 to $7.
+macro_rules! postgres_audit_where {
+    () => {
+        "($1::text IS NULL OR login_id = $1) AND ($2::bigint IS NULL OR account_id = $2)
+         AND ($3::text IS NULL OR event = $3) AND ($4::text IS NULL OR client_id = $4)
+         AND ($5::text IS NULL OR ip = $5) AND ($6::bigint IS NULL OR at >= $6)
+         AND ($7::bigint IS NULL OR at <= $7)"
+    };
+}
+
+/// Binds $1 to $7 of [`postgres_audit_where`].
+fn bind_audit_filters<'q>(
+    sql: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    query: &'q AuditQuery,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let millis = |t: Option<UnixMillis>| t.map(|t| t.min(i64::MAX as u64) as i64);
+    sql.bind(query.login_id.as_deref())
+        .bind(query.account_id)
+        .bind(query.event.map(AuditEvent::as_str))
+        .bind(query.client_id.as_deref())
+        .bind(query.ip.as_deref())
+        .bind(millis(query.from))
+        .bind(millis(query.to))
 }
 
 #[async_trait]
@@ -151,20 +183,38 @@ impl AuditStore for PostgresStore {
 
     async fn events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.flush().await?;
-        let rows = sqlx::query(
-            "SELECT at, event, login_id, account_id, session_id, client_id, ip, user_agent
-             FROM audit_events
-             WHERE ($1::text IS NULL OR login_id = $1) AND ($2::bigint IS NULL OR account_id = $2)
-               AND ($3::text IS NULL OR event = $3)
-             ORDER BY id LIMIT $4",
-        )
-        .bind(query.login_id.as_deref())
-        .bind(query.account_id)
-        .bind(query.event.map(AuditEvent::as_str))
-        .bind(query.limit.map(i64::from))
-        .fetch_all(&self.pool)
-        .await?;
+        const ASC: &str = concat!(
+            "SELECT id, at, event, login_id, account_id, session_id, client_id, ip, user_agent, actor
+             FROM audit_events WHERE ",
+            postgres_audit_where!(),
+            " ORDER BY id LIMIT $8 OFFSET $9"
+        );
+        const DESC: &str = concat!(
+            "SELECT id, at, event, login_id, account_id, session_id, client_id, ip, user_agent, actor
+             FROM audit_events WHERE ",
+            postgres_audit_where!(),
+            " ORDER BY id DESC LIMIT $8 OFFSET $9"
+        );
+        let sql = if query.newest_first { DESC } else { ASC };
+        let rows = bind_audit_filters(sqlx::query(sql), query)
+            .bind(query.limit.map(i64::from))
+            .bind(i64::from(query.offset.unwrap_or(0)))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(audit_from).collect()
+    }
+
+    async fn count_events(&self, query: &AuditQuery) -> Result<u64, StoreError> {
+        self.flush().await?;
+        const COUNT: &str = concat!(
+            "SELECT count(*) AS n FROM audit_events WHERE ",
+            postgres_audit_where!()
+        );
+        let row = bind_audit_filters(sqlx::query(COUNT), query)
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = sqlx::Row::try_get(&row, "n")?;
+        Ok(n.max(0) as u64)
     }
 
     async fn recent_sign_ins(

@@ -48,15 +48,37 @@ impl SharedLimiter for RedisLimiter {
         key_: &str,
         per_minute: NonZeroU32,
     ) -> Result<Option<Duration>, StoreError> {
+        self.gcra(limit, key_, 60_000_000, per_minute).await
+    }
+
+    async fn check_per_hour(
+        &self,
+        limit: &str,
+        key_: &str,
+        per_hour: NonZeroU32,
+    ) -> Result<Option<Duration>, StoreError> {
+        self.gcra(limit, key_, 3_600_000_000, per_hour).await
+    }
+}
+
+impl RedisLimiter {
+    /// `n` per `period_us` microseconds, in a burst or spread out.
+    async fn gcra(
+        &self,
+        limit: &str,
+        key_: &str,
+        period_us: u64,
+        n: NonZeroU32,
+    ) -> Result<Option<Duration>, StoreError> {
         let name = self.redis.key(&["limit", limit, key_]);
-        let interval_us = 60_000_000 / u64::from(per_minute.get());
+        let interval_us = period_us / u64::from(n.get());
         let wait_ms: u64 = self
             .redis
             .call(|mut c| async move {
                 self.gcra
                     .key(&name)
                     .arg(interval_us)
-                    .arg(per_minute.get())
+                    .arg(n.get())
                     .invoke_async(&mut c)
                     .await
             })

@@ -196,8 +196,8 @@ fn write(
     {
         let mut insert_audit = transaction.prepare_cached(
             "INSERT INTO audit_events
-             (at, event, login_id, account_id, session_id, client_id, ip, user_agent)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             (at, event, login_id, account_id, session_id, client_id, ip, user_agent, actor)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )?;
         for r in audit {
             if let Err(err) = insert_audit.execute(params![
@@ -209,6 +209,7 @@ fn write(
                 r.client_id,
                 r.ip,
                 r.user_agent,
+                r.actor,
             ]) {
                 tracing::error!(error = %err, "audit row refused");
             }
@@ -268,6 +269,7 @@ mod tests {
 
     fn audit_row(account_id: i64) -> AuditRecord {
         AuditRecord {
+            id: 0,
             at: 1_000,
             event: AuditEvent::LoginRedeemed,
             login_id: None,
@@ -276,6 +278,7 @@ mod tests {
             client_id: None,
             ip: "127.0.0.1".into(),
             user_agent: "test".into(),
+            actor: None,
         }
     }
 
