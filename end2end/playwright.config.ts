@@ -122,7 +122,7 @@ export default defineConfig({
     {
       // The two-device flows make their own desktop and phone contexts.
       name: "phone",
-      testIgnore: /(flow|cluster|oidc|a11y|scanner|passkeys|i18n)\.spec\.ts/,
+      testIgnore: /(flow|cluster|oidc|a11y|scanner|passkeys|i18n|team)\.spec\.ts/,
       use: { ...devices["Pixel 7"], launchOptions: chromium },
     },
   ],
