@@ -47,7 +47,7 @@ ensure_nginx
 if [[ "${QRLOGIN_CLUSTER_NO_BUILD:-}" != 1 ]]; then
   ensure_build_tools
   say "building the release site and server"
-  cargo leptos build --release --split
+  release_build_with_bench
 fi
 if [[ ! -x "$binary" ]]; then
   echo "cluster: $binary is not an executable; build it first" >&2

@@ -6,5 +6,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$REPO_ROOT"
 ensure_build_tools
 say "building the release site and server"
-cargo leptos build --release --split
+release_build_with_bench
 exec target/release/qrlogin serve --demo "$@"

@@ -123,7 +123,9 @@ ensure_nginx() {
 
 # The release site and server, and the benchmark binary in the same cargo
 # run: built separately, the benchmark's different feature set made cargo
-# compile ~90 shared crates (leptos, axum, tokio, ...) a second time.
+# compile ~90 shared crates (leptos, axum, tokio, ...) a second time. Every
+# script that needs a release build (run, test, bench, cluster) calls this
+# one, so running the tests and then the app builds once.
 release_build_with_bench() {
   # --split: functions marked #[lazy] (the camera's QR decoder) become
   # WASM chunks of their own, loaded on first use, so /login never loads them.
