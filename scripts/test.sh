@@ -56,6 +56,9 @@ say "benchmark smoke run (small numbers; checks every figure is produced)"
 QRLOGIN_BENCH_REDIS="$QRLOGIN_TEST_REDIS" QRLOGIN_BENCH_POSTGRES="$QRLOGIN_TEST_POSTGRES" \
   target/release/qrlogin-bench run --quick --out "$(mktemp -d)"
 
+say "soak with faults, 60 s (two instances behind nginx; an instance, Redis and PostgreSQL killed and restarted, each twice)"
+target/release/qrlogin-bench soak --duration 60 --out "$(mktemp -d)" --no-markdown
+
 # One closing line for all runners together.
 passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 e2e=$(grep -oE '^ +[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')

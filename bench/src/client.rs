@@ -117,6 +117,18 @@ impl Conn {
         headers: &[(header::HeaderName, &str)],
         body: Option<String>,
     ) -> anyhow::Result<Answer> {
+        self.send_typed(method, path, headers, body.map(|b| ("application/json", b)))
+            .await
+    }
+
+    /// [`Self::send`] with a body of any content type (a form, say).
+    pub async fn send_typed(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(header::HeaderName, &str)],
+        body: Option<(&str, String)>,
+    ) -> anyhow::Result<Answer> {
         let mut request = Request::builder().method(method);
         request = match self.sender {
             // origin-form plus Host, as browsers send HTTP/1.1
@@ -128,10 +140,14 @@ impl Conn {
         for (name, value) in headers {
             request = request.header(name, *value);
         }
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let request = request.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        let body = match body {
+            Some((content_type, body)) => {
+                request = request.header(header::CONTENT_TYPE, content_type);
+                body
+            }
+            None => String::new(),
+        };
+        let request = request.body(Full::new(Bytes::from(body)))?;
         let response = match &mut self.sender {
             Sender::H1(sender) => {
                 sender.ready().await?;

@@ -7,9 +7,11 @@ mod bundle;
 mod client;
 mod cluster;
 mod first_qr;
+mod json_splice;
 mod report;
 mod scenarios;
 mod servers;
+mod soak;
 mod stats;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -32,6 +34,11 @@ enum Command {
         #[arg(long)]
         addr: std::net::SocketAddr,
     },
+    /// Two instances behind nginx on PostgreSQL + Redis under mixed traffic
+    /// while instances, Redis and PostgreSQL are killed and restarted; checks
+    /// the invariants, writes `soak` into results.json and BENCHMARKS.md,
+    /// and fails when any is violated.
+    Soak(Box<soak::SoakArgs>),
     /// Fails when the release login bundle's WASM + JS exceed the budget.
     Budget {
         /// The site built by `cargo leptos build --release`.
@@ -47,6 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => tokio_runtime().and_then(|rt| rt.block_on(scenarios::run(*args))),
+        Command::Soak(args) => tokio_runtime().and_then(|rt| rt.block_on(soak::run(*args))),
         Command::Baseline { addr } => {
             tokio_runtime().and_then(|rt| rt.block_on(baseline::serve(addr)))
         }

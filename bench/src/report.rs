@@ -51,7 +51,7 @@ pub struct Results {
     pub targets: Vec<Target>,
 }
 
-fn machine(open_files_limit: u64) -> Machine {
+pub(crate) fn machine(open_files_limit: u64) -> Machine {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
         .lines()
@@ -74,7 +74,7 @@ fn machine(open_files_limit: u64) -> Machine {
     }
 }
 
-fn commit(repo: &Path) -> String {
+pub(crate) fn commit(repo: &Path) -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .current_dir(repo)
@@ -278,10 +278,15 @@ fn proto_name(proto: Proto) -> &'static str {
 /// results.json and latency.svg into `out`; the table into `markdown`.
 pub fn write(results: &Results, out: &Path, markdown: Option<&Path>) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_string_pretty(results)?,
-    )?;
+    let path = out.join("results.json");
+    let mut json = serde_json::to_string_pretty(results)?;
+    // The soak's part is `qrlogin-bench soak`'s to write: kept as it was.
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    if let Some(soak) = crate::json_splice::get(&old, "soak") {
+        let soak = soak.replace("\n  ", "\n");
+        json = crate::json_splice::set(&json, "soak", &soak).context("results.json")?;
+    }
+    std::fs::write(path, json)?;
     chart(results, &out.join("latency.svg"))?;
     if let Some(markdown) = markdown {
         let old = std::fs::read_to_string(markdown)
