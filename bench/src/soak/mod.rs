@@ -214,6 +214,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     for i in 0..args.users {
         users.spawn(traffic::user(world.clone(), i));
     }
+    let abandoned = tokio::spawn(traffic::check_abandoned(world.clone(), true));
     let mut idle = JoinSet::new();
     for i in 0..args.idle_desktops {
         idle.spawn(traffic::idle_desktop(world.clone(), i));
@@ -237,7 +238,8 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         users.abort_all();
     }
     eprintln!("soak: waiting for the abandoned approvals to expire");
-    traffic::check_abandoned(&world).await;
+    let _ = abandoned.await;
+    traffic::check_abandoned(world.clone(), false).await;
     sampling.store(true, Ordering::Relaxed);
     let mut samples = sampler.await.unwrap_or_default();
     faults::sample_once(&stack.live, metrics, clock, &mut samples).await;

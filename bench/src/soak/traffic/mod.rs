@@ -406,28 +406,47 @@ async fn wrong_password(world: &World, account: &Account) {
     }
 }
 
-/// After the traffic: every abandoned approval must have expired.
-pub async fn check_abandoned(world: &World) {
-    let abandoned = std::mem::take(
-        &mut *world
-            .abandoned
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner),
-    );
+/// Every abandoned approval must have expired: each is read once its
+/// approval's time is over (soon after: finished attempts are kept only
+/// 5 minutes). `beside`: beside the traffic, until it stops; otherwise
+/// (once every flow has finished) the rest, and done.
+pub async fn check_abandoned(world: Arc<World>, beside: bool) {
     let mut http = world.front();
-    for attempt in abandoned {
-        let due = attempt.approved_at + world.approved_ttl + 1.0;
-        sleep_s(due - world.log.now()).await;
-        world.log.checked(Invariant::ApprovalsKept);
-        let state = read_state(world, &mut http, &attempt.id, &attempt.cookie).await;
-        if state != Some(LoginState::Expired) {
-            world.log.finding(
-                Invariant::ApprovalsKept,
-                format!(
-                    "abandoned attempt {} approved at {:.1} s was {state:?} after its approval's time, not expired",
-                    attempt.id, attempt.approved_at
-                ),
-            );
+    loop {
+        if beside && world.stopping() {
+            return;
         }
+        let last = !beside;
+        let due_by = |a: &Abandoned| a.approved_at + world.approved_ttl + 1.0;
+        let due: Vec<Abandoned> = {
+            let mut list = world
+                .abandoned
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let now = world.log.now();
+            let (due, later): (Vec<Abandoned>, Vec<Abandoned>) = std::mem::take(&mut *list)
+                .into_iter()
+                .partition(|a| last || due_by(a) <= now);
+            *list = later;
+            due
+        };
+        for attempt in due {
+            sleep_s(due_by(&attempt) - world.log.now()).await;
+            world.log.checked(Invariant::ApprovalsKept);
+            let state = read_state(&world, &mut http, &attempt.id, &attempt.cookie).await;
+            if state != Some(LoginState::Expired) {
+                world.log.finding(
+                    Invariant::ApprovalsKept,
+                    format!(
+                        "abandoned attempt {} approved at {:.1} s was {state:?} after its approval's time, not expired",
+                        attempt.id, attempt.approved_at
+                    ),
+                );
+            }
+        }
+        if last {
+            return;
+        }
+        sleep_s(1.0).await;
     }
 }
