@@ -97,7 +97,7 @@ impl Invariant {
                 "after each Redis or PostgreSQL restart both instances answered again by themselves (same processes), within 30 s; no instance exited on its own"
             }
             Self::RssFlat => {
-                "each instance's RSS grew at most 10 % over the judged window (the last 5 minutes, or the last half of shorter runs)"
+                "each instance's RSS floor grew at most 10 % over the last 5 minutes (a window under 2 minutes, as in the 60-s run, is reported, not judged)"
             }
             Self::AuditRowsDropped => {
                 "audit rows dropped = 0 (qrlogin_audit_rows_dropped_total of every process, and `audit queue full` in their logs)"
