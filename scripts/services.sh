@@ -178,11 +178,13 @@ stop_test_services() {
 
 # nginx in front of 127.0.0.1:UPSTREAM_PORT..., round robin with no
 # stickiness: whichever instance answers must know everything. A dead
-# instance is skipped (connect timeout 1 s, one retry on the next).
+# instance is skipped (connect timeout 1 s, one retry on the next) and
+# tried again after 1 s, not nginx's default 10 s: a restarted instance
+# takes its share back at once.
 start_balancer() {
   local prefix="$1" port="$2" upstreams="" p
   shift 2
-  for p in "$@"; do upstreams+="    server 127.0.0.1:$p;"$'\n'; done
+  for p in "$@"; do upstreams+="    server 127.0.0.1:$p max_fails=1 fail_timeout=1s;"$'\n'; done
   mkdir -p "$prefix/tmp" || return 1
   # Unquoted heredoc: \$ marks nginx's own variables.
   cat >"$prefix/nginx.conf" <<EOF || return 1
