@@ -46,7 +46,7 @@ release_build_with_bench
 say "API contract: schemathesis against the release server's OpenAPI document"
 scripts/schemathesis.sh target/release/qrlogin 2>&1 | tee -a "$log"
 
-say "login bundle budget (WASM + JS ≤ 250 kB brotli)"
+say "login bundle budget (WASM + JS ≤ 145 kB brotli)"
 target/release/qrlogin-bench budget
 
 say "browser tests (Playwright, Debian chromium)"

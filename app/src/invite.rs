@@ -133,7 +133,7 @@ fn PasswordForm(token: String) -> impl IntoView {
 
 /// "Create a passkey": the phone's own prompt, for the invited account;
 /// then signed in, to `/m`.
-#[island]
+#[island(lazy)]
 fn EnrollPasskey(token: String) -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
     #[cfg(feature = "hydrate")]

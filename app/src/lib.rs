@@ -124,7 +124,11 @@ fn HomePage() -> impl IntoView {
         Suspend::new(async move {
             match user.await {
                 Ok(Some(user)) => view! {
-                    <SignedInHome display_name=user.display_name username=user.username/>
+                    <SignedInHome
+                        display_name=user.display_name
+                        username=user.username
+                        words=HomeWords::of(i18n::t())
+                    />
                 }
                 .into_any(),
                 _ => view! { <Redirect path="/login"/> }.into_any(),
@@ -140,20 +144,29 @@ fn HomePage() -> impl IntoView {
     }
 }
 
+i18n::words! {
+    /// What [`SignedInHome`] says; given, since the login card's WASM
+    /// draws it too and carries no catalogue.
+    pub struct HomeWords { signed_in_as, home_lead, sign_out }
+}
+
 /// Who is signed in, and sign-out: the body of `/`, also shown by the
 /// login card the moment it signs in (so the desktop never reloads).
 #[component]
-pub(crate) fn SignedInHome(display_name: String, username: String) -> impl IntoView {
+pub(crate) fn SignedInHome(
+    display_name: String,
+    username: String,
+    words: HomeWords,
+) -> impl IntoView {
     use leptos::server_fn::ServerFn;
-    let t = i18n::t();
     view! {
         <SessionWatch/>
-        <h1 class="signed-in">{i18n::fill(t.signed_in_as, &[&display_name])}</h1>
-        <p class="lead">{i18n::fill(t.home_lead, &[&username])}</p>
+        <h1 class="signed-in">{i18n::fill(&words.signed_in_as, &[&display_name])}</h1>
+        <p class="lead">{i18n::fill(&words.home_lead, &[&username])}</p>
         // A plain form: works before (and without) any WASM.
         <form method="post" action=SignOut::url()>
             <input type="hidden" name="next" value="/login"/>
-            <button class="button secondary" type="submit">{t.sign_out}</button>
+            <button class="button secondary" type="submit">{words.sign_out}</button>
         </form>
     }
 }

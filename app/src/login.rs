@@ -6,9 +6,23 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::{
-    i18n::{fill, t},
-    Brand, SignedInHome,
+    i18n::{fill, t, words, ErrorWords},
+    Brand, HomeWords, SignedInHome,
 };
+
+words! {
+    /// What the login card says (and its wait loop), in the page's
+    /// language: island props, so `/login`'s WASM carries no catalogue.
+    pub struct LoginWords {
+        heading_sign_in, heading_sign_in_to, returning_to, signed_in_as, requested_by,
+        status_scan, status_confirm, status_denied, status_expired,
+        preparing, qr_label, pick_this_number, number_to_pick, nobody_signed_in, try_again,
+        code_no_longer_valid, refresh_code, valid_for, waiting_for_approval,
+        step_open_camera, step_point, step_check, needs_javascript,
+        server_answered, cannot_reach_server, reconnecting, trouble_connecting,
+        unexpected_answer, connection_lost, cannot_draw, could_not_finish,
+    }
+}
 
 /// What the page shows. (The server only ever renders `Preparing`.)
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -48,13 +62,13 @@ impl Phase {
         }
     }
 
-    fn status(&self) -> String {
+    fn status(&self, words: &LoginWords) -> String {
         match self {
-            Self::Preparing | Self::Showing { .. } | Self::Trouble(_) => t().status_scan.into(),
-            Self::Confirm { .. } => t().status_confirm.into(),
-            Self::SignedIn { name, .. } => fill(t().signed_in_as, &[name]),
-            Self::Denied => t().status_denied.into(),
-            Self::Expired => t().status_expired.into(),
+            Self::Preparing | Self::Showing { .. } | Self::Trouble(_) => words.status_scan.clone(),
+            Self::Confirm { .. } => words.status_confirm.clone(),
+            Self::SignedIn { name, .. } => fill(&words.signed_in_as, &[name]),
+            Self::Denied => words.status_denied.clone(),
+            Self::Expired => words.status_expired.clone(),
         }
     }
 }
@@ -113,8 +127,9 @@ fn AskEarly(authorization: Option<String>) -> impl IntoView {
 }
 
 /// "Requested by ⟨name⟩", the name marked.
-fn requested_by(name: &str) -> impl IntoView {
-    let (before, after) = t().requested_by.split_once("{0}").unwrap_or(("", ""));
+fn requested_by(template: &str, name: &str) -> impl IntoView {
+    let (before, after) = template.split_once("{0}").unwrap_or(("", ""));
+    let (before, after) = (before.to_owned(), after.to_owned());
     view! { {before} <strong class="scanner">{name.to_owned()}</strong> {after} }
 }
 
@@ -123,7 +138,7 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <Title text=t().title_sign_in/>
         <AskEarly authorization=None/>
-        <LoginCard/>
+        <LoginCard words=LoginWords::of(t()) errors=ErrorWords::of(t()) home=HomeWords::of(t())/>
         <crate::join::JoinLink/>
     }
 }
@@ -154,7 +169,13 @@ pub fn AuthorizePage() -> impl IntoView {
                 Ok(Some((request, name))) => view! {
                     <Title text=fill(t().title_sign_in_to, &[&name])/>
                     <AskEarly authorization=Some(request.clone())/>
-                    <LoginCard authorization=request client=name/>
+                    <LoginCard
+                        words=LoginWords::of(t())
+                        errors=ErrorWords::of(t())
+                        home=HomeWords::of(t())
+                        authorization=request
+                        client=name
+                    />
                 }
                 .into_any(),
                 _ => view! {
@@ -177,6 +198,9 @@ pub fn AuthorizePage() -> impl IntoView {
 /// Connect request and then goes back to the application (`client`).
 #[island]
 fn LoginCard(
+    words: LoginWords,
+    errors: ErrorWords,
+    home: HomeWords,
     #[prop(optional)] authorization: Option<String>,
     #[prop(optional)] client: Option<String>,
 ) -> impl IntoView {
@@ -196,25 +220,34 @@ fn LoginCard(
     #[cfg(feature = "hydrate")]
     let restart = {
         // Stored, so the handlers below are `Copy`.
-        let run = StoredValue::new(wait_loop::WaitLoop::mount(signals, authorization.clone()));
+        let run = StoredValue::new(wait_loop::WaitLoop::mount(
+            signals,
+            authorization.clone(),
+            wait_loop::Said::new(words.clone(), errors),
+        ));
         Effect::new(move |_| run.with_value(|run| run.start()));
         move |_| run.with_value(|run| run.start())
     };
     #[cfg(not(feature = "hydrate"))]
     let restart = |_| ();
     #[cfg(not(feature = "hydrate"))]
-    let _ = &authorization;
-    // Stored, so that the body closure stays `Copy`.
-    let heading = StoredValue::new(match &client {
-        Some(name) => fill(t().heading_sign_in_to, &[name]),
-        None => t().heading_sign_in.to_owned(),
-    });
+    let _ = (&authorization, &errors);
+    let heading = match &client {
+        Some(name) => fill(&words.heading_sign_in_to, &[name]),
+        None => words.heading_sign_in.clone(),
+    };
+    // Stored, so that the closures below stay `Copy`.
+    let heading = StoredValue::new(heading);
+    let words = StoredValue::new(words);
+    let home = StoredValue::new(home);
+    let say = move |word: fn(&LoginWords) -> &String| words.with_value(|w| word(w).clone());
 
-    let qr_area = move || match phase.get() {
+    let qr_area = move || {
+        match phase.get() {
         Phase::Preparing => view! {
             <div class="qr-placeholder" aria-busy="true">
                 <span class="spinner" aria-hidden="true"></span>
-                <span>{t().preparing}</span>
+                <span>{say(|w| &w.preparing)}</span>
             </div>
         }
         .into_any(),
@@ -222,7 +255,7 @@ fn LoginCard(
             <div
                 class="qr"
                 role="img"
-                aria-label=t().qr_label
+                aria-label=say(|w| &w.qr_label)
                 data-login-id=login_id
                 inner_html=svg
             ></div>
@@ -233,9 +266,9 @@ fn LoginCard(
             match_code,
         } => view! {
             <div class="confirm">
-                {scanner.map(|name| view! { <p>{requested_by(&name)}</p> })}
-                <p class="pick">{t().pick_this_number}</p>
-                <p class="match-code" aria-label=t().number_to_pick>{format!("{match_code:02}")}</p>
+                {scanner.map(|name| view! { <p>{requested_by(&say(|w| &w.requested_by), &name)}</p> })}
+                <p class="pick">{say(|w| &w.pick_this_number)}</p>
+                <p class="match-code" aria-label=say(|w| &w.number_to_pick)>{format!("{match_code:02}")}</p>
             </div>
         }
         .into_any(),
@@ -243,15 +276,15 @@ fn LoginCard(
         Phase::SignedIn { .. } => ().into_any(),
         Phase::Denied => view! {
             <div class="qr-placeholder">
-                <strong>{t().nobody_signed_in}</strong>
-                <button class="button" on:click=restart>{t().try_again}</button>
+                <strong>{say(|w| &w.nobody_signed_in)}</strong>
+                <button class="button" on:click=restart>{say(|w| &w.try_again)}</button>
             </div>
         }
         .into_any(),
         Phase::Expired => view! {
             <div class="qr-placeholder">
-                <strong>{t().code_no_longer_valid}</strong>
-                <button class="button" on:click=restart>{t().refresh_code}</button>
+                <strong>{say(|w| &w.code_no_longer_valid)}</strong>
+                <button class="button" on:click=restart>{say(|w| &w.refresh_code)}</button>
             </div>
         }
         .into_any(),
@@ -262,14 +295,15 @@ fn LoginCard(
             </div>
         }
         .into_any(),
+    }
     };
 
     let validity = move || {
         let left = seconds_left.get()?;
         let time = format!("{}:{:02}", left / 60, left % 60);
         match phase.with(Phase::name) {
-            "pending" => Some(fill(t().valid_for, &[&time])),
-            "scanned" => Some(fill(t().waiting_for_approval, &[&time])),
+            "pending" => Some(fill(&say(|w| &w.valid_for), &[&time])),
+            "scanned" => Some(fill(&say(|w| &w.waiting_for_approval), &[&time])),
             _ => None,
         }
     };
@@ -283,16 +317,16 @@ fn LoginCard(
         view! {
             <h1>{heading.get_value()}</h1>
             <div class="qr-frame" aria-live="polite">{qr_area}</div>
-            <p class="status" aria-live="polite">{move || phase.with(Phase::status)}</p>
+            <p class="status" aria-live="polite">{move || words.with_value(|w| phase.with(|p| p.status(w)))}</p>
             <p class="validity">{validity}</p>
             <p class="notice" role="status">{move || notice.get()}</p>
             <ol class="steps">
-                <li>{t().step_open_camera}</li>
-                <li>{t().step_point}</li>
-                <li>{t().step_check}</li>
+                <li>{say(|w| &w.step_open_camera)}</li>
+                <li>{say(|w| &w.step_point)}</li>
+                <li>{say(|w| &w.step_check)}</li>
             </ol>
             <noscript>
-                <p class="notice">{t().needs_javascript}</p>
+                <p class="notice">{say(|w| &w.needs_javascript)}</p>
             </noscript>
         }
     };
@@ -303,10 +337,10 @@ fn LoginCard(
             <Show when=move || signed_in().is_none() fallback=move || {
                 match (returning.clone(), signed_in()) {
                     (Some(app), Some((name, _))) => view! {
-                        <h1 class="signed-in">{fill(t().signed_in_as, &[&name])}</h1>
-                        <p class="lead">{fill(t().returning_to, &[&app])}</p>
+                        <h1 class="signed-in">{fill(&say(|w| &w.signed_in_as), &[&name])}</h1>
+                        <p class="lead">{fill(&say(|w| &w.returning_to), &[&app])}</p>
                     }.into_any(),
-                    (None, Some((name, username))) => view! { <SignedInHome display_name=name username/> }.into_any(),
+                    (None, Some((name, username))) => view! { <SignedInHome display_name=name username words=home.get_value()/> }.into_any(),
                     _ => ().into_any(),
                 }
             }>
@@ -329,8 +363,8 @@ mod wait_loop {
     use leptos::{ev, prelude::*, task::spawn_local};
     use wasm_bindgen::JsCast;
 
-    use super::{LoginSignals, Phase};
-    use crate::i18n::{fill, t};
+    use super::{LoginSignals, LoginWords, Phase};
+    use crate::i18n::{fill, ErrorWords};
     use crate::{
         api::{paths, ApiErrorBody, LoginCreated, LoginState, LoginStatus, Redeemed},
         qr::qr_svg,
@@ -348,14 +382,51 @@ mod wait_loop {
         js_sys::Date::now()
     }
 
-    async fn error_message(response: Response) -> String {
-        if response.status() == 503 {
-            // A store the server needs is down; it reconnects by itself.
-            return RECONNECTING.to_owned();
+    /// The words the loop shows, as the page gave them.
+    pub struct Said {
+        words: LoginWords,
+        errors: ErrorWords,
+    }
+
+    impl Said {
+        pub fn new(words: LoginWords, errors: ErrorWords) -> Arc<Self> {
+            Arc::new(Self { words, errors })
         }
-        match response.json::<ApiErrorBody>().await {
-            Ok(body) => t().error(&body.error).to_owned(),
-            Err(_) => fill(t().server_answered, &[&response.status().to_string()]),
+
+        async fn error_message(&self, response: Response) -> String {
+            if response.status() == 503 {
+                // A store the server needs is down; it reconnects by itself.
+                return RECONNECTING.to_owned();
+            }
+            match response.json::<ApiErrorBody>().await {
+                Ok(body) => self.errors.error(&body.error).to_owned(),
+                Err(_) => fill(
+                    &self.words.server_answered,
+                    &[&response.status().to_string()],
+                ),
+            }
+        }
+
+        fn offline<E>(&self, _: E) -> String {
+            self.words.cannot_reach_server.clone()
+        }
+
+        fn unexpected<E>(&self, _: E) -> String {
+            self.words.unexpected_answer.clone()
+        }
+
+        fn lost<E>(&self, _: E) -> String {
+            self.words.connection_lost.clone()
+        }
+
+        /// What the page says while it retries after `reason`.
+        fn retrying(&self, reason: &str, backoff_ms: u32) -> String {
+            let wait = backoff_ms / 1000;
+            if reason == RECONNECTING {
+                fill(&self.words.reconnecting, &[&wait.to_string()])
+            } else {
+                fill(&self.words.trouble_connecting, &[reason, &wait.to_string()])
+            }
         }
     }
 
@@ -369,43 +440,32 @@ mod wait_loop {
         request.dyn_into().ok()
     }
 
-    fn offline<E>(_: E) -> String {
-        t().cannot_reach_server.to_owned()
-    }
-
     const RECONNECTING: &str = "the server is reconnecting";
 
-    /// What the page says while it retries after `reason`.
-    fn retrying(reason: &str, backoff_ms: u32) -> String {
-        let wait = backoff_ms / 1000;
-        if reason == RECONNECTING {
-            fill(t().reconnecting, &[&wait.to_string()])
-        } else {
-            fill(t().trouble_connecting, &[reason, &wait.to_string()])
-        }
-    }
-
-    async fn create_login(authorization: Option<&str>) -> Result<LoginCreated, String> {
+    async fn create_login(
+        said: &Said,
+        authorization: Option<&str>,
+    ) -> Result<LoginCreated, String> {
         let response = match take_early_request() {
             Some(early) => {
                 let raw = wasm_bindgen_futures::JsFuture::from(early)
                     .await
-                    .map_err(offline)?;
-                Response::from(raw.dyn_into::<web_sys::Response>().map_err(offline)?)
+                    .map_err(|e| said.offline(e))?;
+                Response::from(
+                    raw.dyn_into::<web_sys::Response>()
+                        .map_err(|e| said.offline(e))?,
+                )
             }
             None => Request::post(&super::logins_url(authorization))
                 .header("Accept", "application/json")
                 .send()
                 .await
-                .map_err(offline)?,
+                .map_err(|e| said.offline(e))?,
         };
         if response.status() != 201 {
-            return Err(error_message(response).await);
+            return Err(said.error_message(response).await);
         }
-        response
-            .json()
-            .await
-            .map_err(|_| t().unexpected_answer.to_owned())
+        response.json().await.map_err(|e| said.unexpected(e))
     }
 
     enum Polled {
@@ -415,38 +475,32 @@ mod wait_loop {
     }
 
     /// The attempt past `since`, waiting up to `wait_s` for a change.
-    async fn poll(id: &str, since: u64, wait_s: u32) -> Result<Polled, String> {
+    async fn poll(said: &Said, id: &str, since: u64, wait_s: u32) -> Result<Polled, String> {
         let url = format!(
             "{}?since={since}&wait={wait_s}",
             paths::with_id(paths::LOGIN, id)
         );
-        let response = Request::get(&url)
-            .send()
-            .await
-            .map_err(|_| t().connection_lost.to_owned())?;
+        let response = Request::get(&url).send().await.map_err(|e| said.lost(e))?;
         match response.status() {
             200 => response
                 .json()
                 .await
                 .map(Polled::Status)
-                .map_err(|_| t().unexpected_answer.to_owned()),
+                .map_err(|e| said.unexpected(e)),
             404 => Ok(Polled::Gone),
-            _ => Err(error_message(response).await),
+            _ => Err(said.error_message(response).await),
         }
     }
 
-    async fn redeem(id: &str) -> Result<Redeemed, String> {
+    async fn redeem(said: &Said, id: &str) -> Result<Redeemed, String> {
         let response = Request::post(&paths::with_id(paths::LOGIN_REDEEM, id))
             .send()
             .await
-            .map_err(|_| t().connection_lost.to_owned())?;
+            .map_err(|e| said.lost(e))?;
         if response.status() != 200 {
-            return Err(error_message(response).await);
+            return Err(said.error_message(response).await);
         }
-        response
-            .json()
-            .await
-            .map_err(|_| t().unexpected_answer.to_owned())
+        response.json().await.map_err(|e| said.unexpected(e))
     }
 
     /// Tells the server the page was left, even while it unloads.
@@ -476,11 +530,17 @@ mod wait_loop {
         open_attempt: StoredValue<Option<String>>,
         /// The OpenID Connect request this sign-in is for, if any.
         authorization: Option<Arc<str>>,
+        said: Arc<Said>,
     }
 
     impl WaitLoop {
-        pub fn mount(signals: LoginSignals, authorization: Option<String>) -> Self {
+        pub fn mount(
+            signals: LoginSignals,
+            authorization: Option<String>,
+            said: Arc<Said>,
+        ) -> Self {
             let this = Self {
+                said,
                 signals,
                 run: Arc::new(AtomicU64::new(0)),
                 mounted: Arc::new(AtomicBool::new(true)),
@@ -543,10 +603,10 @@ mod wait_loop {
             let mut shown = 0;
             let mut backoff = FIRST_BACKOFF_MS;
             while self.current(run) {
-                let created = match create_login(self.authorization.as_deref()).await {
+                let created = match create_login(&self.said, self.authorization.as_deref()).await {
                     Ok(created) => created,
                     Err(reason) => {
-                        self.show(Phase::Trouble(retrying(&reason, backoff)));
+                        self.show(Phase::Trouble(self.said.retrying(&reason, backoff)));
                         self.signals.deadline.try_set(None);
                         TimeoutFuture::new(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF_MS);
@@ -556,7 +616,7 @@ mod wait_loop {
                 backoff = FIRST_BACKOFF_MS;
                 shown += 1;
                 let Ok(svg) = qr_svg(&created.qr_url) else {
-                    self.show(Phase::Trouble(t().cannot_draw.into()));
+                    self.show(Phase::Trouble(self.said.words.cannot_draw.clone()));
                     return;
                 };
                 self.open_attempt.try_set_value(Some(created.id.clone()));
@@ -594,13 +654,13 @@ mod wait_loop {
                 } else {
                     0
                 };
-                let status = match poll(id, version, wait_s).await {
+                let status = match poll(&self.said, id, version, wait_s).await {
                     Ok(Polled::Status(status)) => status,
                     Ok(Polled::Gone) => return Ended::Replace,
                     Err(reason) => {
                         self.signals
                             .notice
-                            .try_set(Some(retrying(&reason, backoff)));
+                            .try_set(Some(self.said.retrying(&reason, backoff)));
                         TimeoutFuture::new(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF_MS);
                         continue;
@@ -649,14 +709,14 @@ mod wait_loop {
             // The approval waits on the server (for its approved TTL) while
             // a store reconnects: keep trying rather than start over.
             let mut backoff = FIRST_BACKOFF_MS;
-            let mut redeemed = redeem(id).await;
+            let mut redeemed = redeem(&self.said, id).await;
             while matches!(&redeemed, Err(reason) if reason == RECONNECTING) {
                 self.signals
                     .notice
-                    .try_set(Some(retrying(RECONNECTING, backoff)));
+                    .try_set(Some(self.said.retrying(RECONNECTING, backoff)));
                 TimeoutFuture::new(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF_MS);
-                redeemed = redeem(id).await;
+                redeemed = redeem(&self.said, id).await;
             }
             self.signals.notice.try_set(None);
             match redeemed {
@@ -702,7 +762,7 @@ mod wait_loop {
                 Err(reason) => {
                     self.signals
                         .notice
-                        .try_set(Some(fill(t().could_not_finish, &[&reason])));
+                        .try_set(Some(fill(&self.said.words.could_not_finish, &[&reason])));
                     Ended::Replace
                 }
             }

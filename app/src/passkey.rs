@@ -81,7 +81,7 @@ async fn confirm_with_a_passkey() -> Result<(), String> {
 
 /// "Confirm with my passkey" on `/m` and on the admin console's pages:
 /// then this page again, without its query (`?code=confirm_first`).
-#[island]
+#[island(lazy)]
 pub fn ConfirmWithPasskey() -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
     #[cfg(feature = "hydrate")]
@@ -102,7 +102,7 @@ pub fn ConfirmWithPasskey() -> impl IntoView {
 /// "Add a passkey" on `/m`: a name, then the phone's own passkey prompt.
 /// Without a fresh confirmation the server refuses; an account that
 /// confirms with a passkey is then asked for an existing one first, here.
-#[island]
+#[island(lazy)]
 pub fn AddPasskey(confirm_with_passkey_first: bool) -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
     let t = t();
@@ -154,7 +154,7 @@ pub fn AddPasskey(confirm_with_passkey_first: bool) -> impl IntoView {
 }
 
 /// "Sign in with a passkey" beside the password form; back to `next`.
-#[island]
+#[island(lazy)]
 pub fn PasskeySignIn(next: String) -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
     #[cfg(feature = "hydrate")]
@@ -185,7 +185,7 @@ pub fn PasskeySignIn(next: String) -> impl IntoView {
 /// The approve form of `/q/{id}`: pick the number, approve. When approving
 /// needs a passkey, the passkey signs this attempt, the number picked and
 /// who is asking before the form goes.
-#[island]
+#[island(lazy)]
 pub fn ApproveForm(
     id: String,
     choices: Vec<u8>,
@@ -261,7 +261,7 @@ pub fn ApproveForm(
 }
 
 /// The approve button of `/device` when approving needs a passkey.
-#[island]
+#[island(lazy)]
 pub fn DevicePasskeyApprove(user_code: String) -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
     let t = t();

@@ -188,7 +188,7 @@ pub fn PhoneLoginPage() -> impl IntoView {
 /// A time as a person reads it: the server writes it in UTC (what shows
 /// with JavaScript off); in the browser it becomes "2 min ago" when recent,
 /// else the date and time in the person's own time zone.
-#[island]
+#[island(lazy)]
 fn LocalTime(at: String) -> impl IntoView {
     let text = RwSignal::new(short_time(&at));
     #[cfg(feature = "hydrate")]

@@ -35,7 +35,7 @@ fn is_sign_in_url(url: &str, site: &str) -> bool {
     login || device
 }
 
-#[island]
+#[island(lazy)]
 pub fn CameraScanner(site: String) -> impl IntoView {
     let t = crate::i18n::t();
     let state = RwSignal::new(ScanState::Idle);

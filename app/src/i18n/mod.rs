@@ -127,6 +127,95 @@ pub fn fill(template: &str, args: &[&str]) -> String {
     out
 }
 
+/// The first entry of `table` whose code `failure` contains, else `fallback`.
+fn pick_error<'a, S: AsRef<str>>(
+    table: impl IntoIterator<Item = (S, &'a str)>,
+    failure: &str,
+    fallback: &'a str,
+) -> &'a str {
+    table
+        .into_iter()
+        .find(|(code, _)| failure.contains(code.as_ref()))
+        .map_or(fallback, |(_, text)| text)
+}
+
+/// A few words of [`Text`] owned and serializable, for an island's props:
+/// the server fills them in the page's language, so the desktop's WASM
+/// carries neither catalogue. Field names are `Text`'s, so a word that
+/// does not exist does not compile.
+macro_rules! words {
+    ($(#[$meta:meta])* pub struct $name:ident { $($field:ident),* $(,)? }) => {
+        $(#[$meta])*
+        ///
+        /// Sent as a plain list of strings, in field order: serde's derive
+        /// for a struct of this many fields costs the WASM ~17 kB (a
+        /// visitor per field name); a `Vec<String>` costs almost nothing.
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(into = "Vec<String>", try_from = "Vec<String>")]
+        pub struct $name { $(pub $field: String,)* }
+
+        impl From<$name> for Vec<String> {
+            fn from(words: $name) -> Self {
+                vec![$(words.$field,)*]
+            }
+        }
+
+        impl TryFrom<Vec<String>> for $name {
+            type Error = &'static str;
+
+            fn try_from(list: Vec<String>) -> Result<Self, Self::Error> {
+                let mut list = list.into_iter();
+                let words = Self {
+                    $($field: list.next().ok_or("too few words")?,)*
+                };
+                match list.next() {
+                    Some(_) => Err("too many words"),
+                    None => Ok(words),
+                }
+            }
+        }
+
+        impl $name {
+            /// These words of `text`.
+            #[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+            pub fn of(text: &$crate::i18n::Text) -> Self {
+                Self { $($field: text.$field.to_owned(),)* }
+            }
+        }
+    };
+}
+pub(crate) use words;
+
+/// [`Text::error`]'s table as island props.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorWords {
+    table: Vec<(String, String)>,
+    went_wrong: String,
+}
+
+impl ErrorWords {
+    #[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+    pub fn of(text: &Text) -> Self {
+        Self {
+            table: text
+                .error_table()
+                .iter()
+                .map(|(code, says)| ((*code).to_owned(), (*says).to_owned()))
+                .collect(),
+            went_wrong: text.went_wrong.to_owned(),
+        }
+    }
+
+    /// As [`Text::error`].
+    pub fn error(&self, failure: &str) -> &str {
+        pick_error(
+            self.table.iter().map(|(code, says)| (code, says.as_str())),
+            failure,
+            &self.went_wrong,
+        )
+    }
+}
+
 /// Every string the pages show, in one language. `{0}`, `{1}`: filled in
 /// with [`fill`].
 pub struct Text {
@@ -331,7 +420,12 @@ impl Text {
     /// What a page says for an API or server-function failure, by its
     /// machine code (found anywhere in `failure`).
     pub fn error(&self, failure: &str) -> &'static str {
-        let table: [(&str, &'static str); 15] = [
+        pick_error(self.error_table(), failure, self.went_wrong)
+    }
+
+    /// Machine codes and what a page says for them (see [`Text::error`]).
+    fn error_table(&self) -> [(&'static str, &'static str); 15] {
+        [
             ("invite_gone", self.invite_gone),
             ("confirm_first", self.confirm_first),
             ("passkey_required", self.confirm_first),
@@ -347,11 +441,7 @@ impl Text {
             ("rate_limited", self.rate_limited),
             ("unavailable", self.unavailable),
             ("bad_request", self.not_accepted),
-        ];
-        table
-            .iter()
-            .find(|(code, _)| failure.contains(code))
-            .map_or(self.went_wrong, |(_, text)| text)
+        ]
     }
 
     /// "12 s ago" / "3 min ago" for an age in seconds.
@@ -434,5 +524,30 @@ mod tests {
             zh.passkey_refused
         );
         assert_eq!(zh.error("???"), zh.went_wrong);
+    }
+
+    #[test]
+    fn error_words_say_what_the_catalogue_says() {
+        for lang in Lang::ALL {
+            let text = lang.text();
+            let words = ErrorWords::of(text);
+            for (code, _) in text.error_table() {
+                assert_eq!(words.error(code), text.error(code), "{code}");
+            }
+            assert_eq!(words.error("???"), text.went_wrong);
+        }
+    }
+
+    #[test]
+    fn island_words_travel_as_a_list_and_only_at_their_length() {
+        let words = crate::HomeWords::of(Lang::ZhCn.text());
+        let sent = serde_json::to_string(&words).unwrap();
+        assert!(sent.starts_with('['), "{sent}");
+        assert_eq!(
+            serde_json::from_str::<crate::HomeWords>(&sent).unwrap(),
+            words
+        );
+        assert!(serde_json::from_str::<crate::HomeWords>(r#"["a","b"]"#).is_err());
+        assert!(serde_json::from_str::<crate::HomeWords>(r#"["a","b","c","d"]"#).is_err());
     }
 }
