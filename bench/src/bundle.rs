@@ -58,17 +58,32 @@ fn sum(name: &str, files: &[&FileSize]) -> FileSize {
     }
 }
 
+/// The files in `pkg` whose names `wanted` picks.
+fn files_named(
+    pkg: &Path,
+    wanted: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(pkg).with_context(|| format!("listing {}", pkg.display()))? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|name| wanted(&name.to_string_lossy()))
+        {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
 /// The split loader (`cargo leptos build --split`): `qrlogin.js` imports
 /// it, so every page loads it. None without `--split`.
 fn split_loader(pkg: &Path) -> anyhow::Result<Option<std::path::PathBuf>> {
-    for entry in std::fs::read_dir(pkg).with_context(|| format!("listing {}", pkg.display()))? {
-        let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        if name.is_some_and(|n| n.starts_with("__wasm_split") && n.ends_with(".js")) {
-            return Ok(Some(path));
-        }
-    }
-    Ok(None)
+    Ok(
+        files_named(pkg, |n| n.starts_with("__wasm_split") && n.ends_with(".js"))?
+            .into_iter()
+            .next(),
+    )
 }
 
 /// The files `/login` (and `/authorize`, `/`) load from the site
@@ -110,18 +125,23 @@ fn catalogue_in_main(site_root: &Path) -> anyhow::Result<Option<&'static str>> {
 /// The islands split off the main module (`split_*.wasm`, `chunk_*.wasm`):
 /// what the phone's pages load, each piece when an island needs it.
 fn split_off(site_root: &Path) -> anyhow::Result<FileSize> {
-    let pkg = site_root.join("pkg");
-    let mut pieces = Vec::new();
-    for entry in std::fs::read_dir(&pkg).with_context(|| format!("listing {}", pkg.display()))? {
-        let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        if name.is_some_and(|n| {
-            (n.starts_with("split_") || n.starts_with("chunk_")) && n.ends_with(".wasm")
-        }) {
-            pieces.push(measure(&path)?);
-        }
-    }
+    let pieces = files_named(&site_root.join("pkg"), |n| {
+        (n.starts_with("split_") || n.starts_with("chunk_")) && n.ends_with(".wasm")
+    })?
+    .iter()
+    .map(|path| measure(path))
+    .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(sum("split off", &pieces.iter().collect::<Vec<_>>()))
+}
+
+fn print_row(f: &FileSize, remark: &str) {
+    println!(
+        "{:<16} {:>8.1} kB raw {:>8.1} kB gzip {:>8.1} kB brotli{remark}",
+        f.file,
+        kb(f.raw),
+        kb(f.gzip),
+        kb(f.brotli)
+    );
 }
 
 pub fn kb(bytes: u64) -> f64 {
@@ -131,21 +151,11 @@ pub fn kb(bytes: u64) -> f64 {
 pub fn check_budget(site_root: &Path, max_brotli_kb: f64) -> anyhow::Result<()> {
     let bundle = measure_site(site_root)?;
     for f in bundle.files.iter().chain([&bundle.wasm_js, &bundle.total]) {
-        println!(
-            "{:<16} {:>8.1} kB raw {:>8.1} kB gzip {:>8.1} kB brotli",
-            f.file,
-            kb(f.raw),
-            kb(f.gzip),
-            kb(f.brotli)
-        );
+        print_row(f, "");
     }
-    let lazy = split_off(site_root)?;
-    println!(
-        "{:<16} {:>8.1} kB raw {:>8.1} kB gzip {:>8.1} kB brotli (the phone's islands, loaded when used; not on /login)",
-        lazy.file,
-        kb(lazy.raw),
-        kb(lazy.gzip),
-        kb(lazy.brotli)
+    print_row(
+        &split_off(site_root)?,
+        " (the phone's islands, loaded when used; not on /login)",
     );
     if let Some(word) = catalogue_in_main(site_root)? {
         bail!("the login bundle carries a language catalogue (it holds {word:?}): an island /login loads calls i18n::t()");
