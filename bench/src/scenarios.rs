@@ -35,7 +35,11 @@ pub struct RunArgs {
     #[arg(long)]
     quick: bool,
     /// Waiting desktops per level over h2c (many streams per connection).
-    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000,50000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,1000,10000,50000,100000"
+    )]
     waiters: Vec<usize>,
     /// Waiting desktops per level over HTTP/1.1 (a connection each; the
     /// open-files limit caps these).
@@ -155,8 +159,12 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
             for (proto, n) in levels(&args) {
                 let level = waiting_level(&paths, proto, n, args.samples).await?;
                 println!(
-                    "{proto:?} {n}: {:?} ({:.1} s)",
+                    "{proto:?} {n}: {:?}; RSS {:.0} MiB ({:.1} KiB per waiter above idle); \
+                     create p99 {:.2} ms while waiting ({:.1} s)",
                     level.approve,
+                    level.rss_waiting_bytes as f64 / (1024.0 * 1024.0),
+                    level.rss_per_1k_waiters_bytes as f64 / 1024.0 / 1000.0,
+                    level.create_while_waiting.p99_ms,
                     started.elapsed().as_secs_f64()
                 );
             }

@@ -27,6 +27,7 @@ use axum::{
 };
 use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower::ServiceBuilder;
 use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -75,7 +76,7 @@ pub fn router(state: AppState) -> Router {
             provide_context(leptos::nonce::Nonce::from_value(nonce));
         }
     };
-    let router = Router::new()
+    let mut routes = Router::new()
         .merge(api_routes())
         .merge(oidc::routes())
         .route("/healthz", get(healthz))
@@ -86,43 +87,49 @@ pub fn router(state: AppState) -> Router {
             AppState,
             _,
         >(provide_backend, shell))
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(
-            security::MAX_BODY_BYTES,
-        ))
-        .layer(RequestBodyLimitLayer::new(security::MAX_BODY_BYTES))
-        .layer(from_fn_with_state(state.clone(), security::guard));
+        .method_not_allowed_fallback(error::method_not_allowed);
     // Only when metrics are on: the route label costs an allocation.
-    let router = if state.metrics {
-        router
-            .route_layer(axum::middleware::from_fn(metrics::tag_route))
-            .layer(axum::middleware::from_fn(metrics::record))
-    } else {
-        router
-    };
-    router
+    if state.metrics {
+        routes = routes.route_layer(axum::middleware::from_fn(metrics::tag_route));
+    }
+    // What every request passes, built as one service around the routes
+    // rather than as `Router::layer`s: each of those wraps every route in
+    // its own boxed service and future, which a waiting long poll holds for
+    // as long as it waits (≈4 KiB per waiting desktop, see BENCHMARKS.md).
+    let trusted_proxies = state.trusted_proxies.clone();
+    let edge = ServiceBuilder::new()
         // Every log line of a request carries its id, and so does the
         // answer: a trusted proxy's X-Request-Id (so its logs and ours
         // meet), else a new UUID. A client's own never counts: it could
         // forge or collide with another request's lines.
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .map_request(move |request| proxy_request_id_only(&trusted_proxies, request))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(from_fn_with_state(state.clone(), proxy_request_id_only))
-        .with_state(state)
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .option_layer(
+            state
+                .metrics
+                .then(|| axum::middleware::from_fn(metrics::record)),
+        )
+        .layer(from_fn_with_state(state.clone(), security::guard))
+        .layer(RequestBodyLimitLayer::new(security::MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            security::MAX_BODY_BYTES,
+        ))
+        .service(routes.with_state(state));
+    Router::new().fallback_service(edge)
 }
 
 /// Keeps an incoming `X-Request-Id` only from a trusted proxy, and only a
 /// plain one (at most 64 letters, digits, `-` and `_`) on a line of its
 /// own: of several, the first may be a client's that a proxy passed on
 /// when it added its own.
-async fn proxy_request_id_only(
-    axum::extract::State(state): axum::extract::State<AppState>,
+fn proxy_request_id_only(
+    trusted_proxies: &[std::net::IpAddr],
     mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let from_proxy = extract::peer_ip(request.extensions())
-        .is_some_and(|ip| state.trusted_proxies.contains(&ip));
+) -> axum::extract::Request {
+    let from_proxy =
+        extract::peer_ip(request.extensions()).is_some_and(|ip| trusted_proxies.contains(&ip));
     let mut ids = request.headers().get_all("x-request-id").iter();
     let plain = match (ids.next(), ids.next()) {
         (Some(id), None) => {
@@ -137,7 +144,7 @@ async fn proxy_request_id_only(
     if !(from_proxy && plain) {
         request.headers_mut().remove("x-request-id");
     }
-    next.run(request).await
+    request
 }
 
 /// The span every log line of a request is recorded in.
