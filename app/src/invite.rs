@@ -157,7 +157,7 @@ fn EnrollPasskey(token: String) -> impl IntoView {
     };
     view! {
         <div class="form">
-            <button class="button" type="button" on:click=enroll disabled=move || step.get() == Step::Waiting>
+            <button class="button" type="button" on:click=enroll disabled=crate::passkey::step_busy(step)>
                 {t().invite_create_passkey}
             </button>
             <noscript><p class="hint">{t().passkey_needs_javascript}</p></noscript>

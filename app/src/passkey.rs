@@ -54,6 +54,23 @@ pub(crate) fn run_step(
     });
 }
 
+/// False until this island has hydrated: the server renders it false and
+/// effects run only in the browser, once the island's lazily loaded code is
+/// there. A button that needs that code stays disabled until then, so a
+/// click before it does not vanish (or send a form without its passkey).
+pub(crate) fn hydrated() -> RwSignal<bool> {
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    hydrated
+}
+
+/// Whether a step's button must stay disabled: before hydration (above)
+/// and while the step runs.
+pub(crate) fn step_busy(step: RwSignal<Step>) -> impl Fn() -> bool + Copy {
+    let hydrated = hydrated();
+    move || !hydrated.get() || step.get() == Step::Waiting
+}
+
 /// A step's failure, announced.
 #[component]
 pub(crate) fn StepFailure(step: RwSignal<Step>) -> impl IntoView {
@@ -90,7 +107,7 @@ pub fn ConfirmWithPasskey() -> impl IntoView {
     let confirm = |_| ();
     view! {
         <div class="confirm-passkey">
-            <button class="button" type="button" on:click=confirm disabled=move || step.get() == Step::Waiting>
+            <button class="button" type="button" on:click=confirm disabled=step_busy(step)>
                 {t().confirm_with_passkey}
             </button>
             <noscript><p class="hint">{t().passkey_needs_javascript}</p></noscript>
@@ -144,7 +161,7 @@ pub fn AddPasskey(confirm_with_passkey_first: bool) -> impl IntoView {
                     on:input=move |ev| name.set(event_target_value(&ev))
                 />
             </label>
-            <button class="button" type="submit" disabled=move || step.get() == Step::Waiting>
+            <button class="button" type="submit" disabled=step_busy(step)>
                 {t.add_passkey}
             </button>
             <noscript><p class="hint">{t.adding_needs_javascript}</p></noscript>
@@ -174,7 +191,7 @@ pub fn PasskeySignIn(next: String) -> impl IntoView {
     };
     view! {
         <div class="passkey-sign-in">
-            <button class="button secondary" type="button" on:click=sign_in disabled=move || step.get() == Step::Waiting>
+            <button class="button secondary" type="button" on:click=sign_in disabled=step_busy(step)>
                 {t().sign_in_with_passkey}
             </button>
             <StepFailure step/>
@@ -194,6 +211,9 @@ pub fn ApproveForm(
     off_network: bool,
 ) -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
+    // Without a passkey the plain form works before hydration (and with
+    // JavaScript off); with one it must wait for the island's code.
+    let busy = step_busy(step);
     let picked = RwSignal::new(None::<u8>);
     let t = t();
     #[cfg(feature = "hydrate")]
@@ -253,7 +273,7 @@ pub fn ApproveForm(
             <button
                 class=if off_network { "button secondary" } else { "button" }
                 type="submit"
-                disabled=move || step.get() == Step::Waiting
+                disabled=move || if needs_passkey { busy() } else { step.get() == Step::Waiting }
             >{if needs_passkey { t.approve_with_passkey } else { t.approve }}</button>
             <StepFailure step/>
         </form>
@@ -288,7 +308,7 @@ pub fn DevicePasskeyApprove(user_code: String) -> impl IntoView {
         <div class="form">
             <p class="hint passkey-needed">{t.device_needs_passkey}</p>
             <noscript><p class="hint">{t.passkey_needs_javascript}</p></noscript>
-            <button class="button" type="button" on:click=approve disabled=move || step.get() == Step::Waiting>
+            <button class="button" type="button" on:click=approve disabled=step_busy(step)>
                 {t.device_approve_passkey}
             </button>
             <StepFailure step/>

@@ -67,9 +67,10 @@ pub fn CameraScanner(site: String) -> impl IntoView {
         _ => None,
     };
     let scanning = move || matches!(state.get(), ScanState::Starting | ScanState::Scanning);
+    let hydrated = crate::passkey::hydrated();
     view! {
         <div class="scanner" data-state=move || format!("{:?}", state.get()).to_lowercase()>
-            <button class="button" type="button" on:click=start disabled=scanning>
+            <button class="button" type="button" on:click=start disabled=move || !hydrated.get() || scanning()>
                 {t.scan_a_code}
             </button>
             <video
