@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     audit::AuditLog,
-    limits::{ip_key, HashSlot, LimitError, RateLimited, RateLimits},
+    limits::{self, ip_key, HashSlot, LimitError, RateLimited, RateLimits},
     passkeys::SettingsStore,
 };
 use crate::{
@@ -144,12 +144,14 @@ impl AccountService {
     ) -> Result<Account, AccountError> {
         // Before any hashing, so a flood cannot burn the CPU either. Keyed by
         // the name as typed, existing or not: the answer tells nothing.
-        self.limits.sign_in_ip.check(&ip_key(caller.ip)).await?;
         let folded = username.trim().to_ascii_lowercase();
-        self.limits
-            .sign_in_username
-            .check(&folded.chars().take(64).collect())
-            .await?;
+        limits::gate([
+            self.limits.sign_in_ip.of(&ip_key(caller.ip)),
+            self.limits
+                .sign_in_username
+                .of(&folded.chars().take(64).collect()),
+        ])
+        .await?;
         let (Ok(username), Ok(password)) = (Username::parse(username), Password::parse(password))
         else {
             return Err(AccountError::InvalidCredentials);

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use super::{
     accounts::{AccountService, CurrentSession},
     audit::AuditLog,
-    limits::{ip_key, LimitError, RateLimited, RateLimits},
+    limits::{self, ip_key, LimitError, RateLimited, RateLimits},
     passkeys::{PasskeyError, PasskeyService},
 };
 use crate::{
@@ -208,6 +208,11 @@ impl LoginService {
     /// work.
     async fn load_bound(&self, id: LoginId, secrets: &[Secret]) -> Result<Attempt, LoginError> {
         let attempt = self.attempts.get(id, now_millis()).await?;
+        Self::bound(attempt, secrets)
+    }
+
+    /// The attempt, if `secrets` hold its bind secret.
+    fn bound(attempt: Option<Attempt>, secrets: &[Secret]) -> Result<Attempt, LoginError> {
         let stored = attempt
             .as_ref()
             .map(|a| a.bind_hash)
@@ -327,7 +332,17 @@ impl LoginService {
     ) -> Result<(Secret, Account), LoginError> {
         self.limits.poll.check(&ip_key(caller.ip)).await?;
         let mut preview = self.load_bound(id, secrets).await?;
-        // What the state machine says of this redeem, on what was read.
+        // What the state machine says of this redeem, on what was read. A
+        // refusal is checked on what the store holds now: the approval may
+        // be a moment old on another instance, and this one's copy behind.
+        if preview
+            .clone()
+            .apply(&Transition::Redeem, now_millis(), &self.ttls)
+            .is_err()
+        {
+            let fresh = self.attempts.get_fresh(id, now_millis()).await?;
+            preview = Self::bound(fresh, secrets)?;
+        }
         preview.apply(&Transition::Redeem, now_millis(), &self.ttls)?;
         let gone = LoginError::Transition(TransitionError::Finished(LoginState::Redeemed));
         let Some(approver) = preview.scanner else {
@@ -362,7 +377,8 @@ impl LoginService {
     /// still remembered): how the OpenID Connect provider learns that the
     /// phone approved the sign-in it asked for.
     pub async fn redeemed_by(&self, id: LoginId) -> Result<Option<i64>, StoreError> {
-        let attempt = self.attempts.get(id, now_millis()).await?;
+        // Not from a copy that may lag the redeem on another instance.
+        let attempt = self.attempts.get_fresh(id, now_millis()).await?;
         Ok(attempt
             .filter(|a| a.state == LoginState::Redeemed)
             .and_then(|a| a.scanner)
@@ -393,8 +409,11 @@ impl LoginService {
         caller: &Caller,
     ) -> Result<Attempt, LoginError> {
         let account = &current.account;
-        self.limits.scan_ip.check(&ip_key(caller.ip)).await?;
-        self.limits.scan_account.check(&account.id).await?;
+        limits::gate([
+            self.limits.scan_ip.of(&ip_key(caller.ip)),
+            self.limits.scan_account.of(&account.id),
+        ])
+        .await?;
         // Only what the desktop may see goes into the attempt (rule 5).
         let scan = Transition::scan(Scanner::of(account));
         let attempt = self.transition(id, &scan, Some(account.id), caller).await?;
@@ -498,11 +517,11 @@ impl LoginService {
         current: &CurrentSession,
         caller: &Caller,
     ) -> Result<i64, LimitError> {
-        self.limits.decide_ip.check(&ip_key(caller.ip)).await?;
-        self.limits
-            .decide_account
-            .check(&current.account.id)
-            .await?;
+        limits::gate([
+            self.limits.decide_ip.of(&ip_key(caller.ip)),
+            self.limits.decide_account.of(&current.account.id),
+        ])
+        .await?;
         Ok(current.account.id)
     }
 

@@ -24,6 +24,7 @@ pub(crate) mod memory;
 pub(crate) mod postgres;
 mod provider_sql;
 pub(crate) mod redis;
+pub mod scope;
 mod sql_rows;
 pub(crate) mod sqlite;
 #[doc(hidden)]
@@ -34,7 +35,7 @@ pub use self::redis::DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX;
 pub use traits::{
     parse_record, AccountStore, Applied, AttemptStore, AuditQuery, AuditStore, ChangeNotifier,
     KeyMatch, ProviderRecord, ProviderStore, RecordSelector, RevocationClock, SessionStore,
-    SharedLimiter, StoreError, Stores,
+    SharedCheck, SharedLimiter, StoreError, Stores,
 };
 
 use std::{path::PathBuf, sync::Arc};
