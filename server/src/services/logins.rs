@@ -241,7 +241,16 @@ impl LoginService {
         if wait_s > MAX_WAIT_S {
             return Err(LoginError::WaitTooLong);
         }
-        let attempt = self.load_bound(id, secrets).await?;
+        let waits = since.is_some() && wait_s > 0;
+        // A read that will not wait answers what the store holds now (this
+        // instance's copy may be a moment behind a change made on another);
+        // a long poll starts from the copy, and waits for the change it
+        // lacks, which the notice brings with it.
+        let attempt = if waits {
+            self.load_bound(id, secrets).await?
+        } else {
+            Self::bound(self.attempts.get_fresh(id, now_millis()).await?, secrets)?
+        };
         match since {
             Some(since)
                 if wait_s > 0 && attempt.version <= since && !attempt.state.is_terminal() =>
