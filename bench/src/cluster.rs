@@ -170,21 +170,6 @@ fn round_trips_by_op(metrics: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn round_trips_are_read_by_operation() {
-        let text = "# TYPE qrlogin_redis_round_trips_total counter\n\
-            qrlogin_redis_round_trips_total{op=\"scan\"} 201\n\
-            qrlogin_redis_round_trips_total{op=\"clock\"} 402\n\
-            qrlogin_attempts_total{outcome=\"login_created\"} 3\n";
-        assert_eq!(
-            super::round_trips_by_op(text),
-            [("scan".to_owned(), 201.0), ("clock".to_owned(), 402.0)]
-        );
-    }
-}
-
 /// Two fresh instances whose Redis keys no earlier measurement used.
 async fn instances(paths: &Paths, shared: &Shared, name: &str) -> anyhow::Result<[Server; 2]> {
     let prefix = format!("bench-{name}-{}:", std::process::id());
@@ -251,4 +236,19 @@ async fn waiting_level(
         failed_waiters,
         setup_s,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn round_trips_are_read_by_operation() {
+        let text = "# TYPE qrlogin_redis_round_trips_total counter\n\
+            qrlogin_redis_round_trips_total{op=\"scan\"} 201\n\
+            qrlogin_redis_round_trips_total{op=\"clock\"} 402\n\
+            qrlogin_attempts_total{outcome=\"login_created\"} 3\n";
+        assert_eq!(
+            super::round_trips_by_op(text),
+            [("scan".to_owned(), 201.0), ("clock".to_owned(), 402.0)]
+        );
+    }
 }

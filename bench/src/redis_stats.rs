@@ -19,11 +19,21 @@ pub struct Calls {
 pub async fn calls(url: &str) -> anyhow::Result<Calls> {
     let info = if let Some(path) = url.strip_prefix("redis+unix://") {
         let path = path.split('?').next().unwrap_or(path);
-        info(tokio::net::UnixStream::connect(path).await.context(url.to_owned())?).await?
+        info(
+            tokio::net::UnixStream::connect(path)
+                .await
+                .context(url.to_owned())?,
+        )
+        .await?
     } else if let Some(rest) = url.strip_prefix("redis://") {
         let host = rest.split(['/', '?']).next().unwrap_or(rest);
         let host = host.rsplit('@').next().unwrap_or(host);
-        info(tokio::net::TcpStream::connect(host).await.context(url.to_owned())?).await?
+        info(
+            tokio::net::TcpStream::connect(host)
+                .await
+                .context(url.to_owned())?,
+        )
+        .await?
     } else {
         bail!("cannot read Redis's statistics at {url}");
     };

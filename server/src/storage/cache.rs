@@ -233,6 +233,13 @@ impl<S: AccountStore + SessionStore + ?Sized> SessionStore for CachedSessions<S>
         .await
     }
 
+    fn remembered_account(&self, token_hash: &SecretHash) -> Option<i64> {
+        self.sessions
+            .lock()
+            .get(token_hash)
+            .map(|((session, _), _)| session.account_id)
+    }
+
     async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), StoreError> {
         self.inner.touch_session(id, now).await?;
         for ((session, _), _) in self.sessions.lock().values_mut() {

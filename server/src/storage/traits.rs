@@ -178,6 +178,12 @@ pub trait SessionStore: Send + Sync + 'static {
         now: UnixMillis,
     ) -> Result<Option<(Session, Account)>, StoreError>;
     async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), StoreError>;
+    /// The account whose session had this token hash when this process
+    /// last looked, if it remembers (a cache may): never proof that the
+    /// session still lives, only whom a request claims to be.
+    fn remembered_account(&self, _token_hash: &SecretHash) -> Option<i64> {
+        None
+    }
     /// The account's sessions, newest first.
     async fn list_sessions(&self, account_id: i64) -> Result<Vec<Session>, StoreError>;
     /// Revokes one of the account's sessions; false if it has none by that id.
