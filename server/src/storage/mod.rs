@@ -12,6 +12,9 @@
 //! | [`AuditStore`]      | the audit trail and sign-in history   | SQLite, PostgreSQL           |
 //! | [`ProviderStore`]   | OpenID Connect clients, keys, grants, codes, tokens | SQLite, PostgreSQL |
 //!
+//! [`scope`] keeps what one request learned of the shared stores (the
+//! revocation clock's reading) for the rest of that request.
+//!
 //! The traits are in `traits.rs`. A new back-end is one module here plus
 //! one arm in [`open`]; the contract suites in `contract` then run against
 //! it with one line each.
