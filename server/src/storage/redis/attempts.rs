@@ -403,3 +403,97 @@ impl AttemptStore for RedisAttemptStore {
         Ok(purged)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{
+            attempt::{test_attempt, TransitionError},
+            time::now_millis,
+        },
+        storage::testing,
+    };
+
+    /// A's copy is left behind on purpose (it has no subscriber): its
+    /// changes are decided on an old version, refused by the
+    /// compare-and-set, and decided again on what Redis hands back.
+    #[tokio::test]
+    async fn a_stale_copy_costs_a_retry_never_a_wrong_answer() {
+        let Some(settings) = testing::fresh_redis() else {
+            return;
+        };
+        let open = || RedisConnection::open(&settings.url, &settings.prefix);
+        let (ca, cb) = (open().await.unwrap(), open().await.unwrap());
+        // A keeps copies as if it listened, but hears nothing.
+        ca.copies.drop_all(true);
+        let (a, b) = (
+            RedisAttemptStore::new(ca.clone()),
+            RedisAttemptStore::new(cb),
+        );
+        let ttls = Ttls::default();
+        let now = now_millis();
+        let attempt = test_attempt(now);
+        a.insert(attempt.clone()).await.unwrap();
+        assert_eq!(ca.copies.get(attempt.id, now).unwrap().version, 1);
+
+        let scanner = Scanner {
+            account_id: 7,
+            shown_name: None,
+        };
+        let scanned = b
+            .apply(attempt.id, &Transition::scan(scanner), now, &ttls)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.get(attempt.id, now).await.unwrap().unwrap().version, 1);
+
+        // On A's copy the approval is refused (not scanned); Redis says
+        // otherwise, and it is approved.
+        let approve = Transition::Approve {
+            account_id: 7,
+            match_code: scanned.attempt.match_code.unwrap(),
+        };
+        let approved = a
+            .apply(attempt.id, &approve, now, &ttls)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(approved.outcome, Ok(()));
+        assert_eq!(approved.attempt.state, LoginState::Approved);
+        assert_eq!(approved.attempt.version, 3);
+        assert_eq!(a.get(attempt.id, now).await.unwrap().unwrap().version, 3);
+
+        // Redeemed on B; A's copy says approved, so a cancel would change
+        // it: refused by the compare-and-set, decided again, finished.
+        b.apply(attempt.id, &Transition::Redeem, now, &ttls)
+            .await
+            .unwrap()
+            .unwrap();
+        let cancelled = a
+            .apply(attempt.id, &Transition::Cancel, now, &ttls)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            cancelled.outcome,
+            Err(TransitionError::Finished(LoginState::Redeemed))
+        );
+        assert!(!cancelled.changed);
+        // A second redeem on A, decided on its copy (now redeemed): the
+        // refusal is checked against Redis, which agrees.
+        let again = a
+            .apply(attempt.id, &Transition::Redeem, now, &ttls)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            again.outcome,
+            Err(TransitionError::Finished(LoginState::Redeemed))
+        );
+        assert_eq!(
+            a.get_fresh(attempt.id, now).await.unwrap().unwrap().state,
+            LoginState::Redeemed
+        );
+    }
+}
