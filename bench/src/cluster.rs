@@ -1,16 +1,17 @@
 //! Two instances sharing PostgreSQL and Redis: desktops wait on both, and
 //! each is approved through the *other* instance, so every answer crosses
 //! Redis pub/sub; and the whole flow (desktop on A, phone on B) against
-//! plain axum.
+//! plain axum; and Redis's round trips per sign-in.
 
-use std::time::Instant;
+use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::Context;
 use serde::Serialize;
 
 use crate::{
     client::{self, Conn, Proto},
-    scenarios::{flow_against, open_handles, Flow, RunArgs, Waiting},
+    redis_stats,
+    scenarios::{flow_against, one_sign_in, open_handles, Flow, RunArgs, Waiting},
     servers::{Paths, Server, Shared, BENCH_PASSWORD, BENCH_USER, LOOPBACK},
     stats::Latency,
 };
@@ -36,7 +37,34 @@ pub struct ClusterResults {
     /// Audit rows the two dropped during the flow rounds (must be 0: the
     /// PostgreSQL batcher keeps up).
     pub audit_rows_dropped: u64,
+    /// Redis round trips per sign-in (desktop on A, phone on B), from
+    /// Redis's `INFO commandstats`; the target is
+    /// [`ROUND_TRIPS_TARGET`].
+    pub redis_round_trips_per_sign_in: f64,
+    pub redis_round_trips: RedisRoundTrips,
 }
+
+/// Most Redis round trips a sign-in across two instances may cost.
+pub const ROUND_TRIPS_TARGET: f64 = 6.0;
+
+/// Sign-ins one at a time, desktop on A and phone on B (limits off, as in
+/// the flow rounds), counted by Redis before and after.
+#[derive(Clone, Debug, Serialize)]
+pub struct RedisRoundTrips {
+    pub sign_ins: usize,
+    /// Scripts called (every qrlogin call to Redis is one), per sign-in.
+    pub round_trips_per_sign_in: f64,
+    /// Every command Redis ran, those inside the scripts included.
+    pub commands_per_sign_in: f64,
+    /// Both instances' `qrlogin_redis_round_trips_total`, by operation,
+    /// per sign-in (create, scan, approve, redeem: the attempt's scripts;
+    /// clock: the session cache's revocation check; read: an attempt read
+    /// from Redis rather than from the instance's copy; gate: rate limits).
+    pub by_op: BTreeMap<String, f64>,
+}
+
+/// Sign-ins measured for [`RedisRoundTrips`].
+const ROUND_TRIP_SIGN_INS: usize = 200;
 
 pub async fn measure(
     paths: &Paths,
@@ -67,13 +95,79 @@ pub async fn measure(
     let [a, b] = instances(paths, shared, "flow").await?;
     let flow = flow_against(paths, args, &[&a, &b]).await;
     let audit_rows_dropped = a.audit_rows_dropped().await? + b.audit_rows_dropped().await?;
+    let round_trips = round_trips(shared, &a, &b).await;
     a.stop().await?;
     b.stop().await?;
+    let round_trips = round_trips?;
+    eprintln!(
+        "  Redis round trips per sign-in: {:.2} (target ≤ {ROUND_TRIPS_TARGET}); {:.1} commands; by operation {:?}",
+        round_trips.round_trips_per_sign_in, round_trips.commands_per_sign_in, round_trips.by_op
+    );
     Ok(ClusterResults {
         levels,
         flow: flow?,
         audit_rows_dropped,
+        redis_round_trips_per_sign_in: round_trips.round_trips_per_sign_in,
+        redis_round_trips: round_trips,
     })
+}
+
+/// [`ROUND_TRIP_SIGN_INS`] sign-ins, the desktop on `a` and the phone on
+/// `b`, counted by Redis and by the instances.
+async fn round_trips(shared: &Shared, a: &Server, b: &Server) -> anyhow::Result<RedisRoundTrips> {
+    let mut desktop_conn = Conn::open(a.addr, LOOPBACK, Proto::H1).await?;
+    let mut phone_conn = Conn::open(b.addr, LOOPBACK, Proto::H1).await?;
+    let phone = client::sign_in(&mut phone_conn, BENCH_USER, BENCH_PASSWORD).await?;
+    // One first: the scripts are loaded, the connections warm.
+    one_sign_in(&mut desktop_conn, &mut phone_conn, &phone).await?;
+    let ops_before = ops(a, b).await?;
+    let before = redis_stats::calls(&shared.redis).await?;
+    for _ in 0..ROUND_TRIP_SIGN_INS {
+        one_sign_in(&mut desktop_conn, &mut phone_conn, &phone).await?;
+    }
+    let after = redis_stats::calls(&shared.redis).await?;
+    let ops_after = ops(a, b).await?;
+    let per = |n: f64| n / ROUND_TRIP_SIGN_INS as f64;
+    let by_op = ops_after
+        .into_iter()
+        .map(|(op, n)| {
+            let n = n - ops_before.get(&op).copied().unwrap_or(0.0);
+            (op, per(n))
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    Ok(RedisRoundTrips {
+        sign_ins: ROUND_TRIP_SIGN_INS,
+        round_trips_per_sign_in: per((after.round_trips - before.round_trips) as f64),
+        commands_per_sign_in: per((after.commands - before.commands) as f64),
+        by_op,
+    })
+}
+
+/// `qrlogin_redis_round_trips_total` of both instances, by operation.
+async fn ops(a: &Server, b: &Server) -> anyhow::Result<BTreeMap<String, f64>> {
+    let mut ops = BTreeMap::new();
+    for server in [a, b] {
+        for (op, n) in round_trips_by_op(&server.metrics_text().await?) {
+            *ops.entry(op).or_default() += n;
+        }
+    }
+    Ok(ops)
+}
+
+/// The `qrlogin_redis_round_trips_total{op="…"} N` lines of a metrics text.
+fn round_trips_by_op(metrics: &str) -> Vec<(String, f64)> {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("qrlogin_redis_round_trips_total{")?;
+            let (labels, value) = rest.split_once("} ")?;
+            let op = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("op=\"")?.strip_suffix('"'))?;
+            Some((op.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// Two fresh instances whose Redis keys no earlier measurement used.
@@ -142,4 +236,19 @@ async fn waiting_level(
         failed_waiters,
         setup_s,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn round_trips_are_read_by_operation() {
+        let text = "# TYPE qrlogin_redis_round_trips_total counter\n\
+            qrlogin_redis_round_trips_total{op=\"scan\"} 201\n\
+            qrlogin_redis_round_trips_total{op=\"clock\"} 402\n\
+            qrlogin_attempts_total{outcome=\"login_created\"} 3\n";
+        assert_eq!(
+            super::round_trips_by_op(text),
+            [("scan".to_owned(), 201.0), ("clock".to_owned(), 402.0)]
+        );
+    }
 }

@@ -8,6 +8,7 @@ mod client;
 mod cluster;
 mod first_qr;
 mod json_splice;
+mod redis_stats;
 mod report;
 mod scenarios;
 mod servers;

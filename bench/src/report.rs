@@ -205,6 +205,15 @@ impl Results {
                     met: c.levels.iter().all(|l| l.approve.p99_ms <= 5.0),
                 });
             }
+            targets.push(Target {
+                name: "Redis round trips per sign-in (two instances)",
+                target: "≤ 6",
+                measured: format!(
+                    "{:.2} ({:.1} Redis commands, those in scripts included)",
+                    c.redis_round_trips_per_sign_in, c.redis_round_trips.commands_per_sign_in
+                ),
+                met: c.redis_round_trips_per_sign_in <= crate::cluster::ROUND_TRIPS_TARGET,
+            });
         }
         targets.push(Target {
             name: "login page WASM + JS",
@@ -255,7 +264,7 @@ impl Results {
         if self.bundle.wasm_js.brotli == 0 || self.first_qr.cold_ms.is_empty() {
             bail!("bundle or first-QR figures missing");
         }
-        let expected = 5 + usize::from(self.cluster.is_some());
+        let expected = 5 + 2 * usize::from(self.cluster.is_some());
         if self.targets.len() != expected {
             bail!("only {} of {expected} targets judged", self.targets.len());
         }
@@ -269,6 +278,9 @@ impl Results {
                 || c.flow.rounds.iter().any(|r| r.flows_per_s <= 0.0)
             {
                 bail!("two-instance figures missing or failed");
+            }
+            if c.redis_round_trips_per_sign_in <= 0.0 {
+                bail!("no Redis round trips counted");
             }
             if c.audit_rows_dropped > 0 {
                 bail!(
@@ -482,6 +494,24 @@ fn cluster_tables(s: &mut String, c: &ClusterResults) {
         c.flow.concurrency, c.audit_rows_dropped
     );
     flow_rows(s, &c.flow);
+    let r = &c.redis_round_trips;
+    let by_op = r
+        .by_op
+        .iter()
+        .map(|(op, n)| format!("{op} {n:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = write!(
+        s,
+        "\nRedis round trips per sign-in ({} sign-ins one at a time, desktop on A, phone on B, \
+         counted by Redis's `INFO commandstats` before and after: every call qrlogin makes is \
+         one script): **{:.2}** (target ≤ {}); {:.1} commands with those the scripts ran. \
+         By operation (the instances' `qrlogin_redis_round_trips_total`): {by_op}.\n",
+        r.sign_ins,
+        r.round_trips_per_sign_in,
+        crate::cluster::ROUND_TRIPS_TARGET,
+        r.commands_per_sign_in
+    );
 }
 
 fn join_ms(values: &[f64]) -> String {

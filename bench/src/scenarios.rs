@@ -747,13 +747,24 @@ async fn whole_flow(
     let mut phone_conn = Conn::open(phone_addr, LOOPBACK, Proto::H1).await?;
     let mut done = 0;
     while Instant::now() < until {
-        let desktop = client::create(&mut desktop_conn).await?;
-        phone.scan(&mut phone_conn, &desktop.id).await?;
-        let status = client::poll(&mut desktop_conn, &desktop, 0, 0).await?;
-        let code = status.match_code.context("no match code after the scan")?;
-        phone.approve(&mut phone_conn, &desktop.id, code).await?;
-        client::redeem(&mut desktop_conn, &desktop).await?;
+        one_sign_in(&mut desktop_conn, &mut phone_conn, &phone).await?;
         done += 1;
     }
     Ok(done)
+}
+
+/// One sign-in: create, scan, the desktop's long poll answered with the
+/// match code (as the page waits: past the version it was created at),
+/// approve, redeem.
+pub(crate) async fn one_sign_in(
+    desktop_conn: &mut Conn,
+    phone_conn: &mut Conn,
+    phone: &Phone,
+) -> anyhow::Result<()> {
+    let desktop = client::create(desktop_conn).await?;
+    phone.scan(phone_conn, &desktop.id).await?;
+    let status = client::poll(desktop_conn, &desktop, desktop.version, LONG_POLL_S).await?;
+    let code = status.match_code.context("no match code after the scan")?;
+    phone.approve(phone_conn, &desktop.id, code).await?;
+    client::redeem(desktop_conn, &desktop).await
 }

@@ -123,16 +123,21 @@ impl Server {
 
     /// Audit rows the server dropped so far (from its metrics).
     pub async fn audit_rows_dropped(&self) -> anyhow::Result<u64> {
-        let addr = self.metrics.context("this server serves no metrics")?;
-        let mut conn = Conn::open(addr, LOOPBACK, Proto::H1).await?;
-        let answer = conn.get("/metrics").await?;
-        let text = String::from_utf8_lossy(&answer.body);
+        let text = self.metrics_text().await?;
         // Absent until the first drop.
         Ok(text
             .lines()
             .find_map(|line| line.strip_prefix("qrlogin_audit_rows_dropped_total "))
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0))
+    }
+
+    /// Its Prometheus metrics, as text.
+    pub async fn metrics_text(&self) -> anyhow::Result<String> {
+        let addr = self.metrics.context("this server serves no metrics")?;
+        let mut conn = Conn::open(addr, LOOPBACK, Proto::H1).await?;
+        let answer = conn.get("/metrics").await?;
+        Ok(String::from_utf8_lossy(&answer.body).into_owned())
     }
 
     async fn qrlogin_with(

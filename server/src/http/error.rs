@@ -243,6 +243,7 @@ impl From<LoginError> for ApiError {
             LoginError::NotFound => Self::LoginNotFound,
             LoginError::Transition(e) => Self::Transition(e),
             e @ LoginError::WaitTooLong => Self::BadRequest(format!("{e}.")),
+            LoginError::NotSignedIn => Self::NotSignedIn,
             LoginError::RateLimited(e) => e.into(),
             LoginError::Passkey(e) => e.into(),
             LoginError::Store(e) => e.into(),

@@ -85,6 +85,25 @@ impl<S: Send + Sync> FromRequestParts<S> for LoginIdPath {
     }
 }
 
+/// The session token a request presents (cookie or bearer), unchecked:
+/// for handlers that check it together with their rate limits
+/// ([`LoginService::phone`](crate::services::logins::LoginService::phone)).
+pub(crate) struct SessionToken(pub Option<Secret>);
+
+impl FromRequestParts<AppState> for SessionToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(cookies::presented_token(
+            &parts.headers,
+            state.public_url.is_https(),
+        )))
+    }
+}
+
 /// The bind secrets a desktop's request carries.
 pub(crate) struct BindSecrets(pub Vec<Secret>);
 

@@ -11,6 +11,7 @@
 //! | `qrlogin_store_errors_total`             | requests that met a store error      |
 //! | `qrlogin_password_hashes_refused_total`  | sign-ins refused: no hash slot free  |
 //! | `qrlogin_redis_reconnects_total`         | the Redis subscriber's reconnections |
+//! | `qrlogin_redis_round_trips_total`        | Redis round trips by operation (`op`) |
 //!
 //! The services record through the `metrics` facade; with no recorder
 //! installed (metrics off) every record is a no-op.

@@ -50,7 +50,8 @@ fn set_if_absent(headers: &mut HeaderMap, name: HeaderName, value: &'static str)
 }
 
 /// The one middleware every request passes: size limits and the CSRF check
-/// before any handler, then the security headers on whatever answers. (One
+/// before any handler, then the security headers on whatever answers; the
+/// handler runs in the request's own [`scope`](crate::storage::scope). (One
 /// layer rather than three: each `from_fn` layer costs a service clone and
 /// a boxed future per request.)
 pub(crate) async fn guard(
@@ -67,7 +68,8 @@ pub(crate) async fn guard(
             if let Some(nonce) = &nonce {
                 request.extensions_mut().insert(nonce.clone());
             }
-            next.run(request).await
+            // The revocation clock is read at most once per request.
+            crate::storage::scope::run(next.run(request)).await
         }
     };
     if server_fn {

@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     audit::AuditLog,
-    limits::{ip_key, HashSlot, LimitError, RateLimited, RateLimits},
+    limits::{self, ip_key, Check, HashSlot, LimitError, RateLimited, RateLimits},
     passkeys::SettingsStore,
 };
 use crate::{
@@ -144,12 +144,14 @@ impl AccountService {
     ) -> Result<Account, AccountError> {
         // Before any hashing, so a flood cannot burn the CPU either. Keyed by
         // the name as typed, existing or not: the answer tells nothing.
-        self.limits.sign_in_ip.check(&ip_key(caller.ip)).await?;
         let folded = username.trim().to_ascii_lowercase();
-        self.limits
-            .sign_in_username
-            .check(&folded.chars().take(64).collect())
-            .await?;
+        limits::gate([
+            self.limits.sign_in_ip.of(&ip_key(caller.ip)),
+            self.limits
+                .sign_in_username
+                .of(&folded.chars().take(64).collect()),
+        ])
+        .await?;
         let (Ok(username), Ok(password)) = (Username::parse(username), Password::parse(password))
         else {
             return Err(AccountError::InvalidCredentials);
@@ -279,6 +281,29 @@ impl AccountService {
             self.sessions.touch_session(&session.id, now).await?;
         }
         Ok(Some(CurrentSession { session, account }))
+    }
+
+    /// [`Self::current`], with the rate limits `limits` names for the
+    /// session's account counted first. Where this process remembers whose
+    /// the session is, the limits' gate runs before the session is looked
+    /// up, and the lookup's check of the revocation clock uses the gate's
+    /// reading: one Redis round trip for both. The session is checked all
+    /// the same (a revoked one is refused, after it was counted); else it
+    /// is looked up first and its account counted after.
+    pub async fn current_limited(
+        &self,
+        token: &Secret,
+        limits: impl FnOnce(i64) -> Vec<Check> + Send,
+    ) -> Result<Option<CurrentSession>, LimitError> {
+        if let Some(account_id) = self.sessions.remembered_account(&token.hash()) {
+            limits::gate(limits(account_id)).await?;
+            return Ok(self.current(token).await?);
+        }
+        let current = self.current(token).await?;
+        if let Some(current) = &current {
+            limits::gate(limits(current.account.id)).await?;
+        }
+        Ok(current)
     }
 
     /// Ends the caller's own session.

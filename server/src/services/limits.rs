@@ -24,7 +24,7 @@ use std::{
 use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::storage::{SharedLimiter, StoreError};
+use crate::storage::{SharedCheck, SharedLimiter, StoreError};
 
 /// Refused: the key is over its limit; try again after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -107,15 +107,49 @@ enum Counter<K: Hash + Eq + Clone> {
     Local(DefaultKeyedRateLimiter<K>),
     Shared {
         name: &'static str,
-        per_minute: NonZeroU32,
+        n: NonZeroU32,
+        period: Duration,
         limiter: Arc<dyn SharedLimiter>,
     },
-    /// As `Shared`, counted per hour.
-    SharedHourly {
-        name: &'static str,
-        per_hour: NonZeroU32,
-        limiter: Arc<dyn SharedLimiter>,
-    },
+}
+
+/// One limit's count for one request, made with the request's others by
+/// [`gate`]: in one round trip where they are shared.
+pub enum Check {
+    Off,
+    /// Counted in this process already: the wait, if refused.
+    Local(Option<Duration>),
+    Shared(SharedCheck, Arc<dyn SharedLimiter>),
+}
+
+/// Counts one request against each of `checks` (the shared ones in one
+/// call: all counted if all allow, none if one refuses); 429 with the
+/// longest wait once one is over its limit.
+pub async fn gate(checks: impl IntoIterator<Item = Check>) -> Result<(), LimitError> {
+    let mut wait: Option<Duration> = None;
+    let mut shared = Vec::new();
+    let mut limiter = None;
+    for check in checks {
+        match check {
+            Check::Off => {}
+            Check::Local(refused) => wait = wait.max(refused),
+            Check::Shared(check, by) => {
+                shared.push(check);
+                limiter = Some(by);
+            }
+        }
+    }
+    if let Some(limiter) = limiter {
+        // Every limit of one process has the same shared limiter.
+        wait = wait.max(limiter.check_all(&shared).await?);
+    }
+    match wait {
+        None => Ok(()),
+        Some(wait) => Err(RateLimited {
+            retry_after: wait.max(Duration::from_secs(1)),
+        }
+        .into()),
+    }
 }
 
 /// One keyed limit.
@@ -123,58 +157,62 @@ pub struct Limit<K: Hash + Eq + Clone>(Counter<K>);
 
 impl<K: Hash + Eq + Clone + Display> Limit<K> {
     fn per_minute(name: &'static str, n: u32, shared: &Option<Arc<dyn SharedLimiter>>) -> Self {
+        Self::per(name, n, shared, Duration::from_secs(60), Quota::per_minute)
+    }
+
+    fn per_hour(name: &'static str, n: u32, shared: &Option<Arc<dyn SharedLimiter>>) -> Self {
+        Self::per(name, n, shared, Duration::from_secs(3600), Quota::per_hour)
+    }
+
+    fn per(
+        name: &'static str,
+        n: u32,
+        shared: &Option<Arc<dyn SharedLimiter>>,
+        period: Duration,
+        quota: fn(NonZeroU32) -> Quota,
+    ) -> Self {
         Self(match (NonZeroU32::new(n), shared) {
             (None, _) => Counter::Off,
-            (Some(n), None) => Counter::Local(RateLimiter::keyed(Quota::per_minute(n))),
-            (Some(per_minute), Some(limiter)) => Counter::Shared {
+            (Some(n), None) => Counter::Local(RateLimiter::keyed(quota(n))),
+            (Some(n), Some(limiter)) => Counter::Shared {
                 name,
-                per_minute,
+                n,
+                period,
                 limiter: limiter.clone(),
             },
         })
     }
 
-    fn per_hour(name: &'static str, n: u32, shared: &Option<Arc<dyn SharedLimiter>>) -> Self {
-        Self(match (NonZeroU32::new(n), shared) {
-            (None, _) => Counter::Off,
-            (Some(n), None) => Counter::Local(RateLimiter::keyed(Quota::per_hour(n))),
-            (Some(per_hour), Some(limiter)) => Counter::SharedHourly {
+    /// This limit's count of one request for `key`, for [`gate`] (a
+    /// limit counted in this process counts it now).
+    pub fn of(&self, key: &K) -> Check {
+        match &self.0 {
+            Counter::Off => Check::Off,
+            Counter::Local(limiter) => {
+                Check::Local(limiter.check_key(key).err().map(|not_until| {
+                    not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+                }))
+            }
+            Counter::Shared {
                 name,
-                per_hour,
-                limiter: limiter.clone(),
-            },
-        })
+                n,
+                period,
+                limiter,
+            } => Check::Shared(
+                SharedCheck {
+                    limit: name,
+                    key: key.to_string(),
+                    period: *period,
+                    n: *n,
+                },
+                limiter.clone(),
+            ),
+        }
     }
 
     /// Counts one request for `key`; 429 once the key is over its limit.
     pub async fn check(&self, key: &K) -> Result<(), LimitError> {
-        let wait = match &self.0 {
-            Counter::Off => None,
-            Counter::Local(limiter) => limiter.check_key(key).err().map(|not_until| {
-                not_until.wait_time_from(governor::clock::DefaultClock::default().now())
-            }),
-            Counter::Shared {
-                name,
-                per_minute,
-                limiter,
-            } => limiter.check(name, &key.to_string(), *per_minute).await?,
-            Counter::SharedHourly {
-                name,
-                per_hour,
-                limiter,
-            } => {
-                limiter
-                    .check_per_hour(name, &key.to_string(), *per_hour)
-                    .await?
-            }
-        };
-        match wait {
-            None => Ok(()),
-            Some(wait) => Err(RateLimited {
-                retry_after: wait.max(Duration::from_secs(1)),
-            }
-            .into()),
-        }
+        gate([self.of(key)]).await
     }
 
     fn forget_idle(&self) {
@@ -207,9 +245,12 @@ impl IpLimit {
 
     /// Counts one request from `ip`'s network; 429 once it is over its limit.
     pub async fn check(&self, ip: &IpAddr) -> Result<(), LimitError> {
-        self.limit
-            .check(&client_network(*ip, self.ipv6_prefix))
-            .await
+        gate([self.of(ip)]).await
+    }
+
+    /// This limit's count of one request from `ip`'s network, for [`gate`].
+    pub fn of(&self, ip: &IpAddr) -> Check {
+        self.limit.of(&client_network(*ip, self.ipv6_prefix))
     }
 
     /// `n` an hour per client address (open sign-ups).

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use super::{
     accounts::{AccountService, CurrentSession},
     audit::AuditLog,
-    limits::{ip_key, LimitError, RateLimited, RateLimits},
+    limits::{self, ip_key, Check, LimitError, RateLimited, RateLimits},
     passkeys::{PasskeyError, PasskeyService},
 };
 use crate::{
@@ -39,6 +39,9 @@ pub enum LoginError {
     Transition(#[from] TransitionError),
     #[error("wait must be between 0 and {MAX_WAIT_S} seconds")]
     WaitTooLong,
+    /// A phone call without a live session.
+    #[error("not signed in")]
+    NotSignedIn,
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
     /// The approval needs a passkey that confirms what the phone showed.
@@ -120,6 +123,15 @@ impl From<LimitError> for LoginError {
             LimitError::Store(store) => Self::Store(store),
         }
     }
+}
+
+/// What a phone call is about to do, for the limits [`LoginService::phone`]
+/// counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneStep {
+    Scan,
+    /// Approve or deny.
+    Decide,
 }
 
 /// A new attempt and the secret that binds it to its browser.
@@ -208,6 +220,11 @@ impl LoginService {
     /// work.
     async fn load_bound(&self, id: LoginId, secrets: &[Secret]) -> Result<Attempt, LoginError> {
         let attempt = self.attempts.get(id, now_millis()).await?;
+        Self::bound(attempt, secrets)
+    }
+
+    /// The attempt, if `secrets` hold its bind secret.
+    fn bound(attempt: Option<Attempt>, secrets: &[Secret]) -> Result<Attempt, LoginError> {
         let stored = attempt
             .as_ref()
             .map(|a| a.bind_hash)
@@ -236,7 +253,16 @@ impl LoginService {
         if wait_s > MAX_WAIT_S {
             return Err(LoginError::WaitTooLong);
         }
-        let attempt = self.load_bound(id, secrets).await?;
+        let waits = since.is_some() && wait_s > 0;
+        // A read that will not wait answers what the store holds now (this
+        // instance's copy may be a moment behind a change made on another);
+        // a long poll starts from the copy, and waits for the change it
+        // lacks, which the notice brings with it.
+        let attempt = if waits {
+            self.load_bound(id, secrets).await?
+        } else {
+            Self::bound(self.attempts.get_fresh(id, now_millis()).await?, secrets)?
+        };
         match since {
             Some(since)
                 if wait_s > 0 && attempt.version <= since && !attempt.state.is_terminal() =>
@@ -327,7 +353,17 @@ impl LoginService {
     ) -> Result<(Secret, Account), LoginError> {
         self.limits.poll.check(&ip_key(caller.ip)).await?;
         let mut preview = self.load_bound(id, secrets).await?;
-        // What the state machine says of this redeem, on what was read.
+        // What the state machine says of this redeem, on what was read. A
+        // refusal is checked on what the store holds now: the approval may
+        // be a moment old on another instance, and this one's copy behind.
+        if preview
+            .clone()
+            .apply(&Transition::Redeem, now_millis(), &self.ttls)
+            .is_err()
+        {
+            let fresh = self.attempts.get_fresh(id, now_millis()).await?;
+            preview = Self::bound(fresh, secrets)?;
+        }
         preview.apply(&Transition::Redeem, now_millis(), &self.ttls)?;
         let gone = LoginError::Transition(TransitionError::Finished(LoginState::Redeemed));
         let Some(approver) = preview.scanner else {
@@ -362,7 +398,8 @@ impl LoginService {
     /// still remembered): how the OpenID Connect provider learns that the
     /// phone approved the sign-in it asked for.
     pub async fn redeemed_by(&self, id: LoginId) -> Result<Option<i64>, StoreError> {
-        let attempt = self.attempts.get(id, now_millis()).await?;
+        // Not from a copy that may lag the redeem on another instance.
+        let attempt = self.attempts.get_fresh(id, now_millis()).await?;
         Ok(attempt
             .filter(|a| a.state == LoginState::Redeemed)
             .and_then(|a| a.scanner)
@@ -385,6 +422,42 @@ impl LoginService {
         Ok(())
     }
 
+    /// The limits of a scan by `account_id` from `caller`.
+    fn scan_limits(&self, caller: &Caller, account_id: i64) -> Vec<Check> {
+        vec![
+            self.limits.scan_ip.of(&ip_key(caller.ip)),
+            self.limits.scan_account.of(&account_id),
+        ]
+    }
+
+    /// The limits of an approval or denial by `account_id` from `caller`.
+    fn decide_limits(&self, caller: &Caller, account_id: i64) -> Vec<Check> {
+        vec![
+            self.limits.decide_ip.of(&ip_key(caller.ip)),
+            self.limits.decide_account.of(&account_id),
+        ]
+    }
+
+    /// The phone's session `token` names, with the limits of `step`
+    /// counted (in the same Redis round trip as the session's freshness
+    /// check, where this instance has the session cached).
+    pub async fn phone(
+        &self,
+        token: Option<&Secret>,
+        caller: &Caller,
+        step: PhoneStep,
+    ) -> Result<CurrentSession, LoginError> {
+        let token = token.ok_or(LoginError::NotSignedIn)?;
+        let limits = |account_id| match step {
+            PhoneStep::Scan => self.scan_limits(caller, account_id),
+            PhoneStep::Decide => self.decide_limits(caller, account_id),
+        };
+        self.accounts
+            .current_limited(token, limits)
+            .await?
+            .ok_or(LoginError::NotSignedIn)
+    }
+
     /// Scans for the signed-in phone account; repeating it is harmless.
     pub async fn scan(
         &self,
@@ -392,9 +465,18 @@ impl LoginService {
         current: &CurrentSession,
         caller: &Caller,
     ) -> Result<Attempt, LoginError> {
+        limits::gate(self.scan_limits(caller, current.account.id)).await?;
+        self.scan_counted(id, current, caller).await
+    }
+
+    /// [`Self::scan`] for a session [`Self::phone`] gave (which counted it).
+    pub async fn scan_counted(
+        &self,
+        id: LoginId,
+        current: &CurrentSession,
+        caller: &Caller,
+    ) -> Result<Attempt, LoginError> {
         let account = &current.account;
-        self.limits.scan_ip.check(&ip_key(caller.ip)).await?;
-        self.limits.scan_account.check(&account.id).await?;
         // Only what the desktop may see goes into the attempt (rule 5).
         let scan = Transition::scan(Scanner::of(account));
         let attempt = self.transition(id, &scan, Some(account.id), caller).await?;
@@ -413,7 +495,21 @@ impl LoginService {
         match_code: u8,
         assertion: Option<&str>,
     ) -> Result<Attempt, LoginError> {
-        let account_id = self.check_decide_limits(current, caller).await?;
+        self.check_decide_limits(current, caller).await?;
+        self.approve_counted(id, current, caller, match_code, assertion)
+            .await
+    }
+
+    /// [`Self::approve`] for a session [`Self::phone`] gave (which counted it).
+    pub async fn approve_counted(
+        &self,
+        id: LoginId,
+        current: &CurrentSession,
+        caller: &Caller,
+        match_code: u8,
+        assertion: Option<&str>,
+    ) -> Result<Attempt, LoginError> {
+        let account_id = current.account.id;
         // (Where passkeys are off nothing can need one: no extra read.)
         if self.passkeys.available() {
             let attempt = self.scanned_by(id, account_id).await?;
@@ -486,7 +582,18 @@ impl LoginService {
         current: &CurrentSession,
         caller: &Caller,
     ) -> Result<Attempt, LoginError> {
-        let account_id = self.check_decide_limits(current, caller).await?;
+        self.check_decide_limits(current, caller).await?;
+        self.deny_counted(id, current, caller).await
+    }
+
+    /// [`Self::deny`] for a session [`Self::phone`] gave (which counted it).
+    pub async fn deny_counted(
+        &self,
+        id: LoginId,
+        current: &CurrentSession,
+        caller: &Caller,
+    ) -> Result<Attempt, LoginError> {
+        let account_id = current.account.id;
         let deny = Transition::Deny { account_id };
         let attempt = self.transition(id, &deny, Some(account_id), caller).await?;
         tracing::debug!(login_id = %id, account = %current.account.username, "login denied");
@@ -497,13 +604,8 @@ impl LoginService {
         &self,
         current: &CurrentSession,
         caller: &Caller,
-    ) -> Result<i64, LimitError> {
-        self.limits.decide_ip.check(&ip_key(caller.ip)).await?;
-        self.limits
-            .decide_account
-            .check(&current.account.id)
-            .await?;
-        Ok(current.account.id)
+    ) -> Result<(), LimitError> {
+        limits::gate(self.decide_limits(caller, current.account.id)).await
     }
 
     /// Drops attempts that ended long ago, auditing each expiry once, and

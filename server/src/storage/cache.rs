@@ -9,7 +9,8 @@
 //! revocation also advances the clock, and a lookup trusts the cache only
 //! while the clock reads what it read last: a session revoked on one
 //! instance is refused on every other at once, at the cost of one small
-//! Redis read per lookup. Without one, changes made by another process
+//! Redis read per request (see [`scope`]; the rate-limit gate reads it in
+//! the same step as the limits). Without one, changes made by another process
 //! (`qrlogin user remove` or `disable` while the server runs) are
 //! seen when an entry is next revalidated, after [`REVALIDATE_AFTER`] at
 //! most. A generation counter keeps a lookup that raced a revocation from
@@ -28,7 +29,10 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::traits::{AccountStore, RecordSelector, RevocationClock, SessionStore, StoreError};
+use super::{
+    scope,
+    traits::{AccountStore, RecordSelector, RevocationClock, SessionStore, StoreError},
+};
 use crate::domain::{
     account::{Account, DisplayName, NewSession, Session, Username},
     secret::SecretHash,
@@ -58,7 +62,8 @@ pub struct CachedSessions<S: ?Sized> {
     inner: Arc<S>,
     /// Shared by every instance; `None` for a single process.
     revocations: Option<Arc<dyn RevocationClock>>,
-    /// The clock's reading the cached entries were made under.
+    /// The clock's reading the cached entries were made under, plus one
+    /// (0: none yet).
     clock_seen: AtomicU64,
     /// (session, its account) by token hash: every phone call's lookup.
     sessions: Fetched<SecretHash, (Session, Account)>,
@@ -78,7 +83,7 @@ impl<S: AccountStore + SessionStore + ?Sized> CachedSessions<S> {
         Self {
             inner,
             revocations: None,
-            clock_seen: AtomicU64::new(u64::MAX),
+            clock_seen: AtomicU64::new(0),
             sessions: Fetched::new(),
             accounts: Fetched::new(),
             generation: AtomicU64::new(0),
@@ -93,25 +98,44 @@ impl<S: AccountStore + SessionStore + ?Sized> CachedSessions<S> {
     }
 
     /// Whether the cache may be used now: with a shared clock, only if it
-    /// can be read; when it moved, everything cached is dropped first.
+    /// can be read (once per request: see [`scope`]); when it moved past
+    /// what the cache was made under, everything cached is dropped first.
+    /// A reading older than the cache's (another request read the clock
+    /// later) finds entries at least as fresh as it needs.
     async fn cache_usable(&self) -> bool {
         let Some(revocations) = &self.revocations else {
             return true;
         };
-        match revocations.current().await {
-            Ok(now) if now == self.clock_seen.load(Ordering::SeqCst) => true,
-            Ok(now) => {
-                let mut sessions = self.sessions.lock();
-                let mut accounts = self.accounts.lock();
-                self.generation.fetch_add(1, Ordering::SeqCst);
-                sessions.clear();
-                accounts.clear();
-                self.clock_seen.store(now, Ordering::SeqCst);
-                true
-            }
-            // Cannot tell what was revoked: ask the store itself.
-            Err(_) => false,
+        let now = match scope::clock() {
+            Some(now) => now,
+            None => match revocations.current().await {
+                Ok(now) => {
+                    scope::saw_clock(now);
+                    now
+                }
+                // Cannot tell what was revoked: ask the store itself.
+                Err(_) => return false,
+            },
+        };
+        if self.made_under_or_after(now) {
+            return true;
         }
+        let mut sessions = self.sessions.lock();
+        let mut accounts = self.accounts.lock();
+        if !self.made_under_or_after(now) {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            sessions.clear();
+            accounts.clear();
+            self.clock_seen.store(now + 1, Ordering::SeqCst);
+        }
+        true
+    }
+
+    /// Whether the cache was made under the clock reading `now` or a
+    /// later one.
+    fn made_under_or_after(&self, now: u64) -> bool {
+        let seen = self.clock_seen.load(Ordering::SeqCst);
+        seen.checked_sub(1).is_some_and(|seen| now <= seen)
     }
 
     /// Runs `revoke` (a change to the store) so that every instance hears
@@ -131,6 +155,8 @@ impl<S: AccountStore + SessionStore + ?Sized> CachedSessions<S> {
             if let Err(err) = revocations.advance().await {
                 tracing::warn!(error = %err, "cannot advance the revocation clock after a revocation");
             }
+            // This request's reading is behind now: the next lookup reads again.
+            scope::forget_clock();
         }
         revoked
     }
@@ -205,6 +231,13 @@ impl<S: AccountStore + SessionStore + ?Sized> SessionStore for CachedSessions<S>
             || self.inner.session_by_token(token_hash, now),
         )
         .await
+    }
+
+    fn remembered_account(&self, token_hash: &SecretHash) -> Option<i64> {
+        self.sessions
+            .lock()
+            .get(token_hash)
+            .map(|((session, _), _)| session.account_id)
     }
 
     async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), StoreError> {
@@ -323,7 +356,14 @@ impl<S: AccountStore + SessionStore + ?Sized> AccountStore for CachedSessions<S>
         self.inner.set_password(username, password_hash).await
     }
 
+    /// Shared by several instances, the cache is used only where this
+    /// request has read the revocation clock already (the gate did, or a
+    /// session lookup); else the store is asked, rather than Redis first
+    /// and then, as like as not, the store (a redeem's approver).
     async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
+        if self.revocations.is_some() && scope::clock().is_none() {
+            return self.inner.account_by_id(id).await;
+        }
         self.read_through(
             &self.accounts,
             id,

@@ -12,6 +12,9 @@
 //! | [`AuditStore`]      | the audit trail and sign-in history   | SQLite, PostgreSQL           |
 //! | [`ProviderStore`]   | OpenID Connect clients, keys, grants, codes, tokens | SQLite, PostgreSQL |
 //!
+//! [`scope`] keeps what one request learned of the shared stores (the
+//! revocation clock's reading) for the rest of that request.
+//!
 //! The traits are in `traits.rs`. A new back-end is one module here plus
 //! one arm in [`open`]; the contract suites in `contract` then run against
 //! it with one line each.
@@ -24,6 +27,7 @@ pub(crate) mod memory;
 pub(crate) mod postgres;
 mod provider_sql;
 pub(crate) mod redis;
+pub mod scope;
 mod sql_rows;
 pub(crate) mod sqlite;
 #[doc(hidden)]
@@ -34,7 +38,7 @@ pub use self::redis::DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX;
 pub use traits::{
     parse_record, AccountStore, Applied, AttemptStore, AuditQuery, AuditStore, ChangeNotifier,
     KeyMatch, ProviderRecord, ProviderStore, RecordSelector, RevocationClock, SessionStore,
-    SharedLimiter, StoreError, Stores,
+    SharedCheck, SharedLimiter, StoreError, Stores,
 };
 
 use std::{path::PathBuf, sync::Arc};

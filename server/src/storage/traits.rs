@@ -53,6 +53,13 @@ pub trait AttemptStore: Send + Sync + 'static {
     /// The attempt as of `now`: one whose time ran out comes back expired.
     async fn get(&self, id: LoginId, now: UnixMillis) -> Result<Option<Attempt>, StoreError>;
 
+    /// As [`Self::get`], but never from a copy this process keeps of a
+    /// store shared with others (which may lag its notifications by a
+    /// moment): what the store holds now.
+    async fn get_fresh(&self, id: LoginId, now: UnixMillis) -> Result<Option<Attempt>, StoreError> {
+        self.get(id, now).await
+    }
+
     /// Applies `transition` atomically: of two racing calls, one sees the
     /// other's result. `None` when there is no such attempt.
     async fn apply(
@@ -171,6 +178,12 @@ pub trait SessionStore: Send + Sync + 'static {
         now: UnixMillis,
     ) -> Result<Option<(Session, Account)>, StoreError>;
     async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), StoreError>;
+    /// The account whose session had this token hash when this process
+    /// last looked, if it remembers (a cache may): never proof that the
+    /// session still lives, only whom a request claims to be.
+    fn remembered_account(&self, _token_hash: &SecretHash) -> Option<i64> {
+        None
+    }
     /// The account's sessions, newest first.
     async fn list_sessions(&self, account_id: i64) -> Result<Vec<Session>, StoreError>;
     /// Revokes one of the account's sessions; false if it has none by that id.
@@ -225,26 +238,58 @@ pub trait AuditStore: Send + Sync + 'static {
     ) -> Result<UnixMillis, StoreError>;
 }
 
+/// One limit a request counts in a [`SharedLimiter`]: `n` per `period`
+/// (in a burst, or spread out) for `key`.
+#[derive(Debug, Clone)]
+pub struct SharedCheck {
+    pub limit: &'static str,
+    pub key: String,
+    pub period: Duration,
+    pub n: NonZeroU32,
+}
+
 /// Rate limits counted once for every instance (one process counts its
 /// own in memory and needs none).
 #[async_trait]
 pub trait SharedLimiter: Send + Sync + 'static {
-    /// Counts one request of `limit` for `key`, allowing `per_minute` (in a
-    /// burst, or spread out); `Some(wait)` when refused.
+    /// Counts one request against every one of `checks` in one step: all
+    /// are counted if all allow it, none if one refuses; `Some(wait)` (the
+    /// longest) when refused.
+    async fn check_all(&self, checks: &[SharedCheck]) -> Result<Option<Duration>, StoreError>;
+
+    /// Counts one request of `limit` for `key`, allowing `per_minute`;
+    /// `Some(wait)` when refused.
     async fn check(
         &self,
-        limit: &str,
+        limit: &'static str,
         key: &str,
         per_minute: NonZeroU32,
-    ) -> Result<Option<Duration>, StoreError>;
+    ) -> Result<Option<Duration>, StoreError> {
+        self.check_all(&[SharedCheck {
+            limit,
+            key: key.to_owned(),
+            period: Duration::from_secs(60),
+            n: per_minute,
+        }])
+        .await
+    }
+
     /// As [`Self::check`], allowing `per_hour` (for rare things such as
     /// open sign-ups).
     async fn check_per_hour(
         &self,
-        limit: &str,
+        limit: &'static str,
         key: &str,
         per_hour: NonZeroU32,
-    ) -> Result<Option<Duration>, StoreError>;
+    ) -> Result<Option<Duration>, StoreError> {
+        self.check_all(&[SharedCheck {
+            limit,
+            key: key.to_owned(),
+            period: Duration::from_secs(3600),
+            n: per_hour,
+        }])
+        .await
+    }
 }
 
 /// A number that every session revocation, in any instance, advances:

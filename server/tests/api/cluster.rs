@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 use app::api::{LoginState, LoginStatus, Me, Redeemed};
 use axum::http::{header, Method, StatusCode};
-use server::config::ServeArgs;
+use server::{config::ServeArgs, storage::RedisSettings};
 
 /// A long poll for `desktop` past `since`, on `app`.
 fn long_poll(desktop: &Desktop, since: u64) -> Call {
@@ -255,4 +255,309 @@ async fn an_authorization_request_sealed_by_one_instance_opens_on_another() {
             .await;
         assert_eq!(created.status(), StatusCode::CREATED, "{card}");
     }
+}
+
+// ---- Redis round trips --------------------------------------------------
+
+/// A Redis of this test's own, so that its command statistics count this
+/// test's calls only; stopped when dropped.
+struct OwnRedis {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl OwnRedis {
+    /// `None` (the test skipped) where the test servers do not run.
+    fn start() -> Option<Self> {
+        server::storage::testing::fresh_redis()?;
+        let dir = tempfile::Builder::new()
+            .prefix("qrlogin-trips")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        crate::faults::services("services_prepare_dir", dir.path());
+        crate::faults::services("start_redis", dir.path());
+        let url = format!("redis+unix://{}/redis.sock", dir.path().display());
+        Some(Self { dir, url })
+    }
+
+    fn settings(&self, prefix: &str) -> RedisSettings {
+        RedisSettings {
+            url: self.url.clone(),
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    async fn command<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let client = redis::Client::open(self.url.as_str()).expect("redis url");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        command.query_async(&mut connection).await.expect(args[0])
+    }
+
+    /// Round trips qrlogin made so far: every call it makes is a script
+    /// (`EVALSHA`, falling back to `SCRIPT LOAD` + `EVALSHA`).
+    async fn round_trips(&self) -> u64 {
+        let info: String = self.command(&["INFO", "commandstats"]).await;
+        round_trips_in(&info)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        crate::faults::services("stop_redis", self.dir.path());
+    }
+}
+
+/// The calls of scripts in `INFO commandstats` (the commands scripts run
+/// inside are counted apart, under their own names, and left out).
+fn round_trips_in(info: &str) -> u64 {
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            if !matches!(name, "evalsha" | "eval" | "script|load") {
+                return None;
+            }
+            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
+            calls.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// Round trips of one sign-in, step by step: the desktop creates on `a`,
+/// the phone scans and approves on `b` (the desktop long-polling on `a`
+/// meanwhile), the desktop redeems on `a`.
+async fn measured_sign_in(redis: &OwnRedis, a: &TestApp, b: &TestApp, phone: &Phone) -> [u64; 4] {
+    let mut steps = [0; 4];
+    let mut before = redis.round_trips().await;
+    let mut step = |i: usize, now: u64| {
+        steps[i] = now - before;
+        before = now;
+    };
+    let desktop = a.desktop().await;
+    step(0, redis.round_trips().await);
+
+    let waiting = tokio::spawn(send_to(a.router.clone(), long_poll(&desktop, 1)));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(b.scan(phone, &desktop.id).await.status(), StatusCode::OK);
+    let scanned: LoginStatus = json(waiting.await.unwrap()).await;
+    assert_eq!(scanned.state, LoginState::Scanned);
+    step(1, redis.round_trips().await);
+
+    let waiting = tokio::spawn(send_to(
+        a.router.clone(),
+        long_poll(&desktop, scanned.version),
+    ));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let code = scanned.match_code.expect("a match code");
+    assert_eq!(
+        b.approve(phone, &desktop.id, code).await.status(),
+        StatusCode::OK
+    );
+    let approved: LoginStatus = json(waiting.await.unwrap()).await;
+    assert_eq!(approved.state, LoginState::Approved);
+    step(2, redis.round_trips().await);
+
+    assert_eq!(a.redeem(&desktop).await.status(), StatusCode::OK);
+    step(3, redis.round_trips().await);
+    steps
+}
+
+/// Rate limits off (as the benchmark runs), then the defaults, for the record.
+#[tokio::test]
+async fn a_sign_in_across_two_instances_costs_at_most_six_redis_round_trips() {
+    let Some(redis) = OwnRedis::start() else {
+        return;
+    };
+    let limits_off = ServeArgs {
+        limit_create: Some(0),
+        limit_poll: Some(0),
+        limit_scan: Some(0),
+        limit_decide: Some(0),
+        ..ServeArgs::default()
+    };
+    for (name, args, most) in [
+        ("limits off", limits_off, 6),
+        ("default limits", ServeArgs::default(), 10),
+    ] {
+        let Some(apps) = cluster_on(2, args, redis.settings(&format!("{name}:"))).await else {
+            return;
+        };
+        let (a, b) = (&apps[0], &apps[1]);
+        let phone = b.phone("alice", "Alice").await;
+        // The first loads the scripts into Redis.
+        measured_sign_in(&redis, a, b, &phone).await;
+        let steps = measured_sign_in(&redis, a, b, &phone).await;
+        let total: u64 = steps.iter().sum();
+        eprintln!(
+            "{name}: Redis round trips per sign-in {total} (create {}, scan {}, approve {}, redeem {})",
+            steps[0], steps[1], steps[2], steps[3]
+        );
+        assert!(total <= most, "{name}: {total} round trips: {steps:?}");
+    }
+}
+
+/// The approver is read from the database at the redeem, and every
+/// instance's session cache hears of a disabling at once: neither an
+/// approval given before nor one tried after gets anyone in.
+#[tokio::test]
+async fn a_disabled_approvers_approval_is_refused_on_the_other_instance() {
+    let Some(apps) = cluster(2).await else { return };
+    let (a, b) = (&apps[0], &apps[1]);
+    let operator = server::domain::caller::Caller::new(None, "test operator");
+    let phone = b.phone("alice", "Alice").await;
+    // A has alice's session and account cached.
+    let me = a.send(phone.auth(Call::new(Method::GET, paths::ME))).await;
+    assert_eq!(me.status(), StatusCode::OK);
+
+    // Approved on B, alice disabled on B: the redeem on A is refused.
+    let desktop = a.desktop().await;
+    let code = b.scan_and_read_code(&phone, &desktop).await;
+    assert_eq!(
+        b.approve(&phone, &desktop.id, code).await.status(),
+        StatusCode::OK
+    );
+    b.state
+        .services
+        .disable_account("alice", &operator)
+        .await
+        .unwrap();
+    assert_eq!(a.redeem(&desktop).await.status(), StatusCode::GONE);
+
+    // Enabled again, a new phone scans on B (which caches its session);
+    // alice disabled on A: the approval on B is refused.
+    a.state
+        .services
+        .enable_account("alice", &operator)
+        .await
+        .unwrap();
+    let phone = Phone {
+        token: sign_in(b, "alice").await,
+    };
+    let desktop = a.desktop().await;
+    let code = b.scan_and_read_code(&phone, &desktop).await;
+    a.state
+        .services
+        .disable_account("alice", &operator)
+        .await
+        .unwrap();
+    error_body(
+        b.approve(&phone, &desktop.id, code).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(a.poll(&desktop).await.state, LoginState::Scanned);
+}
+
+/// Three scans a minute per address and per account, counted in Redis
+/// for both instances; a scan's limits are one call, the gate, which also
+/// reads the revocation clock for the phone's cached session: a scan is
+/// two round trips (the gate, the scan), a refused one is one.
+#[tokio::test]
+async fn the_scan_limit_holds_across_instances_in_one_gate() {
+    let Some(redis) = OwnRedis::start() else {
+        return;
+    };
+    let args = ServeArgs {
+        limit_scan: Some(3),
+        ..ServeArgs::default()
+    };
+    let Some(apps) = cluster_on(2, args, redis.settings("scan-limit:")).await else {
+        return;
+    };
+    let phone = apps[0].phone("alice", "Alice").await;
+    let mut desktops = Vec::new();
+    for app in &apps {
+        for _ in 0..2 {
+            desktops.push(app.desktop().await);
+        }
+        // Loads the scripts: the gate (a poll's limit), the clock.
+        app.poll(&desktops[0]).await;
+        let me = app
+            .send(phone.auth(Call::new(Method::GET, paths::ME)))
+            .await;
+        assert_eq!(me.status(), StatusCode::OK);
+    }
+    for (i, desktop) in desktops.iter().enumerate() {
+        let app = &apps[i % 2];
+        let before = redis.round_trips().await;
+        let response = app.scan(&phone, &desktop.id).await;
+        let trips = redis.round_trips().await - before;
+        eprintln!(
+            "scan {}: {} in {trips} round trips",
+            i + 1,
+            response.status()
+        );
+        if i < 3 {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(trips <= 2, "{trips} round trips");
+        } else {
+            assert!(response.headers().contains_key(header::RETRY_AFTER));
+            let body = error_body(response, StatusCode::TOO_MANY_REQUESTS).await;
+            assert_eq!(body.error, "rate_limited");
+            assert!(trips <= 1, "{trips} round trips");
+            assert_eq!(app.poll(desktop).await.state, LoginState::Pending);
+        }
+    }
+}
+
+/// Each instance answers from its copies of the attempts, kept fresh by
+/// the change notices. A's subscriber loses its connection and cannot
+/// subscribe again for a while, so the scan's notice never reaches it:
+/// A drops its copies and reads Redis, and a long poll on A answers at
+/// once with the scan, not with the copy it had. Once A listens again,
+/// the approval reaches it as ever.
+#[tokio::test]
+async fn a_missed_notification_still_gives_the_right_answer() {
+    let Some(redis) = OwnRedis::start() else {
+        return;
+    };
+    let Some(apps) = cluster_on(2, ServeArgs::default(), redis.settings("missed:")).await else {
+        return;
+    };
+    let (a, b) = (&apps[0], &apps[1]);
+    let phone = b.phone("alice", "Alice").await;
+    let desktop = a.desktop().await;
+    let version: LoginStatus = json(send_to(a.router.clone(), long_poll(&desktop, 0)).await).await;
+    assert_eq!(version.state, LoginState::Pending);
+
+    let _: String = redis
+        .command(&["ACL", "SETUSER", "default", "-subscribe"])
+        .await;
+    let _: u64 = redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    // Both instances see the loss (and wait out their probe).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(b.scan(&phone, &desktop.id).await.status(), StatusCode::OK);
+
+    let started = Instant::now();
+    let response = send_to(a.router.clone(), long_poll(&desktop, version.version)).await;
+    let scanned: LoginStatus = json(response).await;
+    assert_eq!(scanned.state, LoginState::Scanned);
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    let _: String = redis
+        .command(&["ACL", "SETUSER", "default", "+subscribe"])
+        .await;
+    // A subscribes again within its longest pause (1 s).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiting = tokio::spawn(send_to(
+        a.router.clone(),
+        long_poll(&desktop, scanned.version),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let code = scanned.match_code.expect("a match code");
+    assert_eq!(
+        b.approve(&phone, &desktop.id, code).await.status(),
+        StatusCode::OK
+    );
+    let started = Instant::now();
+    let approved: LoginStatus = json(waiting.await.unwrap()).await;
+    assert_eq!(approved.state, LoginState::Approved);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(a.redeem(&desktop).await.status(), StatusCode::OK);
 }

@@ -15,7 +15,7 @@ use axum::http::{header, Method, StatusCode};
 use server::config::ServeArgs;
 
 /// Runs one of scripts/services.sh's functions on `dir`.
-fn services(function: &str, dir: &Path) {
+pub(crate) fn services(function: &str, dir: &Path) {
     services_with(function, dir, "");
 }
 

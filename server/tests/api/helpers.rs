@@ -116,8 +116,17 @@ pub async fn test_app() -> TestApp {
 /// its own router, caches and subscriber, as separate processes would be;
 /// `None` (the test skipped) without the test servers.
 pub async fn cluster_with(n: usize, args: ServeArgs) -> Option<Vec<TestApp>> {
-    let database = server::storage::testing::fresh_postgres().await?;
     let redis = server::storage::testing::fresh_redis()?;
+    cluster_on(n, args, redis).await
+}
+
+/// As [`cluster_with`], on the Redis `redis` names.
+pub async fn cluster_on(
+    n: usize,
+    args: ServeArgs,
+    redis: server::storage::RedisSettings,
+) -> Option<Vec<TestApp>> {
+    let database = server::storage::testing::fresh_postgres().await?;
     let mut apps = Vec::new();
     for _ in 0..n {
         let args = ServeArgs {

@@ -23,11 +23,14 @@ use crate::{
     http::{
         cookies::{bind_cookie, session_cookie},
         error::ApiError,
-        extract::{ApiJson, ApiQuery, BindSecrets, LoginIdPath},
+        extract::{ApiJson, ApiQuery, BindSecrets, LoginIdPath, SessionToken},
         state::AppState,
         views,
     },
-    services::{accounts::CurrentSession, logins::Created},
+    services::{
+        accounts::CurrentSession,
+        logins::{Created, PhoneStep},
+    },
 };
 
 /// Other query parameters are ignored, as the body is: nothing a client
@@ -154,11 +157,14 @@ pub(crate) async fn cancel_login(
 pub(crate) async fn scan_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
-    current: CurrentSession,
+    SessionToken(token): SessionToken,
     caller: Caller,
 ) -> Result<Json<Scanned>, ApiError> {
     let logins = &state.services.logins;
-    let attempt = logins.scan(id, &current, &caller).await?;
+    let current = logins
+        .phone(token.as_ref(), &caller, PhoneStep::Scan)
+        .await?;
+    let attempt = logins.scan_counted(id, &current, &caller).await?;
     let mut scanned = views::scanned(&attempt, &caller, now_millis());
     scanned.needs_passkey = logins
         .approval_needs_passkey(&attempt, current.account.id, &caller)
@@ -200,14 +206,17 @@ pub(crate) async fn approve_options(
 pub(crate) async fn approve_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
-    current: CurrentSession,
+    SessionToken(token): SessionToken,
     caller: Caller,
     ApiJson(body): ApiJson<ApproveRequest>,
 ) -> Result<Json<StateChanged>, ApiError> {
     let logins = &state.services.logins;
+    let current = logins
+        .phone(token.as_ref(), &caller, PhoneStep::Decide)
+        .await?;
     let passkey = body.passkey.map(|p| p.to_string());
     let attempt = logins
-        .approve(id, &current, &caller, body.match_code, passkey.as_deref())
+        .approve_counted(id, &current, &caller, body.match_code, passkey.as_deref())
         .await?;
     Ok(Json(StateChanged {
         state: attempt.state,
@@ -221,10 +230,14 @@ pub(crate) async fn approve_login(
 pub(crate) async fn deny_login(
     State(state): State<AppState>,
     LoginIdPath(id): LoginIdPath,
-    current: CurrentSession,
+    SessionToken(token): SessionToken,
     caller: Caller,
 ) -> Result<Json<StateChanged>, ApiError> {
-    let attempt = state.services.logins.deny(id, &current, &caller).await?;
+    let logins = &state.services.logins;
+    let current = logins
+        .phone(token.as_ref(), &caller, PhoneStep::Decide)
+        .await?;
+    let attempt = logins.deny_counted(id, &current, &caller).await?;
     Ok(Json(StateChanged {
         state: attempt.state,
     }))

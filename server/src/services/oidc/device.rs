@@ -18,7 +18,10 @@ use crate::{
         secret::Secret,
         time::now_millis,
     },
-    services::{accounts::CurrentSession, limits::ip_key},
+    services::{
+        accounts::CurrentSession,
+        limits::{gate, ip_key},
+    },
     storage::{ProviderRecord, StoreError},
 };
 
@@ -167,11 +170,11 @@ impl OidcService {
         current: &CurrentSession,
         caller: &Caller,
     ) -> Result<(String, DeviceAuthorization, ProviderRecord), OidcError> {
-        self.limits.user_code_ip.check(&ip_key(caller.ip)).await?;
-        self.limits
-            .user_code_account
-            .check(&current.account.id)
-            .await?;
+        gate([
+            self.limits.user_code_ip.of(&ip_key(caller.ip)),
+            self.limits.user_code_account.of(&current.account.id),
+        ])
+        .await?;
         self.find_device(raw).await
     }
 

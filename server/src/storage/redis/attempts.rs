@@ -1,9 +1,13 @@
 //! Pending attempts in Redis. Each attempt is a hash (`v`: its version,
 //! `a`: the attempt as JSON) that Redis expires by itself; a sorted set
 //! orders them by when they may be purged. The state machine runs here in
-//! Rust; a Lua script stores its result only if the version is still the
-//! one read (compare-and-set), so of two instances racing, one wins and the
-//! other reads again and re-applies.
+//! Rust, on this instance's copy of the attempt (see `copies`) or, without
+//! one, on what one read brings; one Lua script then stores the result
+//! only if the version is still the one decided on (compare-and-set) and
+//! announces it, with the attempt, to every instance in the same step.
+//! When another instance got there first, the script answers with the
+//! attempt as it now is, and the change is decided again on that: no
+//! second read. So a change costs one round trip, a read none.
 
 use std::net::IpAddr;
 
@@ -33,21 +37,30 @@ const CAS_TRIES: usize = 32;
 /// Most attempts one purge takes.
 const PURGE_BATCH: usize = 1000;
 
-/// Stores an attempt if the stored version is ARGV[1], or, with ARGV[1]
-/// empty, if there is none yet, and announces the change on channel
-/// ARGV[7] (unless empty) in the same step. -1: no such attempt; 0: its
-/// version moved on (or, for a new one, the id is taken); 1: stored.
+/// Compare-and-set: if the stored version is ARGV[1] (or, with ARGV[1]
+/// empty, if there is none yet), stores the attempt ARGV[3] at version
+/// ARGV[2] and announces "id version json" on channel ARGV[7], in one
+/// step; with ARGV[2] empty it only compares (a decision that changed
+/// nothing is still checked against what Redis holds). Answers {1, ''}
+/// when done, {0, current JSON} when the version moved on (or, for a new
+/// one, the id is taken), {-1, ''} when there is no such attempt.
 const WRITE: &str = r"
-local v = redis.call('HGET', KEYS[1], 'v')
+local cur = redis.call('HMGET', KEYS[1], 'v', 'a')
+local v, a = cur[1], cur[2]
 if ARGV[1] == '' then
-  if v then return 0 end
-elseif not v then return -1
-elseif v ~= ARGV[1] then return 0 end
+  if v then return {0, a or ''} end
+elseif not v then return {-1, ''}
+elseif v ~= ARGV[1] then return {0, a or ''} end
+if ARGV[2] == '' then return {1, ''} end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'a', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
-if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[6] .. ' ' .. ARGV[2]) end
-return 1";
+redis.call('PUBLISH', ARGV[7], ARGV[6] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
+return {1, ''}";
+
+/// The attempt's JSON (nil: none). A script like every other call, so that
+/// `EVALSHA` calls in Redis's command statistics are qrlogin's round trips.
+const READ: &str = r"return redis.call('HGET', KEYS[1], 'a')";
 
 /// Takes (returns and deletes) the attempts due for purging. Atomic, so
 /// each is taken by exactly one instance and its expiry audited once.
@@ -141,7 +154,7 @@ fn encode(attempt: &Attempt) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Unavailable(format!("cannot encode an attempt: {e}")))
 }
 
-fn decode(json: &str) -> Result<Attempt, StoreError> {
+pub(super) fn decode(json: &str) -> Result<Attempt, StoreError> {
     serde_json::from_str::<StoredAttempt>(json)
         .ok()
         .and_then(StoredAttempt::into_attempt)
@@ -159,7 +172,17 @@ pub struct RedisAttemptStore {
     ending: String,
     changes: String,
     write: Script,
+    read: Script,
     purge: Script,
+}
+
+/// What a compare-and-set found.
+enum Cas {
+    /// Stored (or, for a check, still the version decided on).
+    Done,
+    /// Another change came first: the attempt as it now is.
+    Moved(Attempt),
+    Gone,
 }
 
 impl RedisAttemptStore {
@@ -169,6 +192,7 @@ impl RedisAttemptStore {
             changes: redis.changes_channel(),
             redis,
             write: Script::new(WRITE),
+            read: Script::new(READ),
             purge: Script::new(PURGE),
         }
     }
@@ -177,73 +201,112 @@ impl RedisAttemptStore {
         self.redis.key(&["attempt", &id.to_string()])
     }
 
+    /// The attempt as Redis holds it now (one round trip); kept as this
+    /// instance's copy.
     async fn read(&self, id: LoginId) -> Result<Option<Attempt>, StoreError> {
         let key = self.attempt_key(id);
+        let epoch = self.redis.copies.epoch();
         let json: Option<String> = self
             .redis
-            .call(|mut c| async move {
-                redis::cmd("HGET")
-                    .arg(&key)
-                    .arg("a")
-                    .query_async(&mut c)
-                    .await
+            .call("read", |mut c| async move {
+                self.read.key(&key).invoke_async(&mut c).await
             })
             .await?;
-        json.as_deref().map(decode).transpose()
+        let attempt = json.as_deref().map(decode).transpose()?;
+        match &attempt {
+            Some(attempt) => self.redis.copies.keep(attempt, epoch),
+            None => self.redis.copies.forget(id),
+        }
+        Ok(attempt)
     }
 
-    /// Runs [`WRITE`] for `attempt`: stored if the stored version is still
-    /// `expected` (`None`: if it is new).
-    async fn write(&self, expected: Option<u64>, attempt: &Attempt) -> Result<i64, StoreError> {
-        let json = encode(attempt)?;
+    /// This instance's copy of the attempt, or else what Redis holds.
+    async fn current(&self, id: LoginId, now: UnixMillis) -> Result<Option<Attempt>, StoreError> {
+        match self.redis.copies.get(id, now) {
+            Some(copy) => Ok(Some(copy)),
+            None => self.read(id).await,
+        }
+    }
+
+    /// Runs [`WRITE`]: `attempt` stored (if `store`; else only compared) if
+    /// the stored version is still `expected` (`None`: if it is new).
+    async fn cas(
+        &self,
+        op: &'static str,
+        expected: Option<u64>,
+        attempt: &Attempt,
+        store: bool,
+    ) -> Result<Cas, StoreError> {
+        let (json, version) = if store {
+            (encode(attempt)?, attempt.version.to_string())
+        } else {
+            (String::new(), String::new())
+        };
         let (purge, drop_at) = purge_at(attempt);
         let id = attempt.id.to_string();
         let key = self.attempt_key(attempt.id);
-        // A new attempt has nobody waiting on it yet: no notice.
-        let changes = if expected.is_some() {
-            &self.changes[..]
-        } else {
-            ""
-        };
         let expected = expected.map(|v| v.to_string()).unwrap_or_default();
-        self.redis
-            .call(|mut c| async move {
+        let epoch = self.redis.copies.epoch();
+        let (code, current): (i64, String) = self
+            .redis
+            .call(op, |mut c| async move {
                 self.write
                     .key(&key)
                     .key(&self.ending)
                     .arg(&expected)
-                    .arg(attempt.version)
+                    .arg(&version)
                     .arg(&json)
                     .arg(drop_at)
                     .arg(purge)
                     .arg(&id)
-                    .arg(changes)
+                    .arg(&self.changes)
                     .invoke_async(&mut c)
                     .await
             })
-            .await
+            .await?;
+        match code {
+            1 => {
+                if store {
+                    self.redis.copies.keep(attempt, epoch);
+                }
+                Ok(Cas::Done)
+            }
+            0 => {
+                let current = decode(&current)?;
+                self.redis.copies.keep(&current, epoch);
+                Ok(Cas::Moved(current))
+            }
+            _ => {
+                self.redis.copies.forget(attempt.id);
+                Ok(Cas::Gone)
+            }
+        }
     }
 
-    /// Reads the attempt, lets `change` alter it, and stores the result if
-    /// it changed, retrying when another instance got there first.
+    /// Lets `change` decide on the attempt (this instance's copy, or what
+    /// Redis holds) and stores the result by compare-and-set, deciding
+    /// again on what Redis answers when another instance got there first.
+    /// A decision that changed nothing is checked the same way, so that
+    /// nothing is answered from a copy that is behind.
     async fn update<T>(
         &self,
+        op: &'static str,
         id: LoginId,
+        now: UnixMillis,
         mut change: impl FnMut(&mut Attempt) -> T,
     ) -> Result<Option<(Attempt, T, bool)>, StoreError> {
+        let Some(mut attempt) = self.current(id, now).await? else {
+            return Ok(None);
+        };
         for _ in 0..CAS_TRIES {
-            let Some(mut attempt) = self.read(id).await? else {
-                return Ok(None);
-            };
             let before = attempt.version;
-            let outcome = change(&mut attempt);
-            if attempt.version == before {
-                return Ok(Some((attempt, outcome, false)));
-            }
-            match self.write(Some(before), &attempt).await? {
-                1 => return Ok(Some((attempt, outcome, true))),
-                0 => continue,
-                _ => return Ok(None),
+            let mut next = attempt.clone();
+            let outcome = change(&mut next);
+            let changed = next.version != before;
+            match self.cas(op, Some(before), &next, changed).await? {
+                Cas::Done => return Ok(Some((next, outcome, changed))),
+                Cas::Moved(current) => attempt = current,
+                Cas::Gone => return Ok(None),
             }
         }
         Err(StoreError::Unavailable(format!(
@@ -252,20 +315,43 @@ impl RedisAttemptStore {
     }
 }
 
+/// The round-trip metric's name for a transition.
+fn op_of(transition: &Transition) -> &'static str {
+    match transition {
+        Transition::Scan { .. } => "scan",
+        Transition::Approve { .. } => "approve",
+        Transition::Deny { .. } => "deny",
+        Transition::Redeem => "redeem",
+        Transition::Cancel => "cancel",
+    }
+}
+
 #[async_trait]
 impl AttemptStore for RedisAttemptStore {
     async fn insert(&self, attempt: Attempt) -> Result<(), StoreError> {
-        match self.write(None, &attempt).await? {
-            1 => Ok(()),
-            _ => Err(StoreError::Duplicate),
+        match self.cas("create", None, &attempt, true).await? {
+            Cas::Done => Ok(()),
+            Cas::Moved(_) | Cas::Gone => Err(StoreError::Duplicate),
         }
     }
 
+    /// From this instance's copy when it has one: no round trip. An attempt
+    /// whose time ran out comes back expired without being written (every
+    /// instance sees the same, and the next change or the purge stores it).
     async fn get(&self, id: LoginId, now: UnixMillis) -> Result<Option<Attempt>, StoreError> {
-        Ok(self
-            .update(id, |attempt| attempt.expire_if_due(now))
-            .await?
-            .map(|(attempt, _, _)| attempt))
+        let mut attempt = self.current(id, now).await?;
+        if let Some(attempt) = &mut attempt {
+            attempt.expire_if_due(now);
+        }
+        Ok(attempt)
+    }
+
+    async fn get_fresh(&self, id: LoginId, now: UnixMillis) -> Result<Option<Attempt>, StoreError> {
+        let mut attempt = self.read(id).await?;
+        if let Some(attempt) = &mut attempt {
+            attempt.expire_if_due(now);
+        }
+        Ok(attempt)
     }
 
     async fn apply(
@@ -276,7 +362,9 @@ impl AttemptStore for RedisAttemptStore {
         ttls: &Ttls,
     ) -> Result<Option<Applied>, StoreError> {
         Ok(self
-            .update(id, |attempt| attempt.apply(transition, now, ttls))
+            .update(op_of(transition), id, now, |attempt| {
+                attempt.apply(transition, now, ttls)
+            })
             .await?
             .map(|(attempt, outcome, changed)| Applied {
                 attempt,
@@ -288,9 +376,10 @@ impl AttemptStore for RedisAttemptStore {
 
     async fn purge(&self, now: UnixMillis) -> Result<Vec<Attempt>, StoreError> {
         let prefix = self.redis.key(&["attempt", ""]);
+        self.redis.copies.forget_purged(now);
         let taken: Vec<String> = self
             .redis
-            .call(|mut c| async move {
+            .call("purge", |mut c| async move {
                 self.purge
                     .key(&self.ending)
                     .arg(now)
@@ -304,6 +393,7 @@ impl AttemptStore for RedisAttemptStore {
         for json in &taken {
             match decode(json) {
                 Ok(mut attempt) => {
+                    self.redis.copies.forget(attempt.id);
                     attempt.expire_if_due(now);
                     purged.push(attempt);
                 }
@@ -311,5 +401,99 @@ impl AttemptStore for RedisAttemptStore {
             }
         }
         Ok(purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{
+            attempt::{test_attempt, TransitionError},
+            time::now_millis,
+        },
+        storage::testing,
+    };
+
+    /// A's copy is left behind on purpose (it has no subscriber): its
+    /// changes are decided on an old version, refused by the
+    /// compare-and-set, and decided again on what Redis hands back.
+    #[tokio::test]
+    async fn a_stale_copy_costs_a_retry_never_a_wrong_answer() {
+        let Some(settings) = testing::fresh_redis() else {
+            return;
+        };
+        let open = || RedisConnection::open(&settings.url, &settings.prefix);
+        let (ca, cb) = (open().await.unwrap(), open().await.unwrap());
+        // A keeps copies as if it listened, but hears nothing.
+        ca.copies.drop_all(true);
+        let (a, b) = (
+            RedisAttemptStore::new(ca.clone()),
+            RedisAttemptStore::new(cb),
+        );
+        let ttls = Ttls::default();
+        let now = now_millis();
+        let attempt = test_attempt(now);
+        a.insert(attempt.clone()).await.unwrap();
+        assert_eq!(ca.copies.get(attempt.id, now).unwrap().version, 1);
+
+        let scanner = Scanner {
+            account_id: 7,
+            shown_name: None,
+        };
+        let scanned = b
+            .apply(attempt.id, &Transition::scan(scanner), now, &ttls)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.get(attempt.id, now).await.unwrap().unwrap().version, 1);
+
+        // On A's copy the approval is refused (not scanned); Redis says
+        // otherwise, and it is approved.
+        let approve = Transition::Approve {
+            account_id: 7,
+            match_code: scanned.attempt.match_code.unwrap(),
+        };
+        let approved = a
+            .apply(attempt.id, &approve, now, &ttls)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(approved.outcome, Ok(()));
+        assert_eq!(approved.attempt.state, LoginState::Approved);
+        assert_eq!(approved.attempt.version, 3);
+        assert_eq!(a.get(attempt.id, now).await.unwrap().unwrap().version, 3);
+
+        // Redeemed on B; A's copy says approved, so a cancel would change
+        // it: refused by the compare-and-set, decided again, finished.
+        b.apply(attempt.id, &Transition::Redeem, now, &ttls)
+            .await
+            .unwrap()
+            .unwrap();
+        let cancelled = a
+            .apply(attempt.id, &Transition::Cancel, now, &ttls)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            cancelled.outcome,
+            Err(TransitionError::Finished(LoginState::Redeemed))
+        );
+        assert!(!cancelled.changed);
+        // A second redeem on A, decided on its copy (now redeemed): the
+        // refusal is checked against Redis, which agrees.
+        let again = a
+            .apply(attempt.id, &Transition::Redeem, now, &ttls)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            again.outcome,
+            Err(TransitionError::Finished(LoginState::Redeemed))
+        );
+        assert_eq!(
+            a.get_fresh(attempt.id, now).await.unwrap().unwrap().state,
+            LoginState::Redeemed
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! subscriber reconnect by themselves.
 
 mod attempts;
+mod copies;
 mod notifier;
 mod shared;
 
@@ -54,6 +55,8 @@ pub struct RedisConnection {
     /// Redis stay apart.
     prefix: String,
     health: Arc<Health>,
+    /// This instance's copies of attempts, kept fresh by its subscriber.
+    copies: Arc<copies::LocalCopies>,
 }
 
 /// How a call may go to Redis.
@@ -132,15 +135,19 @@ impl RedisConnection {
             manager,
             prefix: prefix.to_owned(),
             health: Arc::default(),
+            copies: Arc::default(),
         })
     }
 
-    /// Runs one Redis call on the shared connection, within [`OP_TIMEOUT`].
-    async fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    /// Runs one Redis call (one round trip, counted in
+    /// `qrlogin_redis_round_trips_total` under `name`) on the shared
+    /// connection, within [`OP_TIMEOUT`].
+    async fn call<T, F, Fut>(&self, name: &'static str, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
+        metrics::counter!("qrlogin_redis_round_trips_total", "op" => name).increment(1);
         let timeout = match self.health.may_try() {
             Some(Probe::Up) => OP_TIMEOUT,
             Some(Probe::WhileDown) => PROBE_TIMEOUT,

@@ -1,10 +1,12 @@
 //! Change notification across instances: every change the Redis attempt
-//! store writes is announced, in the same script, as "id version" on one
-//! channel (and `publish` sends the same, for other callers); each instance keeps one subscriber connection (one
-//! task) that hands what it hears to its [`LocalNotifier`], where the
-//! waiting desktops hold their `watch` receivers. After a reconnect every
-//! local waiter is woken once, since messages may have been missed while
-//! the connection was down.
+//! store writes is announced, in the same script, as "id version json" on
+//! one channel (and `publish` sends "id version", for other callers); each
+//! instance keeps one subscriber connection (one task) that keeps its
+//! copies of the attempts (see `copies`) up to date with what it hears,
+//! then hands it to its [`LocalNotifier`], where the waiting desktops hold
+//! their `watch` receivers. When the connection breaks, and again once it
+//! is back, every copy is dropped and every local waiter woken once, since
+//! messages may have been missed while it was down.
 
 use std::{sync::Arc, time::Duration};
 
@@ -12,9 +14,9 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::{RedisConnection, PROBE_TIMEOUT};
+use super::{attempts::decode, RedisConnection, PROBE_TIMEOUT};
 use crate::{
-    domain::attempt::LoginId,
+    domain::attempt::{Attempt, LoginId},
     storage::{
         memory::LocalNotifier,
         traits::{ChangeNotifier, StoreError},
@@ -24,10 +26,14 @@ use crate::{
 /// The longest wait between two tries to reconnect the subscriber.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Announces "ARGV[2]" on channel ARGV[1] (a script, as every call is).
+const PUBLISH: &str = r"return redis.call('PUBLISH', ARGV[1], ARGV[2])";
+
 pub struct RedisNotifier {
     redis: RedisConnection,
     channel: String,
     local: Arc<LocalNotifier>,
+    publish: redis::Script,
 }
 
 impl RedisNotifier {
@@ -44,6 +50,7 @@ impl RedisNotifier {
             redis,
             channel,
             local,
+            publish: redis::Script::new(PUBLISH),
         }
     }
 }
@@ -61,11 +68,11 @@ impl ChangeNotifier for RedisNotifier {
         let message = format!("{id} {version}");
         let channel = &self.channel;
         self.redis
-            .call(|mut c| async move {
-                redis::cmd("PUBLISH")
+            .call("publish", |mut c| async move {
+                self.publish
                     .arg(channel)
                     .arg(&message)
-                    .query_async::<i64>(&mut c)
+                    .invoke_async::<i64>(&mut c)
                     .await
             })
             .await?;
@@ -87,6 +94,8 @@ async fn subscribe_forever(redis: RedisConnection, channel: String, local: Arc<L
             Ok(Ok(mut pubsub)) => {
                 backoff = Duration::from_millis(50);
                 redis.subscriber_saw(true);
+                // What was copied before may have missed a message.
+                redis.copies.drop_all(true);
                 if first {
                     first = false;
                 } else {
@@ -97,7 +106,12 @@ async fn subscribe_forever(redis: RedisConnection, channel: String, local: Arc<L
                 let mut messages = pubsub.on_message();
                 while let Some(message) = messages.next().await {
                     let payload: Vec<u8> = message.get_payload_bytes().to_vec();
-                    if let Some((id, version)) = parse(&payload) {
+                    if let Some((id, version, attempt)) = parse(&payload) {
+                        match attempt {
+                            Some(attempt) => redis.copies.heard(attempt),
+                            None => redis.copies.heard_version(id, version),
+                        }
+                        // After the copy: a woken desktop reads the new one.
                         local.wake(id, version);
                     }
                 }
@@ -107,6 +121,7 @@ async fn subscribe_forever(redis: RedisConnection, channel: String, local: Arc<L
                 // once that Redis is away (503) rather than at their wait's
                 // end, and keep retrying.
                 redis.subscriber_saw(false);
+                redis.copies.drop_all(false);
                 local.wake_all();
             }
             Ok(Err(err)) => tracing::debug!(error = %err, "redis subscriber cannot connect"),
@@ -126,9 +141,19 @@ async fn subscribed(
     Ok(pubsub)
 }
 
-/// "id version", as `publish` sends it.
-fn parse(payload: &[u8]) -> Option<(LoginId, u64)> {
+/// "id version", as `publish` sends it, or "id version json", as the
+/// attempt store announces a change (a JSON that cannot be read is as
+/// none: the copy is dropped, and read again when needed).
+fn parse(payload: &[u8]) -> Option<(LoginId, u64, Option<Attempt>)> {
     let text = std::str::from_utf8(payload).ok()?;
-    let (id, version) = text.split_once(' ')?;
-    Some((id.parse().ok()?, version.parse().ok()?))
+    let (id, rest) = text.split_once(' ')?;
+    let (version, json) = match rest.split_once(' ') {
+        Some((version, json)) => (version, Some(json)),
+        None => (rest, None),
+    };
+    let (id, version) = (id.parse().ok()?, version.parse().ok()?);
+    let attempt = json
+        .and_then(|json| decode(json).ok())
+        .filter(|a: &Attempt| a.id == id && a.version == version);
+    Some((id, version, attempt))
 }
