@@ -1,8 +1,7 @@
 //! Redis's own count of the commands it ran (`INFO commandstats`), read
-//! over a plain connection (one command, RESP by hand: no client library).
+//! through the same Redis client the server uses.
 
-use anyhow::{bail, Context};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use anyhow::Context;
 
 /// The calls Redis counted, as two sums.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -14,48 +13,20 @@ pub struct Calls {
     pub commands: u64,
 }
 
-/// `INFO commandstats` of the Redis at `url` (`redis://HOST:PORT` or
-/// `redis+unix:///PATH`).
+/// `INFO commandstats` of the Redis at `url` (any URL the server takes:
+/// `redis://HOST:PORT`, `redis+unix:///PATH`).
 pub async fn calls(url: &str) -> anyhow::Result<Calls> {
-    let info = if let Some(path) = url.strip_prefix("redis+unix://") {
-        let path = path.split('?').next().unwrap_or(path);
-        info(
-            tokio::net::UnixStream::connect(path)
-                .await
-                .context(url.to_owned())?,
-        )
-        .await?
-    } else if let Some(rest) = url.strip_prefix("redis://") {
-        let host = rest.split(['/', '?']).next().unwrap_or(rest);
-        let host = host.rsplit('@').next().unwrap_or(host);
-        info(
-            tokio::net::TcpStream::connect(host)
-                .await
-                .context(url.to_owned())?,
-        )
-        .await?
-    } else {
-        bail!("cannot read Redis's statistics at {url}");
-    };
+    let client = redis::Client::open(url).with_context(|| url.to_owned())?;
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .with_context(|| url.to_owned())?;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut connection)
+        .await
+        .with_context(|| format!("INFO commandstats at {url}"))?;
     Ok(parse(&info))
-}
-
-async fn info(stream: impl AsyncRead + AsyncWrite + Unpin) -> anyhow::Result<String> {
-    let mut stream = BufReader::new(stream);
-    stream
-        .get_mut()
-        .write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
-        .await?;
-    let mut header = String::new();
-    stream.read_line(&mut header).await?;
-    let len: usize = header
-        .trim_end()
-        .strip_prefix('$')
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("INFO answered {header:?}"))?;
-    let mut body = vec![0; len];
-    stream.read_exact(&mut body).await?;
-    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The two sums of an `INFO commandstats` answer.
