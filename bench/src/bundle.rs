@@ -111,7 +111,9 @@ pub fn measure_site(site_root: &Path) -> anyhow::Result<Bundle> {
 
 /// The login card gets its words from the page (island props); a word of
 /// a catalogue in the main module means an island that `/login` loads
-/// reaches `t()` and so carries both languages' catalogues.
+/// reaches `t()` and so carries both languages' catalogues, or that
+/// wasm-split left all read-only data in the main module (see
+/// `SPLIT_SLACK` in the frontend crate).
 fn catalogue_in_main(site_root: &Path) -> anyhow::Result<Option<&'static str>> {
     use app::i18n::Lang;
     let path = site_root.join("pkg/qrlogin.wasm");
@@ -158,7 +160,10 @@ pub fn check_budget(site_root: &Path, max_brotli_kb: f64) -> anyhow::Result<()> 
         " (the phone's islands, loaded when used; not on /login)",
     );
     if let Some(word) = catalogue_in_main(site_root)? {
-        bail!("the login bundle carries a language catalogue (it holds {word:?}): an island /login loads calls i18n::t()");
+        bail!(
+            "the login bundle carries a language catalogue (it holds {word:?}): an island /login loads calls i18n::t(), \
+             or wasm-split kept all of .rodata in the main module (frontend's SPLIT_SLACK too small?)"
+        );
     }
     let got = kb(bundle.wasm_js.brotli);
     if got > max_brotli_kb {
