@@ -123,10 +123,16 @@ pub fn ConfirmWithPasskey() -> impl IntoView {
 pub fn AddPasskey(confirm_with_passkey_first: bool) -> impl IntoView {
     let step = RwSignal::new(Step::Idle);
     let t = t();
-    let name = RwSignal::new(String::from(t.passkey_default_name));
+    let name_input = NodeRef::<leptos::html::Input>::new();
     #[cfg(feature = "hydrate")]
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        // Read when sent, not kept in a signal: a name typed before the
+        // island's lazily loaded code arrived is only in the input.
+        let name = name_input
+            .get_untracked()
+            .map(|input| input.value())
+            .unwrap_or_default();
         run_step(step, "/m".into(), async move {
             let started = match passkey_registration().await {
                 Err(e)
@@ -139,7 +145,7 @@ pub fn AddPasskey(confirm_with_passkey_first: bool) -> impl IntoView {
             }
             .map_err(error_text)?;
             let credential = webauthn::create(&started.options).await?;
-            add_passkey(started.ceremony, name.get_untracked(), credential)
+            add_passkey(started.ceremony, name, credential)
                 .await
                 .map_err(error_text)
         });
@@ -157,8 +163,8 @@ pub fn AddPasskey(confirm_with_passkey_first: bool) -> impl IntoView {
                     name="name"
                     required
                     maxlength="64"
-                    prop:value=move || name.get()
-                    on:input=move |ev| name.set(event_target_value(&ev))
+                    value=t.passkey_default_name
+                    node_ref=name_input
                 />
             </label>
             <button class="button" type="submit" disabled=step_busy(step)>
@@ -214,7 +220,7 @@ pub fn ApproveForm(
     // Without a passkey the plain form works before hydration (and with
     // JavaScript off); with one it must wait for the island's code.
     let busy = step_busy(step);
-    let picked = RwSignal::new(None::<u8>);
+    let form = NodeRef::<leptos::html::Form>::new();
     let t = t();
     #[cfg(feature = "hydrate")]
     let submit = {
@@ -224,7 +230,9 @@ pub fn ApproveForm(
                 return; // the plain form post
             }
             ev.prevent_default();
-            let Some(number) = picked.get_untracked() else {
+            // Read when sent: a number picked before the island's code
+            // arrived is only in the form.
+            let Some(number) = form.get_untracked().and_then(|form| picked_number(&form)) else {
                 return;
             };
             let id = id.clone();
@@ -242,7 +250,7 @@ pub fn ApproveForm(
     #[cfg(not(feature = "hydrate"))]
     let submit = |_: leptos::ev::SubmitEvent| ();
     view! {
-        <form method="post" action=action class="form" on:submit=submit>
+        <form method="post" action=action class="form" on:submit=submit node_ref=form>
             <input type="hidden" name="id" value=id/>
             <fieldset class="choices-group">
                 <legend class="choose">{t.pick_number}</legend>
@@ -254,7 +262,6 @@ pub fn ApproveForm(
                                 name="match_code"
                                 value=n.to_string()
                                 required
-                                on:change=move |_| picked.set(Some(n))
                             />
                             <span>{format!("{n:02}")}</span>
                         </label>
@@ -278,6 +285,16 @@ pub fn ApproveForm(
             <StepFailure step/>
         </form>
     }
+}
+
+/// The number checked in an approve form.
+#[cfg(feature = "hydrate")]
+fn picked_number(form: &web_sys::Element) -> Option<u8> {
+    form.query_selector("input[name=match_code]:checked")
+        .ok()??
+        .get_attribute("value")?
+        .parse()
+        .ok()
 }
 
 /// The approve button of `/device` when approving needs a passkey.
