@@ -108,6 +108,42 @@ async fn sleep_s(seconds: f64) {
     tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await;
 }
 
+/// The pause before trying again, as the pages do: doubling from 0.25 s to
+/// 2 s while the answers say "try again" (an outage), 1 s after an answer
+/// nobody expected (counted as such).
+struct Backoff(f64);
+
+impl Backoff {
+    const FIRST_S: f64 = 0.25;
+    const MOST_S: f64 = 2.0;
+
+    fn new() -> Self {
+        Self(Self::FIRST_S)
+    }
+
+    /// A good answer: the next outage starts from the shortest pause.
+    fn reset(&mut self) {
+        self.0 = Self::FIRST_S;
+    }
+
+    /// A retryable answer: wait, and wait longer next time.
+    async fn pause(&mut self) {
+        sleep_s(self.0).await;
+        self.0 = (self.0 * 2.0).min(Self::MOST_S);
+    }
+
+    /// Any other failed answer to a poll: a retryable one waits as
+    /// [`Self::pause`]; else it is counted as unexpected, then a second.
+    async fn after_failed_poll(&mut self, log: &Log, what: &str, reply: &Reply) {
+        if reply.retryable() {
+            self.pause().await;
+        } else {
+            log.unexpected(format!("{what}: {}", reply.describe()));
+            sleep_s(1.0).await;
+        }
+    }
+}
+
 fn expect_row(log: &Log, event: &'static str, key: &str, reply: &Reply, since: f64) {
     log.expect_row(ExpectedRow {
         event,
@@ -216,7 +252,7 @@ pub async fn idle_desktop(world: Arc<World>, index: usize) {
         expect_row(log, "login_created", &created.id, &reply, reply.first_sent);
         let path = paths::with_id(paths::LOGIN, &created.id);
         let mut since = created.version;
-        let mut delay = 0.25;
+        let mut backoff = Backoff::new();
         while !world.stopping() {
             let reply = http
                 .call(
@@ -228,7 +264,7 @@ pub async fn idle_desktop(world: Arc<World>, index: usize) {
                 .await;
             match reply.status {
                 Some(200) => {
-                    delay = 0.25;
+                    backoff.reset();
                     let Some(status) = reply.json::<LoginStatus>() else {
                         log.unexpected("long_poll_idle: not a status");
                         break;
@@ -247,13 +283,10 @@ pub async fn idle_desktop(world: Arc<World>, index: usize) {
                     log.unexpected("long_poll_idle: 404, the attempt was forgotten");
                     break;
                 }
-                _ if reply.retryable() => {
-                    sleep_s(delay).await;
-                    delay = (delay * 2.0).min(2.0);
-                }
                 _ => {
-                    log.unexpected(format!("long_poll_idle: {}", reply.describe()));
-                    sleep_s(1.0).await;
+                    backoff
+                        .after_failed_poll(log, "long_poll_idle", &reply)
+                        .await
                 }
             }
         }

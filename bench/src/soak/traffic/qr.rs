@@ -8,7 +8,7 @@ use app::api::{paths, LoginCreated, LoginState, LoginStatus, Redeemed, Scanned};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{check_refused, expect_row, me, sleep_s, Abandoned, PhoneSession, Rng, World};
+use super::{check_refused, expect_row, me, sleep_s, Abandoned, Backoff, PhoneSession, Rng, World};
 use crate::soak::{
     http::{Http, Reply, Req},
     log::{AttemptRecord, ExpectedRow, Invariant},
@@ -286,7 +286,7 @@ async fn desktop_side(
     let mut end = DesktopEnd::default();
     let mut since = created.version;
     let limit = log.now() + world.pending_ttl + world.scanned_ttl + world.approved_ttl + 30.0;
-    let mut delay = 0.25;
+    let mut backoff = Backoff::new();
     loop {
         if log.now() > limit {
             end.lost = Some(format!(
@@ -305,7 +305,7 @@ async fn desktop_side(
             .await;
         match reply.status {
             Some(200) => {
-                delay = 0.25;
+                backoff.reset();
                 let Some(status) = reply.json::<LoginStatus>() else {
                     log.unexpected("long_poll: not a status");
                     continue;
@@ -352,14 +352,7 @@ async fn desktop_side(
                 log.unexpected("long_poll: 404, the attempt was forgotten");
                 return end;
             }
-            _ if reply.retryable() => {
-                sleep_s(delay).await;
-                delay = (delay * 2.0).min(2.0);
-            }
-            _ => {
-                log.unexpected(format!("long_poll: {}", reply.describe()));
-                sleep_s(1.0).await;
-            }
+            _ => backoff.after_failed_poll(log, "long_poll", &reply).await,
         }
     }
 }
@@ -430,7 +423,7 @@ async fn redeem(
         }
     }
     let until = log.now() + world.approved_ttl + 10.0;
-    let mut delay = 0.25;
+    let mut backoff = Backoff::new();
     while end.redeemed_as.is_empty() {
         let mut reply = http
             .call("redeem", Req::post(path.clone()).cookie(cookie))
@@ -475,8 +468,7 @@ async fn redeem(
                     }
                     return;
                 }
-                sleep_s(delay).await;
-                delay = (delay * 2.0).min(2.0);
+                backoff.pause().await;
             }
         }
     }
