@@ -1,8 +1,9 @@
 //! The pages' words, in English and Simplified Chinese: one catalogue per
 //! language ([`en`], [`zh_cn`]), each a [`Text`] whose every field must be
 //! filled (a missing translation does not compile). The language is the
-//! `lang` cookie's (set by the switcher on every page), else the best of
-//! `Accept-Language`, else English. The server renders with it and writes
+//! page's `?lang=` (an OpenID Connect client's `ui_locales`, passed on to
+//! the login card), else the `lang` cookie's (set by the switcher on every
+//! page), else the best of `Accept-Language`, else English. The server renders with it and writes
 //! it into `<html lang>`; the islands read it back from there. API machine
 //! codes stay English; the pages show [`Text::error`] for them.
 
@@ -44,6 +45,12 @@ impl Lang {
         } else {
             None
         }
+    }
+
+    /// The first of OpenID Connect's `ui_locales` (space-separated BCP 47
+    /// tags, best first) that the pages speak.
+    pub fn from_ui_locales(ui_locales: &str) -> Option<Lang> {
+        ui_locales.split(' ').find_map(Lang::from_tag)
     }
 
     /// Its own name, as the switcher offers it.
@@ -93,10 +100,21 @@ pub fn lang() -> Lang {
                         .get(name)
                         .and_then(|v: &http::HeaderValue| v.to_str().ok())
                 };
-                Lang::negotiate(
-                    header(http::header::COOKIE),
-                    header(http::header::ACCEPT_LANGUAGE),
-                )
+                // `?lang=`: an OpenID Connect client's `ui_locales`, which the
+                // authorization endpoint passes on to the login card.
+                let asked = parts.uri.query().and_then(|query| {
+                    query
+                        .split('&')
+                        .filter_map(|pair| pair.split_once('='))
+                        .find(|(name, _)| *name == "lang")
+                        .and_then(|(_, tag)| Lang::from_tag(tag))
+                });
+                asked.unwrap_or_else(|| {
+                    Lang::negotiate(
+                        header(http::header::COOKIE),
+                        header(http::header::ACCEPT_LANGUAGE),
+                    )
+                })
             })
             .unwrap_or_default()
     }
@@ -248,6 +266,13 @@ pub struct Text {
     pub title_request_expired: &'static str,
     pub request_expired_heading: &'static str,
     pub request_expired_lead: &'static str,
+    /// The authorization endpoint's page for a request that is not sent
+    /// back to its client.
+    pub authorize_refused_title: &'static str,
+    pub authorize_unknown_client: &'static str,
+    /// `{0}`: the client's name.
+    pub authorize_unregistered_redirect: &'static str,
+    pub authorize_malformed: &'static str,
     pub heading_sign_in: &'static str,
     pub heading_sign_in_to: &'static str,
     pub status_scan: &'static str,
@@ -462,7 +487,14 @@ pub fn LanguageSwitcher() -> impl IntoView {
     let current = lang();
     let location = leptos_router::hooks::use_location();
     let next = move || {
-        let search = location.search.get();
+        // Without `?lang=`, which would outrank the choice made here.
+        let search = location
+            .search
+            .get()
+            .split('&')
+            .filter(|pair| !pair.is_empty() && !pair.starts_with("lang="))
+            .collect::<Vec<_>>()
+            .join("&");
         if search.is_empty() {
             location.pathname.get()
         } else {

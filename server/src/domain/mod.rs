@@ -6,6 +6,7 @@
 pub(crate) mod account;
 pub(crate) mod attempt;
 pub mod audit;
+pub(crate) mod authorization;
 pub mod caller;
 pub(crate) mod credentials;
 pub(crate) mod oidc;

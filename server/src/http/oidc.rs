@@ -4,7 +4,10 @@
 //! They speak OAuth's error format (`{error, error_description}`), not
 //! API v1's, and call the [`OidcService`](crate::services::oidc::OidcService).
 
-use app::api::paths;
+use app::{
+    api::paths,
+    i18n::{fill, Lang},
+};
 use axum::{
     extract::{FromRequest, Request, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
@@ -22,11 +25,15 @@ use super::{
     state::AppState,
 };
 use crate::{
-    domain::{caller::Caller, oidc::SCOPES_SUPPORTED},
+    domain::{
+        authorization::{redirect_to, AuthorizeParams, Untrusted},
+        caller::Caller,
+        oidc::SCOPES_SUPPORTED,
+    },
     services::{
         accounts::CurrentSession,
         oidc::{
-            authorize::{AuthorizeOutcome, AuthorizeParams, LogoutOutcome},
+            authorize::{AuthorizeOutcome, LogoutOutcome},
             tokens::TokenRequest,
             ClientCredentials, OidcError,
         },
@@ -61,7 +68,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .layer(cors);
     Router::new()
-        .route(paths::AUTHORIZE, get(authorize))
+        .route(paths::AUTHORIZE, get(authorize).post(authorize_post))
         .route(paths::AUTHORIZE_RESUME, get(resume))
         .route(paths::END_SESSION, get(logout).post(logout_confirmed))
         .merge(for_clients)
@@ -253,6 +260,7 @@ async fn discovery(State(state): State<AppState>) -> Json<serde_json::Value> {
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login"],
+        "ui_locales_supported": Lang::ALL.map(Lang::tag),
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce",
             "preferred_username", "name"
@@ -294,11 +302,27 @@ fn escape(s: &str) -> String {
 /// A small page on qrlogin itself (these few are not Leptos routes: they
 /// answer protocol requests). `body` is HTML, already escaped.
 fn page_with(status: StatusCode, title: &str, body: &str) -> Response {
+    page_with_lang(Lang::En, status, title, body)
+}
+
+/// [`page_with`] in `lang`.
+fn page_with_lang(lang: Lang, status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{title} · qrlogin</title><link rel="stylesheet" href="/pkg/qrlogin.css"></head><body><main class="page"><section class="card"><header class="brand"><span class="brand-mark" aria-hidden="true"></span><span class="brand-name">qrlogin</span></header><h1>{title}</h1>{body}</section></main></body></html>"#,
+        r#"<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{title} · qrlogin</title><link rel="stylesheet" href="/pkg/qrlogin.css"></head><body><main class="page"><section class="card"><header class="brand"><span class="brand-mark" aria-hidden="true"></span><span class="brand-name">qrlogin</span></header><h1>{title}</h1>{body}</section></main></body></html>"#,
         title = escape(title),
+        lang = lang.tag(),
     );
     (status, Html(html)).into_response()
+}
+
+/// [`page`] in `lang`.
+fn page_in(lang: Lang, status: StatusCode, title: &str, text: &str) -> Response {
+    page_with_lang(
+        lang,
+        status,
+        title,
+        &format!(r#"<p class="lead">{}</p>"#, escape(text)),
+    )
 }
 
 /// A page for what must not go back to the client, and other outcomes.
@@ -322,30 +346,106 @@ async fn signed_in(
     })
 }
 
+/// The language for a page the authorization endpoint shows: the
+/// request's `ui_locales` where it names one the pages speak, else the
+/// person's own (cookie, `Accept-Language`).
+fn page_lang(ui_locales: Option<&str>, headers: &HeaderMap) -> Lang {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    ui_locales
+        .and_then(Lang::from_ui_locales)
+        .unwrap_or_else(|| Lang::negotiate(header(header::COOKIE), header(header::ACCEPT_LANGUAGE)))
+}
+
+/// `GET /oauth2/authorize`: the request in the query.
 async fn authorize(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Caller,
     query: Result<axum::extract::Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(axum::extract::Query(params)) = query else {
-        return malformed();
+    let params = query.ok().map(|axum::extract::Query(params)| params);
+    authorize_with(state, headers, caller, params).await
+}
+
+/// `POST /oauth2/authorize`: the same request as a form (OpenID Connect
+/// Core §3.1.2.1).
+async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+    form: Result<axum::Form<AuthorizeParams>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let params = form.ok().map(|axum::Form(params)| params);
+    authorize_with(state, headers, caller, params).await
+}
+
+/// The authorization endpoint's answer for `params` (`None`: malformed).
+async fn authorize_with(
+    state: AppState,
+    headers: HeaderMap,
+    caller: Caller,
+    params: Option<AuthorizeParams>,
+) -> Response {
+    let Some(params) = params else {
+        return malformed(page_lang(None, &headers));
     };
+    let lang = page_lang(params.ui_locales.as_deref(), &headers);
     let current = match signed_in(&state, &headers).await {
         Ok(current) => current,
         Err(err) => return err.into_response(),
     };
-    match state
+    let outcome = state
         .services
         .oidc
         .authorize(&params, current.as_ref(), &caller)
-        .await
-    {
-        Ok(AuthorizeOutcome::Refused(why)) => page(StatusCode::BAD_REQUEST, "Cannot sign in", &why),
+        .await;
+    match outcome {
+        Ok(AuthorizeOutcome::Refused(untrusted)) => refused(lang, &untrusted),
+        Ok(AuthorizeOutcome::Error {
+            redirect_uri,
+            state: client_state,
+            error,
+        }) => see_other(&redirect_to(
+            &redirect_uri,
+            &[
+                ("error", error.code.as_str()),
+                ("error_description", error.description),
+            ],
+            client_state.as_deref(),
+            state.services.oidc.issuer(),
+        )),
         Ok(AuthorizeOutcome::Redirect(url)) => see_other(&url),
-        Ok(AuthorizeOutcome::Phone { request }) => login_card(&request),
+        // The card in the language the client asked for, if it asked for
+        // one the pages speak.
+        Ok(AuthorizeOutcome::Phone { request }) => {
+            match params.ui_locales.as_deref().and_then(Lang::from_ui_locales) {
+                Some(asked) => see_other(&format!(
+                    "{}?request={request}&lang={}",
+                    paths::AUTHORIZE_PAGE,
+                    asked.tag()
+                )),
+                None => login_card(&request),
+            }
+        }
         Err(err) => OAuthError::from(err).into_response(),
     }
+}
+
+/// The page for a request that must not go back to its client.
+fn refused(lang: Lang, untrusted: &Untrusted) -> Response {
+    let t = lang.text();
+    let why = match untrusted {
+        Untrusted::UnknownClient => t.authorize_unknown_client.to_owned(),
+        Untrusted::UnregisteredRedirect { client_name } => {
+            fill(t.authorize_unregistered_redirect, &[client_name])
+        }
+    };
+    page_in(
+        lang,
+        StatusCode::BAD_REQUEST,
+        t.authorize_refused_title,
+        &why,
+    )
 }
 
 /// `303 See Other` to `url`. Every URL given here is made by the server
@@ -356,7 +456,7 @@ fn see_other(url: &str) -> Response {
         Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
         Err(_) => {
             tracing::warn!("a redirect that is not a header value was refused");
-            malformed()
+            malformed(Lang::default())
         }
     }
 }
@@ -366,11 +466,13 @@ fn login_card(request: &str) -> Response {
     see_other(&format!("{}?request={request}", paths::AUTHORIZE_PAGE))
 }
 
-fn malformed() -> Response {
-    page(
+fn malformed(lang: Lang) -> Response {
+    let t = lang.text();
+    page_in(
+        lang,
         StatusCode::BAD_REQUEST,
-        "Cannot sign in",
-        "The sign-in request is malformed (a parameter is repeated or not text).",
+        t.authorize_refused_title,
+        t.authorize_malformed,
     )
 }
 
@@ -387,10 +489,10 @@ async fn resume(
 ) -> Response {
     // Only what this server could have sealed goes back into a URL.
     let Ok(axum::extract::Query(params)) = query else {
-        return malformed();
+        return malformed(page_lang(None, &headers));
     };
     if !app::api::plausible_authorization(&params.request) {
-        return malformed();
+        return malformed(page_lang(None, &headers));
     }
     let card = || login_card(&params.request);
     let current = match signed_in(&state, &headers).await {

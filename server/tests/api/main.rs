@@ -11,6 +11,7 @@ mod admins;
 mod basics;
 mod cli;
 mod cluster;
+mod conformance;
 mod credentials;
 mod enrolling;
 mod faults;

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use crate::helpers::*;
 use leptos::server_fn::ServerFn;
 
-const ISSUER: &str = "http://127.0.0.1:3000";
-const CALLBACK: &str = "http://localhost:4000/callback";
+pub(crate) const ISSUER: &str = "http://127.0.0.1:3000";
+pub(crate) const CALLBACK: &str = "http://localhost:4000/callback";
 
 pub(crate) struct Client {
     pub(crate) id: String,
@@ -121,7 +121,7 @@ pub(crate) async fn sign_in_for(
 
 /// `/oauth2/authorize` for a browser not signed in: the sealed request its
 /// login card is for.
-async fn card_request(app: &TestApp, params: &[(&str, &str)]) -> String {
+pub(crate) async fn card_request(app: &TestApp, params: &[(&str, &str)]) -> String {
     let response = authorize(app, params, None).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let card = location(&response);
@@ -144,7 +144,7 @@ async fn resume(app: &TestApp, request: &str, session: &str) -> axum::response::
     .await
 }
 
-async fn sign_in_with(app: &TestApp, phone: &Phone, request: &str) -> (String, String) {
+pub(crate) async fn sign_in_with(app: &TestApp, phone: &Phone, request: &str) -> (String, String) {
     let response = app
         .send(
             Call::new(
@@ -191,7 +191,11 @@ pub(crate) async fn token(
     token_raw(app, &query(&pairs), None).await
 }
 
-async fn token_raw(app: &TestApp, body: &str, basic: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn token_raw(
+    app: &TestApp,
+    body: &str,
+    basic: Option<&str>,
+) -> (StatusCode, Value) {
     let mut call = Call::new(Method::POST, paths::TOKEN)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(body.as_bytes().to_vec());
@@ -225,7 +229,12 @@ pub(crate) async fn refresh(
 }
 
 /// An OAuth error answer with this status and `error` code.
-fn expect_error(status: StatusCode, body: &Value, want_status: StatusCode, want_error: &str) {
+pub(crate) fn expect_error(
+    status: StatusCode,
+    body: &Value,
+    want_status: StatusCode,
+    want_error: &str,
+) {
     assert_eq!(
         (status, body["error"].as_str()),
         (want_status, Some(want_error)),
@@ -260,7 +269,7 @@ pub(crate) async fn userinfo(app: &TestApp, access_token: &str) -> StatusCode {
 
 /// Verifies an ID token as a relying party does: ES256 only, a key from
 /// the JWKS by `kid`, issuer and audience.
-async fn verify_id_token(app: &TestApp, id_token: &str, audience: &str) -> Value {
+pub(crate) async fn verify_id_token(app: &TestApp, id_token: &str, audience: &str) -> Value {
     let jwks: Value = {
         let response = app.send(Call::new(Method::GET, paths::JWKS)).await;
         assert_eq!(response.status(), StatusCode::OK);

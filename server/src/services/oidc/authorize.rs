@@ -16,17 +16,19 @@
 use app::api::{plausible_authorization, MAX_AUTHORIZATION_HANDLE};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::{rngs::OsRng, RngCore};
-use serde::Deserialize;
 
 use super::{kinds, seconds, to_json, OidcError, OidcService};
 use crate::{
     domain::{
         attempt::LoginId,
         audit::AuditEvent,
+        authorization::{
+            check_request, redirect_to, AuthorizeError, AuthorizeErrorCode, AuthorizeParams,
+            CheckedRequest, Untrusted,
+        },
         caller::Caller,
         oidc::{
-            granted_scopes, lifetimes, plausible_challenge, secret_digest, AuthorizationCode,
-            AuthorizationRequest, Client, RequestId,
+            lifetimes, secret_digest, AuthorizationCode, AuthorizationRequest, Client, RequestId,
         },
         secret::Secret,
         time::now_millis,
@@ -42,32 +44,19 @@ use crate::{
 /// another purpose opens as one).
 const SEALED_REQUEST: &[u8] = b"qrlogin/oauth2/authorization-request/v1";
 
-/// The authorization request's parameters, as sent (OpenID Connect Core
-/// §3.1.2.1).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AuthorizeParams {
-    pub client_id: Option<String>,
-    pub redirect_uri: Option<String>,
-    pub response_type: Option<String>,
-    pub response_mode: Option<String>,
-    pub scope: Option<String>,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub code_challenge_method: Option<String>,
-    pub prompt: Option<String>,
-    pub max_age: Option<String>,
-    pub request: Option<String>,
-    pub request_uri: Option<String>,
-}
-
 /// What the authorization endpoint does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthorizeOutcome {
     /// A request that must not go back to the client (unknown client, a
     /// `redirect_uri` it did not register): a page on qrlogin says why.
-    Refused(String),
-    /// Back to the client, with a code or an OAuth error: this URL.
+    Refused(Untrusted),
+    /// Back to the client's (trusted) `redirect_uri` with this error.
+    Error {
+        redirect_uri: String,
+        state: Option<String>,
+        error: AuthorizeError,
+    },
+    /// Back to the client with a code: this URL.
     Redirect(String),
     /// The phone must approve: the login card for this request, which
     /// travels sealed (URL-safe, at most
@@ -87,155 +76,101 @@ pub enum LogoutOutcome {
     Confirm,
 }
 
-/// Request values are echoed and stored: keep them bounded.
-const MAX_PARAM: usize = 512;
-
 impl OidcService {
-    /// `GET /oauth2/authorize`.
+    /// `GET` or `POST /oauth2/authorize`: the client and its
+    /// `redirect_uri` first (nothing goes back to a client that is not
+    /// trusted), then the request's parameters, then the browser's session.
     pub async fn authorize(
         &self,
         params: &AuthorizeParams,
         current: Option<&CurrentSession>,
         caller: &Caller,
     ) -> Result<AuthorizeOutcome, OidcError> {
-        // First what decides whether the client may hear anything at all.
         let Some(client) = (match params.client_id.as_deref() {
             Some(id) => self.client(id).await?,
             None => None,
         }) else {
-            return Ok(AuthorizeOutcome::Refused(
-                "The application that sent you here is not registered with this server.".into(),
-            ));
+            return Ok(AuthorizeOutcome::Refused(Untrusted::UnknownClient));
         };
         let Some(redirect_uri) = params
             .redirect_uri
             .as_deref()
             .filter(|uri| client.allows_redirect(uri))
         else {
-            return Ok(AuthorizeOutcome::Refused(format!(
-                "{} asked to send you to an address it has not registered, so you were not sent anywhere.",
-                client.name
-            )));
+            return Ok(AuthorizeOutcome::Refused(Untrusted::UnregisteredRedirect {
+                client_name: client.name,
+            }));
         };
-        let back = |error: &str, description: &str| {
-            AuthorizeOutcome::Redirect(self.redirect_with(
-                redirect_uri,
-                &[("error", error), ("error_description", description)],
-                params.state.as_deref(),
-            ))
+        let back = |error: AuthorizeError| AuthorizeOutcome::Error {
+            redirect_uri: redirect_uri.to_owned(),
+            state: params.state.clone(),
+            error,
         };
-        let state_ok = params.state.as_deref().is_none_or(|s| s.len() <= MAX_PARAM);
-        let nonce_ok = params.nonce.as_deref().is_none_or(|s| s.len() <= MAX_PARAM);
-        if !state_ok || !nonce_ok {
-            return Ok(back(
-                "invalid_request",
-                "state and nonce are at most 512 characters",
-            ));
-        }
-        if params.request.is_some() || params.request_uri.is_some() {
-            return Ok(back(
-                "request_not_supported",
-                "request objects are not supported",
-            ));
-        }
-        if params.response_type.as_deref() != Some("code") {
-            return Ok(back(
-                "unsupported_response_type",
-                "only response_type=code is supported",
-            ));
-        }
-        if params
-            .response_mode
-            .as_deref()
-            .is_some_and(|m| m != "query")
-        {
-            return Ok(back(
-                "invalid_request",
-                "only response_mode=query is supported",
-            ));
-        }
-        let Some(scopes) = params.scope.as_deref().and_then(granted_scopes) else {
-            return Ok(back("invalid_scope", "the scope must include openid"));
-        };
-        let code_challenge = match (
-            params.code_challenge.as_deref(),
-            params.code_challenge_method.as_deref(),
-        ) {
-            (Some(challenge), Some("S256")) if plausible_challenge(challenge) => {
-                Some(challenge.to_owned())
-            }
-            (Some(_), Some("S256")) => {
-                return Ok(back(
-                    "invalid_request",
-                    "code_challenge is not an S256 challenge",
-                ))
-            }
-            (Some(_), _) => {
-                return Ok(back(
-                    "invalid_request",
-                    "code_challenge_method must be S256 (plain is not accepted)",
-                ))
-            }
-            (None, Some(_)) => {
-                return Ok(back(
-                    "invalid_request",
-                    "code_challenge_method without code_challenge",
-                ))
-            }
-            (None, None) if client.is_public() => {
-                return Ok(back(
-                    "invalid_request",
-                    "PKCE (code_challenge, S256) is required",
-                ))
-            }
-            (None, None) => None,
-        };
-        let prompts: Vec<&str> = params.prompt.as_deref().unwrap_or("").split(' ').collect();
-        let prompt_none = prompts.contains(&"none");
-        if prompt_none && prompts.iter().any(|p| !p.is_empty() && *p != "none") {
-            return Ok(back("invalid_request", "prompt=none cannot be combined"));
-        }
-        let max_age_ms = match params.max_age.as_deref().map(str::parse::<u64>) {
-            None => None,
-            Some(Ok(s)) => Some(s.saturating_mul(1000)),
-            Some(Err(_)) => return Ok(back("invalid_request", "max_age must be whole seconds")),
+        let checked = match check_request(params, client.is_public()) {
+            Ok(checked) => checked,
+            Err(error) => return Ok(back(error)),
         };
         let request = AuthorizationRequest {
             client_id: client.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
-            scopes,
+            scopes: checked.scopes.clone(),
             state: params.state.clone(),
             nonce: params.nonce.clone(),
-            code_challenge,
+            code_challenge: checked.code_challenge.clone(),
             created_at: now_millis(),
             attempts: Vec::new(),
             completed: false,
         };
-
-        // A browser already signed in, whose account consented, goes on
-        // without the phone, unless the client wants a fresh sign-in.
-        let now = now_millis();
-        let fresh_enough = |session: &CurrentSession| {
-            max_age_ms.is_none_or(|max| now.saturating_sub(session.session.created_at) <= max)
-        };
         if let Some(current) = current {
-            let wants_login = prompts.contains(&"login") || !fresh_enough(current);
-            if !wants_login && self.has_consent(current.account.id, &client.id).await? {
-                let auth_time = seconds(current.session.created_at);
-                return Ok(AuthorizeOutcome::Redirect(
-                    self.code_redirect(&client, &request, current.account.id, auth_time, caller)
-                        .await?,
-                ));
+            if let Some(url) = self
+                .straight_through(&client, &request, current, &checked, caller)
+                .await?
+            {
+                return Ok(AuthorizeOutcome::Redirect(url));
             }
         }
-        if prompt_none {
-            let error = match current {
-                Some(_) => "consent_required",
-                None => "login_required",
-            };
-            return Ok(back(error, "the person must approve on their phone"));
+        if checked.prompt.none {
+            return Ok(back(AuthorizeError {
+                code: match current {
+                    Some(_) => AuthorizeErrorCode::ConsentRequired,
+                    None => AuthorizeErrorCode::LoginRequired,
+                },
+                description: "the person must approve on their phone",
+            }));
         }
-        // Stored nowhere: sealed into the login card's URL.
+        self.seal_for_the_card(&request).await
+    }
+
+    /// A browser already signed in, whose account consented, goes back to
+    /// the client with a code at once, unless the client wants a fresh
+    /// sign-in (`prompt=login`, or a session older than `max_age`).
+    async fn straight_through(
+        &self,
+        client: &Client,
+        request: &AuthorizationRequest,
+        current: &CurrentSession,
+        checked: &CheckedRequest,
+        caller: &Caller,
+    ) -> Result<Option<String>, OidcError> {
+        let age = now_millis().saturating_sub(current.session.created_at);
+        let too_old = checked.max_age_ms.is_some_and(|max| age > max);
+        if checked.prompt.login
+            || too_old
+            || !self.has_consent(current.account.id, &client.id).await?
+        {
+            return Ok(None);
+        }
+        let auth_time = seconds(current.session.created_at);
+        self.code_redirect(client, request, current.account.id, auth_time, caller)
+            .await
+            .map(Some)
+    }
+
+    /// The request, stored nowhere: sealed into the login card's URL.
+    async fn seal_for_the_card(
+        &self,
+        request: &AuthorizationRequest,
+    ) -> Result<AuthorizeOutcome, OidcError> {
         let mut id: RequestId = [0; 16];
         OsRng.fill_bytes(&mut id);
         let bytes = request
@@ -493,35 +428,12 @@ impl OidcService {
             &client.id,
             caller,
         );
-        Ok(self.redirect_with(
+        Ok(redirect_to(
             &request.redirect_uri,
             &[("code", &code)],
             request.state.as_deref(),
+            &self.issuer,
         ))
-    }
-
-    /// `redirect_uri` with `pairs`, the `state` echoed exactly, and `iss`
-    /// (RFC 9207, against mix-up).
-    fn redirect_with(
-        &self,
-        redirect_uri: &str,
-        pairs: &[(&str, &str)],
-        state: Option<&str>,
-    ) -> String {
-        let Ok(mut url) = url::Url::parse(redirect_uri) else {
-            return redirect_uri.to_owned();
-        };
-        {
-            let mut query = url.query_pairs_mut();
-            for (name, value) in pairs {
-                query.append_pair(name, value);
-            }
-            if let Some(state) = state {
-                query.append_pair("state", state);
-            }
-            query.append_pair("iss", &self.issuer);
-        }
-        url.to_string()
     }
 
     /// `GET /oauth2/logout` (RP-initiated logout): with a valid
@@ -538,7 +450,7 @@ impl OidcService {
         current: Option<&CurrentSession>,
         caller: &Caller,
     ) -> Result<LogoutOutcome, OidcError> {
-        #[derive(Deserialize)]
+        #[derive(serde::Deserialize)]
         struct Hint {
             sub: String,
             aud: String,
