@@ -547,16 +547,44 @@ async fn token(
     )
 }
 
+/// `GET` or `POST /oauth2/userinfo`: the access token in the
+/// `Authorization` header (RFC 6750 §2.1; the scheme in any case), or in a
+/// POST's form body (§2.2) — in one place only.
 async fn userinfo(
     State(state): State<AppState>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
-    let token = headers
+    let in_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(OidcError::InvalidToken)?;
+        .map(|v| match v.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+            _ => None,
+        });
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let in_body: Vec<String> = if is_form {
+        url::form_urlencoded::parse(&body)
+            .filter(|(name, _)| name == "access_token")
+            .map(|(_, value)| value.into_owned())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let token = match (in_header, in_body.as_slice()) {
+        (Some(Some(token)), []) => token,
+        (None, [token]) => token.as_str(),
+        (Some(_), [_, ..]) | (None, [_, _, ..]) => {
+            return Err(OidcError::InvalidRequest(
+                "the access token must be sent in one place, once".into(),
+            )
+            .into())
+        }
+        _ => return Err(OidcError::InvalidToken.into()),
+    };
     let info = state.services.oidc.userinfo(token).await?;
     Ok(Json(info).into_response())
 }

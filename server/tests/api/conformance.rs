@@ -443,3 +443,335 @@ async fn oidcc_ui_locales() {
         "{html}"
     );
 }
+
+/// The first, standard authorization in a fresh browser (`extra` added):
+/// the token response and the browser's session cookie, for the modules
+/// that authorize twice.
+async fn first_authorization(
+    app: &TestApp,
+    client: &Client,
+    phone: &Phone,
+    extra: &[(&str, &str)],
+) -> (Value, String) {
+    let (state, nonce) = (random_alnum(), random_alnum());
+    let params = standard_params(client, &state, &nonce, extra);
+    let request = card_request(app, &params).await;
+    let (back, session) = sign_in_with(app, phone, &request).await;
+    let got = checked_callback(&back, &state);
+    (
+        tokens_and_userinfo(app, client, &got["code"], &nonce).await,
+        session,
+    )
+}
+
+/// A second authorization in the same browser that must need no phone:
+/// straight back with a code; the ID token's claims.
+async fn silent_authorization(
+    app: &TestApp,
+    client: &Client,
+    session: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let (state, nonce) = (random_alnum(), random_alnum());
+    let params = standard_params(client, &state, &nonce, extra);
+    let back = location(&authorize(app, &params, Some(session)).await);
+    let got = checked_callback(&back, &state);
+    let tokens = tokens_and_userinfo(app, client, &got["code"], &nonce).await;
+    verify_id_token(app, tokens["id_token"].as_str().unwrap(), &client.id).await
+}
+
+async fn id_token_claims(app: &TestApp, client: &Client, tokens: &Value) -> Value {
+    verify_id_token(app, tokens["id_token"].as_str().unwrap(), &client.id).await
+}
+
+#[tokio::test]
+async fn oidcc_prompt_none_logged_in() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
+    let first = id_token_claims(&app, &client, &tokens).await;
+    let second = silent_authorization(&app, &client, &session, &[("prompt", "none")]).await;
+    assert_eq!(second["sub"], first["sub"]);
+    assert_eq!(second["auth_time"], first["auth_time"]);
+}
+
+#[tokio::test]
+async fn oidcc_id_token_hint() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
+    let first = id_token_claims(&app, &client, &tokens).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let second = silent_authorization(
+        &app,
+        &client,
+        &session,
+        &[("prompt", "none"), ("id_token_hint", hint)],
+    )
+    .await;
+    assert_eq!(second["sub"], first["sub"]);
+    assert_eq!(second["auth_time"], first["auth_time"]);
+}
+
+#[tokio::test]
+async fn oidcc_max_age_10000() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, session) =
+        first_authorization(&app, &client, &phone, &[("max_age", "15000")]).await;
+    let first = id_token_claims(&app, &client, &tokens).await;
+    assert!(first["auth_time"].is_u64(), "{first}");
+    let second = silent_authorization(&app, &client, &session, &[("max_age", "10000")]).await;
+    assert_eq!(second["sub"], first["sub"]);
+    assert_eq!(second["auth_time"], first["auth_time"]);
+}
+
+/// The second request needs the phone again: the login card, not a code.
+async fn needs_the_phone_again(
+    app: &TestApp,
+    client: &Client,
+    phone: &Phone,
+    session: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let (state, nonce) = (random_alnum(), random_alnum());
+    let params = standard_params(client, &state, &nonce, extra);
+    let card = location(&authorize(app, &params, Some(session)).await);
+    let request = card
+        .strip_prefix("/authorize?request=")
+        .unwrap_or_else(|| panic!("to the login card again: {card}"));
+    let (back, _) = sign_in_with(app, phone, request).await;
+    let got = checked_callback(&back, &state);
+    let tokens = tokens_and_userinfo(app, client, &got["code"], &nonce).await;
+    id_token_claims(app, client, &tokens).await
+}
+
+#[tokio::test]
+async fn oidcc_max_age_1() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
+    let first = id_token_claims(&app, &client, &tokens).await;
+    // The module waits 2 s: the session is then older than max_age=1
+    // (auth_time is in whole seconds).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let second = needs_the_phone_again(&app, &client, &phone, &session, &[("max_age", "1")]).await;
+    let (before, after) = (
+        first["auth_time"].as_u64().unwrap(),
+        second["auth_time"].as_u64().unwrap(),
+    );
+    assert!(after > before, "auth_time {before} then {after}");
+    assert!(after + 301 >= server::domain::time::now_millis() / 1000);
+}
+
+#[tokio::test]
+async fn oidcc_prompt_login() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
+    let first = id_token_claims(&app, &client, &tokens).await;
+    // The module waits 1 s, so that a new auth_time is a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second =
+        needs_the_phone_again(&app, &client, &phone, &session, &[("prompt", "login")]).await;
+    assert!(second["auth_time"].as_u64() > first["auth_time"].as_u64());
+}
+
+#[tokio::test]
+async fn oidcc_codereuse() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (state, nonce) = (random_alnum(), random_alnum());
+    let params = standard_params(&client, &state, &nonce, &[]);
+    let request = card_request(&app, &params).await;
+    let (back, _) = sign_in_with(&app, &phone, &request).await;
+    let got = checked_callback(&back, &state);
+    let tokens = tokens_and_userinfo(&app, &client, &got["code"], &nonce).await;
+    let body = query(&[
+        ("grant_type", "authorization_code"),
+        ("code", &got["code"]),
+        ("redirect_uri", CALLBACK),
+    ]);
+    let (status, again) = token_raw(&app, &body, Some(&basic(&client))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{again}");
+    assert_eq!(again["error"], "invalid_grant");
+    // And the tokens of the first use are revoked (a SHOULD; a warning there).
+    let access = tokens["access_token"].as_str().unwrap();
+    let response = app
+        .send(Call::new(Method::GET, paths::USERINFO).bearer(access))
+        .await;
+    assert!(response.status().is_client_error());
+}
+
+/// User info's checks (`AbstractOIDCCUserInfoTest`): 200, JSON, `sub` the
+/// ID token's.
+async fn userinfo_answers(response: axum::response::Response, sub: &Value) {
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let info: Value = json(response).await;
+    assert_eq!(&info["sub"], sub);
+}
+
+#[tokio::test]
+async fn oidcc_userinfo_get() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, _) = first_authorization(&app, &client, &phone, &[]).await;
+    let sub = id_token_claims(&app, &client, &tokens).await["sub"].clone();
+    let access = tokens["access_token"].as_str().unwrap();
+    let response = app
+        .send(Call::new(Method::GET, paths::USERINFO).bearer(access))
+        .await;
+    userinfo_answers(response, &sub).await;
+}
+
+#[tokio::test]
+async fn oidcc_userinfo_post_header() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, _) = first_authorization(&app, &client, &phone, &[]).await;
+    let sub = id_token_claims(&app, &client, &tokens).await["sub"].clone();
+    let access = tokens["access_token"].as_str().unwrap();
+    let response = app
+        .send(
+            Call::new(Method::POST, paths::USERINFO)
+                .bearer(access)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+        )
+        .await;
+    userinfo_answers(response, &sub).await;
+}
+
+#[tokio::test]
+async fn oidcc_userinfo_post_body() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, _) = first_authorization(&app, &client, &phone, &[]).await;
+    let sub = id_token_claims(&app, &client, &tokens).await["sub"].clone();
+    let access = tokens["access_token"].as_str().unwrap();
+    let post = |body: String| {
+        Call::new(Method::POST, paths::USERINFO)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body.into_bytes())
+    };
+    let response = app.send(post(query(&[("access_token", access)]))).await;
+    userinfo_answers(response, &sub).await;
+    // In two places, or twice: refused (RFC 6750 §2: one method only).
+    let response = app
+        .send(post(query(&[("access_token", access)])).bearer(access))
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = app
+        .send(post(query(&[
+            ("access_token", access),
+            ("access_token", access),
+        ])))
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn oidcc_claims_essential() {
+    standard_flow(&[("claims", r#"{"userinfo":{"name":{"essential":true}}}"#)]).await;
+}
+
+#[tokio::test]
+async fn oidcc_refresh_token() {
+    let app = test_app().await;
+    let client1 = client(&app, false).await;
+    let client2 = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let extra = [("scope", "openid offline_access"), ("prompt", "consent")];
+    let mut refresh_tokens = Vec::new();
+    for (client, scope) in [(&client1, Some("openid offline_access")), (&client2, None)] {
+        let (tokens, _) = first_authorization(&app, client, &phone, &extra).await;
+        let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+        assert!(refresh_token.bytes().all(|b| (0x20..=0x7e).contains(&b)));
+        let original = id_token_claims(&app, client, &tokens).await;
+        // The module waits 1 s before refreshing (a new ID token's iat
+        // must differ from the first's).
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let response = app
+            .send(
+                Call::new(Method::POST, paths::TOKEN)
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::AUTHORIZATION, format!("Basic {}", basic(client)))
+                    .body(query(&form).into_bytes()),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let cache = response.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(cache.split(',').any(|d| d.trim() == "no-store"), "{cache}");
+        let content_type = response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("application/json"),
+            "{content_type}"
+        );
+        let refreshed: Value = json(response).await;
+        assert!(refreshed["token_type"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("bearer"));
+        let access = refreshed["access_token"].as_str().unwrap();
+        assert_ne!(access, tokens["access_token"].as_str().unwrap());
+        if let Some(id_token) = refreshed["id_token"].as_str() {
+            let claims = verify_id_token(&app, id_token, &client.id).await;
+            assert_eq!(
+                (&claims["iss"], &claims["sub"]),
+                (&original["iss"], &original["sub"])
+            );
+            assert_ne!(claims["iat"], original["iat"]);
+            assert_eq!(claims["aud"], original["aud"]);
+            if !claims["auth_time"].is_null() {
+                assert_eq!(claims["auth_time"], original["auth_time"]);
+            }
+        }
+        let response = app
+            .send(Call::new(Method::GET, paths::USERINFO).bearer(access))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        refresh_tokens.push(
+            refreshed["refresh_token"]
+                .as_str()
+                .unwrap_or(&refresh_token)
+                .to_owned(),
+        );
+    }
+    // Client 2's refresh token with client 1's credentials.
+    let body = query(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh_tokens[1]),
+    ]);
+    let (status, error) = token_raw(&app, &body, Some(&basic(&client1))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["error"], "invalid_grant");
+}

@@ -164,10 +164,19 @@ pub struct Desktop {
 }
 
 /// Sends `call` through `router` (for a request made from a spawned task).
+/// Longer than any answer may take (a long poll waits at most 30 s): a
+/// request still unanswered then is a hang, failed with its name rather
+/// than left to stop the whole run.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(90);
+
 pub async fn send_to(router: Router, call: Call) -> Response {
     let mut request = call.builder.body(call.body).expect("request");
     request.extensions_mut().insert(ConnectInfo(call.peer));
-    router.oneshot(request).await.expect("router is infallible")
+    let what = format!("{} {}", request.method(), request.uri());
+    tokio::time::timeout(ANSWER_WITHIN, router.oneshot(request))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {ANSWER_WITHIN:?}"))
+        .expect("router is infallible")
 }
 
 /// Signs `username` in with the test password; returns the bearer token.
