@@ -775,3 +775,327 @@ async fn oidcc_refresh_token() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert_eq!(error["error"], "invalid_grant");
 }
+
+// ---- the config plan ----
+
+#[tokio::test]
+async fn oidcc_discovery_endpoint_verification() {
+    let app = test_app().await;
+    let response = app
+        .send(Call::new(Method::GET, paths::OIDC_DISCOVERY))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let d: Value = json(response).await;
+    // The issuer is where discovery is, minus the well-known path.
+    assert_eq!(d["issuer"], ISSUER);
+    assert!(paths::OIDC_DISCOVERY.ends_with("/.well-known/openid-configuration"));
+    let issuer = url::Url::parse(ISSUER).unwrap();
+    assert!(
+        issuer.query().is_none() && issuer.fragment().is_none() && issuer.username().is_empty()
+    );
+    let list = |name: &str| -> Vec<String> {
+        d[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is an array"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(list("response_types_supported").contains(&"code".to_owned()));
+    assert!(list("subject_types_supported").contains(&"public".to_owned()));
+    assert!(!list("grant_types_supported").is_empty());
+    assert!(list("scopes_supported").contains(&"openid".to_owned()));
+    for scope in list("scopes_supported") {
+        assert!(scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)));
+    }
+    for tag in list("ui_locales_supported") {
+        assert!(
+            app::i18n::Lang::from_tag(&tag).is_some_and(|l| l.tag() == tag),
+            "{tag}"
+        );
+    }
+    assert!(list("code_challenge_methods_supported").contains(&"S256".to_owned()));
+    assert!(d["claims_supported"].is_array());
+    // Every endpoint a URL under the issuer (https where the issuer is).
+    for (name, value) in d.as_object().unwrap() {
+        if name.ends_with("_endpoint") || name == "jwks_uri" {
+            let url = value.as_str().unwrap();
+            assert!(url.starts_with(ISSUER), "{name}: {url}");
+            url::Url::parse(url).unwrap();
+        }
+    }
+    assert!(d["userinfo_endpoint"].is_string() && d["end_session_endpoint"].is_string());
+    // The suite requires RS256 among the ID token algorithms; qrlogin
+    // signs with ES256 only (a smaller key, no RSA): the one check of this
+    // module it fails on purpose, as design.md says.
+    assert_eq!(list("id_token_signing_alg_values_supported"), ["ES256"]);
+
+    // The JWKS: public keys only, each with a kid, kids distinct.
+    let response = app.send(Call::new(Method::GET, paths::JWKS)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let jwks: Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    let mut kids = std::collections::HashSet::new();
+    for key in keys {
+        assert_eq!(key["kty"], "EC");
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(key.get(private).is_none(), "{key}");
+        }
+        assert!(
+            kids.insert(key["kid"].as_str().unwrap().to_owned()),
+            "{key}"
+        );
+    }
+}
+
+// ---- the RP-initiated logout plan ----
+
+const POST_LOGOUT: &str = "http://localhost:4000/post_logout_redirect";
+
+/// A confidential client that registered `POST_LOGOUT` apart from its
+/// redirect URI.
+async fn logout_client(app: &TestApp) -> Client {
+    let (client, secret) = app
+        .state
+        .services
+        .oidc
+        .add_client_as(
+            "Grafana",
+            &[CALLBACK.to_owned()],
+            &[POST_LOGOUT.to_owned()],
+            false,
+            &server::domain::caller::Caller::new(None, DESKTOP_UA),
+        )
+        .await
+        .unwrap();
+    let secret = secret.unwrap();
+    assert!(secret.len() >= 32, "the suite HS256-signs with it");
+    Client {
+        id: client.id,
+        secret: Some(secret),
+    }
+}
+
+/// The module's `end_session_state`: letters, digits and punctuation.
+const END_SESSION_STATE: &str =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX0123456789!\"#$%&'()*,-./:<=>?@[\\]^_`{|}~~~~!";
+
+async fn end_session(
+    app: &TestApp,
+    session: &str,
+    params: &[(&str, &str)],
+) -> axum::response::Response {
+    app.send(
+        Call::new(
+            Method::GET,
+            &format!("{}?{}", paths::END_SESSION, query(params)),
+        )
+        .cookie(session)
+        .header(header::USER_AGENT, DESKTOP_UA),
+    )
+    .await
+}
+
+/// The end of a "success" module: a second authorization with
+/// `prompt=none` in the same browser gets an error (the session is over).
+async fn signed_out(app: &TestApp, client: &Client, session: &str) {
+    let (state, nonce) = (random_alnum(), random_alnum());
+    let params = standard_params(client, &state, &nonce, &[("prompt", "none")]);
+    let got = error_callback(
+        &location(&authorize(app, &params, Some(session)).await),
+        Some(&state),
+    );
+    assert_eq!(got["error"], "login_required");
+}
+
+/// A "must not redirect" module: nothing goes to the client.
+fn not_redirected(response: &axum::response::Response) {
+    assert!(
+        response.headers().get(header::LOCATION).is_none(),
+        "redirected to {:?}",
+        response.headers().get(header::LOCATION)
+    );
+    assert!(!response.status().is_server_error());
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout_discovery_endpoint_verification() {
+    let app = test_app().await;
+    let d: Value = json(
+        app.send(Call::new(Method::GET, paths::OIDC_DISCOVERY))
+            .await,
+    )
+    .await;
+    let end = d["end_session_endpoint"].as_str().unwrap();
+    assert_eq!(end, format!("{ISSUER}{}", paths::END_SESSION));
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout() {
+    let app = test_app().await;
+    let client = logout_client(&app).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let response = end_session(
+        &app,
+        &session,
+        &[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", POST_LOGOUT),
+            ("state", END_SESSION_STATE),
+        ],
+    )
+    .await;
+    let back = location(&response);
+    assert!(back.starts_with(POST_LOGOUT), "{back}");
+    let got = redirect_params(&back);
+    assert_eq!(
+        got.get("state").map(String::as_str),
+        Some(END_SESSION_STATE)
+    );
+    assert_eq!(got.len(), 1, "only state: {got:?}");
+    signed_out(&app, &client, &session).await;
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout_no_state() {
+    let app = test_app().await;
+    let client = logout_client(&app).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let response = end_session(
+        &app,
+        &session,
+        &[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", POST_LOGOUT),
+        ],
+    )
+    .await;
+    let back = location(&response);
+    assert!(back.starts_with(POST_LOGOUT), "{back}");
+    assert!(!redirect_params(&back).contains_key("state"), "{back}");
+    signed_out(&app, &client, &session).await;
+}
+
+/// A must-not-redirect module: its end-session request (`hint` replaced
+/// by what `bad_hint` makes of the real one, `None`: no hint) changes
+/// nothing the client can see.
+async fn no_redirect_for(bad_hint: Option<fn(&str, &Client) -> String>, extra: &[(&str, &str)]) {
+    let app = test_app().await;
+    let client = logout_client(&app).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
+    let real = tokens["id_token"].as_str().unwrap();
+    let hint = bad_hint.map(|make| make(real, &client));
+    let mut params: Vec<(&str, &str)> = vec![("state", END_SESSION_STATE)];
+    if let Some(hint) = &hint {
+        params.push(("id_token_hint", hint));
+    }
+    for (name, value) in extra {
+        params.retain(|(n, _)| n != name);
+        params.push((name, value));
+    }
+    not_redirected(&end_session(&app, &session, &params).await);
+}
+
+fn same_hint(real: &str, _: &Client) -> String {
+    real.to_owned()
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout_bad_post_logout_redirect_uri() {
+    let bad = "http://localhost:4000/bad_post_logout_redirect_uri";
+    no_redirect_for(Some(same_hint), &[("post_logout_redirect_uri", bad)]).await;
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout_query_added_to_post_logout_redirect_uri() {
+    let with_query = format!("{POST_LOGOUT}?foo=bar");
+    no_redirect_for(
+        Some(same_hint),
+        &[("post_logout_redirect_uri", &with_query)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout_modified_id_token_hint() {
+    fn alg_none(real: &str, _: &Client) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = real.split('.').nth(1).unwrap();
+        format!(
+            "{}.{payload}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#)
+        )
+    }
+    no_redirect_for(Some(alg_none), &[("post_logout_redirect_uri", POST_LOGOUT)]).await;
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout_bad_id_token_hint() {
+    fn hs256_with_the_secret(_: &str, client: &Client) -> String {
+        let now = server::domain::time::now_millis() / 1000;
+        let claims = serde_json::json!({
+            "iss": client.id, "aud": ISSUER, "sub": "SubjectID", "nonce": "flibble",
+            "iat": now, "exp": now + 300,
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(client.secret.as_deref().unwrap().as_bytes()),
+        )
+        .unwrap()
+    }
+    no_redirect_for(
+        Some(hs256_with_the_secret),
+        &[("post_logout_redirect_uri", POST_LOGOUT)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout_no_id_token_hint() {
+    no_redirect_for(None, &[("post_logout_redirect_uri", POST_LOGOUT)]).await;
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout_no_post_logout_redirect_uri() {
+    let app = test_app().await;
+    let client = logout_client(&app).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let response = end_session(&app, &session, &[("id_token_hint", hint), ("state", "s")]).await;
+    not_redirected(&response);
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = String::from_utf8(body_bytes(response).await).unwrap();
+    assert!(html.contains("signed out"), "{html}");
+    signed_out(&app, &client, &session).await;
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout_only_state() {
+    no_redirect_for(None, &[]).await;
+}
+
+#[tokio::test]
+async fn oidcc_rp_initiated_logout_no_params() {
+    let app = test_app().await;
+    let client = logout_client(&app).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (_, session) = first_authorization(&app, &client, &phone, &[]).await;
+    not_redirected(&end_session(&app, &session, &[]).await);
+}
