@@ -1099,3 +1099,55 @@ async fn oidcc_rp_initiated_logout_no_params() {
     let (_, session) = first_authorization(&app, &client, &phone, &[]).await;
     not_redirected(&end_session(&app, &session, &[]).await);
 }
+
+#[tokio::test]
+async fn oidcc_server_client_secret_post() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (state, nonce) = (random_alnum(), random_alnum());
+    let params = standard_params(&client, &state, &nonce, &[]);
+    let request = card_request(&app, &params).await;
+    let (back, _) = sign_in_with(&app, &phone, &request).await;
+    let got = checked_callback(&back, &state);
+    let body = query(&[
+        ("grant_type", "authorization_code"),
+        ("code", &got["code"]),
+        ("redirect_uri", CALLBACK),
+        ("client_id", &client.id),
+        ("client_secret", client.secret.as_deref().unwrap()),
+    ]);
+    let (status, tokens) = token_raw(&app, &body, None).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verify_id_token(&app, tokens["id_token"].as_str().unwrap(), &client.id).await;
+    assert_eq!(claims["nonce"], nonce.as_str());
+}
+
+#[tokio::test]
+async fn oidcc_codereuse_30seconds() {
+    let app = test_app().await;
+    let client = client(&app, false).await;
+    let phone = app.phone("alice", "Alice").await;
+    let (state, nonce) = (random_alnum(), random_alnum());
+    let params = standard_params(&client, &state, &nonce, &[]);
+    let request = card_request(&app, &params).await;
+    let (back, _) = sign_in_with(&app, &phone, &request).await;
+    let got = checked_callback(&back, &state);
+    let tokens = tokens_and_userinfo(&app, &client, &got["code"], &nonce).await;
+    // The module's wait: a provider that forgets used codes after a while
+    // would take this one again.
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    let body = query(&[
+        ("grant_type", "authorization_code"),
+        ("code", &got["code"]),
+        ("redirect_uri", CALLBACK),
+    ]);
+    let (status, again) = token_raw(&app, &body, Some(&basic(&client))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{again}");
+    assert_eq!(again["error"], "invalid_grant");
+    let access = tokens["access_token"].as_str().unwrap();
+    let response = app
+        .send(Call::new(Method::GET, paths::USERINFO).bearer(access))
+        .await;
+    assert!(response.status().is_client_error());
+}
