@@ -95,12 +95,7 @@ fn error_callback(location: &str, state: Option<&str>) -> HashMap<String, String
 /// ID token (`PerformStandardIdTokenChecks`), then user info by GET with
 /// the token type as returned. Returns the token response.
 async fn tokens_and_userinfo(app: &TestApp, client: &Client, code: &str, nonce: &str) -> Value {
-    let body = query(&[
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", CALLBACK),
-    ]);
-    let (status, tokens) = token_raw(app, &body, Some(&basic(client))).await;
+    let (status, tokens) = code_grant(app, client, code, &[]).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert!(tokens["access_token"]
         .as_str()
@@ -129,18 +124,64 @@ async fn tokens_and_userinfo(app: &TestApp, client: &Client, code: &str, nonce: 
     tokens
 }
 
-/// The standard flow with `extra` parameters: a fresh browser, the phone
-/// approves, the code goes back, tokens and user info.
-async fn standard_flow(extra: &[(&str, &str)]) {
+/// A fresh browser's authorization request (`extra` added), approved on
+/// the phone: the code the callback brought (checked as the suite checks
+/// it), the request's `nonce`, and the browser's new session.
+struct Approved {
+    code: String,
+    nonce: String,
+    session: String,
+}
+
+async fn approved(
+    app: &TestApp,
+    client: &Client,
+    phone: &Phone,
+    extra: &[(&str, &str)],
+) -> Approved {
+    let (state, nonce) = (random_alnum(), random_alnum());
+    let params = standard_params(client, &state, &nonce, extra);
+    let request = card_request(app, &params).await;
+    let (back, session) = sign_in_with(app, phone, &request).await;
+    let got = checked_callback(&back, &state);
+    Approved {
+        code: got["code"].clone(),
+        nonce,
+        session,
+    }
+}
+
+/// The token endpoint's code grant for `code` (`extra` form fields added),
+/// the client authenticating with HTTP Basic.
+async fn code_grant(
+    app: &TestApp,
+    client: &Client,
+    code: &str,
+    extra: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", CALLBACK),
+    ];
+    form.extend_from_slice(extra);
+    token_raw(app, &query(&form), Some(&basic(client))).await
+}
+
+/// A confidential client and alice's phone, on a new server.
+async fn relying_party() -> (TestApp, Client, Phone) {
     let app = test_app().await;
     let client = client(&app, false).await;
     let phone = app.phone("alice", "Alice").await;
-    let (state, nonce) = (random_alnum(), random_alnum());
-    let params = standard_params(&client, &state, &nonce, extra);
-    let request = card_request(&app, &params).await;
-    let (back, _) = sign_in_with(&app, &phone, &request).await;
-    let got = checked_callback(&back, &state);
-    tokens_and_userinfo(&app, &client, &got["code"], &nonce).await;
+    (app, client, phone)
+}
+
+/// The standard flow with `extra` parameters: a fresh browser, the phone
+/// approves, the code goes back, tokens and user info.
+async fn standard_flow(extra: &[(&str, &str)]) {
+    let (app, client, phone) = relying_party().await;
+    let approved = approved(&app, &client, &phone, extra).await;
+    tokens_and_userinfo(&app, &client, &approved.code, &approved.nonce).await;
 }
 
 /// A request that must not go back to the client: a page, no redirect.
@@ -174,9 +215,7 @@ async fn oidcc_response_type_missing() {
 
 #[tokio::test]
 async fn oidcc_ensure_request_without_nonce_succeeds_for_code_flow() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let state = random_alnum();
     let mut params = standard_params(&client, &state, "", &[]);
     params.retain(|(name, _)| *name != "nonce");
@@ -222,29 +261,14 @@ async fn oidcc_ensure_request_with_acr_values_succeeds() {
 #[tokio::test]
 async fn oidcc_ensure_request_with_valid_pkce_succeeds() {
     let (verifier, challenge) = crate::oidc::pkce();
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
-    let (state, nonce) = (random_alnum(), random_alnum());
-    let params = standard_params(
-        &client,
-        &state,
-        &nonce,
-        &[
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ],
-    );
-    let request = card_request(&app, &params).await;
-    let (back, _) = sign_in_with(&app, &phone, &request).await;
-    let got = checked_callback(&back, &state);
-    let body = query(&[
-        ("grant_type", "authorization_code"),
-        ("code", &got["code"]),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", &verifier),
-    ]);
-    let (status, tokens) = token_raw(&app, &body, Some(&basic(&client))).await;
+    let (app, client, phone) = relying_party().await;
+    let pkce = [
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let approved = approved(&app, &client, &phone, &pkce).await;
+    let verifier = [("code_verifier", verifier.as_str())];
+    let (status, tokens) = code_grant(&app, &client, &approved.code, &verifier).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
 }
 
@@ -350,9 +374,7 @@ async fn oidcc_prompt_none_not_logged_in() {
 
 #[tokio::test]
 async fn oidcc_ensure_post_request_succeeds() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let (state, nonce) = (random_alnum(), random_alnum());
     let params = standard_params(&client, &state, &nonce, &[]);
     // A form the relying party's page posts: cross-site, as it is.
@@ -395,9 +417,7 @@ async fn oidcc_ensure_post_request_succeeds() {
 
 #[tokio::test]
 async fn oidcc_ui_locales() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let (state, nonce) = (random_alnum(), random_alnum());
 
     // The suite's default, a language the pages do not speak: no error,
@@ -453,15 +473,9 @@ async fn first_authorization(
     phone: &Phone,
     extra: &[(&str, &str)],
 ) -> (Value, String) {
-    let (state, nonce) = (random_alnum(), random_alnum());
-    let params = standard_params(client, &state, &nonce, extra);
-    let request = card_request(app, &params).await;
-    let (back, session) = sign_in_with(app, phone, &request).await;
-    let got = checked_callback(&back, &state);
-    (
-        tokens_and_userinfo(app, client, &got["code"], &nonce).await,
-        session,
-    )
+    let approved = approved(app, client, phone, extra).await;
+    let tokens = tokens_and_userinfo(app, client, &approved.code, &approved.nonce).await;
+    (tokens, approved.session)
 }
 
 /// A second authorization in the same browser that must need no phone:
@@ -486,9 +500,7 @@ async fn id_token_claims(app: &TestApp, client: &Client, tokens: &Value) -> Valu
 
 #[tokio::test]
 async fn oidcc_prompt_none_logged_in() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
     let first = id_token_claims(&app, &client, &tokens).await;
     let second = silent_authorization(&app, &client, &session, &[("prompt", "none")]).await;
@@ -498,9 +510,7 @@ async fn oidcc_prompt_none_logged_in() {
 
 #[tokio::test]
 async fn oidcc_id_token_hint() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
     let first = id_token_claims(&app, &client, &tokens).await;
     let hint = tokens["id_token"].as_str().unwrap();
@@ -517,9 +527,7 @@ async fn oidcc_id_token_hint() {
 
 #[tokio::test]
 async fn oidcc_max_age_10000() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let (tokens, session) =
         first_authorization(&app, &client, &phone, &[("max_age", "15000")]).await;
     let first = id_token_claims(&app, &client, &tokens).await;
@@ -551,9 +559,7 @@ async fn needs_the_phone_again(
 
 #[tokio::test]
 async fn oidcc_max_age_1() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
     let first = id_token_claims(&app, &client, &tokens).await;
     // The module waits 2 s: the session is then older than max_age=1
@@ -570,9 +576,7 @@ async fn oidcc_max_age_1() {
 
 #[tokio::test]
 async fn oidcc_prompt_login() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let (tokens, session) = first_authorization(&app, &client, &phone, &[]).await;
     let first = id_token_claims(&app, &client, &tokens).await;
     // The module waits 1 s, so that a new auth_time is a later one.
@@ -584,21 +588,17 @@ async fn oidcc_prompt_login() {
 
 #[tokio::test]
 async fn oidcc_codereuse() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
-    let (state, nonce) = (random_alnum(), random_alnum());
-    let params = standard_params(&client, &state, &nonce, &[]);
-    let request = card_request(&app, &params).await;
-    let (back, _) = sign_in_with(&app, &phone, &request).await;
-    let got = checked_callback(&back, &state);
-    let tokens = tokens_and_userinfo(&app, &client, &got["code"], &nonce).await;
-    let body = query(&[
-        ("grant_type", "authorization_code"),
-        ("code", &got["code"]),
-        ("redirect_uri", CALLBACK),
-    ]);
-    let (status, again) = token_raw(&app, &body, Some(&basic(&client))).await;
+    code_reused_after(std::time::Duration::ZERO).await;
+}
+
+/// The same token request twice, `wait` apart: the second gets
+/// `invalid_grant`, and the first one's tokens stop working.
+async fn code_reused_after(wait: std::time::Duration) {
+    let (app, client, phone) = relying_party().await;
+    let approved = approved(&app, &client, &phone, &[]).await;
+    let tokens = tokens_and_userinfo(&app, &client, &approved.code, &approved.nonce).await;
+    tokio::time::sleep(wait).await;
+    let (status, again) = code_grant(&app, &client, &approved.code, &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{again}");
     assert_eq!(again["error"], "invalid_grant");
     // And the tokens of the first use are revoked (a SHOULD; a warning there).
@@ -627,9 +627,7 @@ async fn userinfo_answers(response: axum::response::Response, sub: &Value) {
 
 #[tokio::test]
 async fn oidcc_userinfo_get() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let (tokens, _) = first_authorization(&app, &client, &phone, &[]).await;
     let sub = id_token_claims(&app, &client, &tokens).await["sub"].clone();
     let access = tokens["access_token"].as_str().unwrap();
@@ -641,9 +639,7 @@ async fn oidcc_userinfo_get() {
 
 #[tokio::test]
 async fn oidcc_userinfo_post_header() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let (tokens, _) = first_authorization(&app, &client, &phone, &[]).await;
     let sub = id_token_claims(&app, &client, &tokens).await["sub"].clone();
     let access = tokens["access_token"].as_str().unwrap();
@@ -659,9 +655,7 @@ async fn oidcc_userinfo_post_header() {
 
 #[tokio::test]
 async fn oidcc_userinfo_post_body() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
+    let (app, client, phone) = relying_party().await;
     let (tokens, _) = first_authorization(&app, &client, &phone, &[]).await;
     let sub = id_token_claims(&app, &client, &tokens).await["sub"].clone();
     let access = tokens["access_token"].as_str().unwrap();
@@ -1102,17 +1096,11 @@ async fn oidcc_rp_initiated_logout_no_params() {
 
 #[tokio::test]
 async fn oidcc_server_client_secret_post() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
-    let (state, nonce) = (random_alnum(), random_alnum());
-    let params = standard_params(&client, &state, &nonce, &[]);
-    let request = card_request(&app, &params).await;
-    let (back, _) = sign_in_with(&app, &phone, &request).await;
-    let got = checked_callback(&back, &state);
+    let (app, client, phone) = relying_party().await;
+    let approved = approved(&app, &client, &phone, &[]).await;
     let body = query(&[
         ("grant_type", "authorization_code"),
-        ("code", &got["code"]),
+        ("code", &approved.code),
         ("redirect_uri", CALLBACK),
         ("client_id", &client.id),
         ("client_secret", client.secret.as_deref().unwrap()),
@@ -1120,34 +1108,12 @@ async fn oidcc_server_client_secret_post() {
     let (status, tokens) = token_raw(&app, &body, None).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let claims = verify_id_token(&app, tokens["id_token"].as_str().unwrap(), &client.id).await;
-    assert_eq!(claims["nonce"], nonce.as_str());
+    assert_eq!(claims["nonce"], approved.nonce.as_str());
 }
 
 #[tokio::test]
 async fn oidcc_codereuse_30seconds() {
-    let app = test_app().await;
-    let client = client(&app, false).await;
-    let phone = app.phone("alice", "Alice").await;
-    let (state, nonce) = (random_alnum(), random_alnum());
-    let params = standard_params(&client, &state, &nonce, &[]);
-    let request = card_request(&app, &params).await;
-    let (back, _) = sign_in_with(&app, &phone, &request).await;
-    let got = checked_callback(&back, &state);
-    let tokens = tokens_and_userinfo(&app, &client, &got["code"], &nonce).await;
     // The module's wait: a provider that forgets used codes after a while
     // would take this one again.
-    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-    let body = query(&[
-        ("grant_type", "authorization_code"),
-        ("code", &got["code"]),
-        ("redirect_uri", CALLBACK),
-    ]);
-    let (status, again) = token_raw(&app, &body, Some(&basic(&client))).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{again}");
-    assert_eq!(again["error"], "invalid_grant");
-    let access = tokens["access_token"].as_str().unwrap();
-    let response = app
-        .send(Call::new(Method::GET, paths::USERINFO).bearer(access))
-        .await;
-    assert!(response.status().is_client_error());
+    code_reused_after(std::time::Duration::from_secs(30)).await;
 }
