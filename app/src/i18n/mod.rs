@@ -3,8 +3,9 @@
 //! filled (a missing translation does not compile). The language is the
 //! page's `?lang=` (an OpenID Connect client's `ui_locales`, passed on to
 //! the login card), else the `lang` cookie's (set by the switcher on every
-//! page), else the best of `Accept-Language`, else English. The server renders with it and writes
-//! it into `<html lang>`; the islands read it back from there. API machine
+//! page), else the best of `Accept-Language`, else English. The server
+//! renders with it and writes it into `<html lang>`; the islands read it
+//! back from there. API machine
 //! codes stay English; the pages show [`Text::error`] for them.
 
 mod en;

@@ -327,11 +327,7 @@ fn page_in(lang: Lang, status: StatusCode, title: &str, text: &str) -> Response 
 
 /// A page for what must not go back to the client, and other outcomes.
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
-    page_with(
-        status,
-        title,
-        &format!(r#"<p class="lead">{}</p>"#, escape(text)),
-    )
+    page_in(Lang::En, status, title, text)
 }
 
 async fn signed_in(
@@ -417,16 +413,10 @@ async fn authorize_with(
         Ok(AuthorizeOutcome::Redirect(url)) => see_other(&url),
         // The card in the language the client asked for, if it asked for
         // one the pages speak.
-        Ok(AuthorizeOutcome::Phone { request }) => {
-            match params.ui_locales.as_deref().and_then(Lang::from_ui_locales) {
-                Some(asked) => see_other(&format!(
-                    "{}?request={request}&lang={}",
-                    paths::AUTHORIZE_PAGE,
-                    asked.tag()
-                )),
-                None => login_card(&request),
-            }
-        }
+        Ok(AuthorizeOutcome::Phone { request }) => login_card(
+            &request,
+            params.ui_locales.as_deref().and_then(Lang::from_ui_locales),
+        ),
         Err(err) => OAuthError::from(err).into_response(),
     }
 }
@@ -461,9 +451,18 @@ fn see_other(url: &str) -> Response {
     }
 }
 
-/// The login card for a sealed request (already checked to be one).
-fn login_card(request: &str) -> Response {
-    see_other(&format!("{}?request={request}", paths::AUTHORIZE_PAGE))
+/// The login card for a sealed request (already checked to be one), in
+/// `lang` when the client asked for one (`ui_locales`), else in the
+/// person's own.
+fn login_card(request: &str, lang: Option<Lang>) -> Response {
+    match lang {
+        Some(lang) => see_other(&format!(
+            "{}?request={request}&lang={}",
+            paths::AUTHORIZE_PAGE,
+            lang.tag()
+        )),
+        None => see_other(&format!("{}?request={request}", paths::AUTHORIZE_PAGE)),
+    }
 }
 
 fn malformed(lang: Lang) -> Response {
@@ -494,7 +493,7 @@ async fn resume(
     if !app::api::plausible_authorization(&params.request) {
         return malformed(page_lang(None, &headers));
     }
-    let card = || login_card(&params.request);
+    let card = || login_card(&params.request, None);
     let current = match signed_in(&state, &headers).await {
         Ok(Some(current)) => current,
         Ok(None) => return card(),

@@ -146,10 +146,10 @@ fn cross_site(state: &AppState, request: &Request) -> Option<ApiError> {
     // The OAuth endpoints clients call take no cookie: nothing to forge.
     // The authorization endpoint's POST is its GET as a form (OpenID
     // Connect Core §3.1.2.1), which any site may send a browser to.
-    let client_endpoint = super::oidc::CLIENT_ENDPOINTS.contains(&request.uri().path())
+    let exempt = super::oidc::CLIENT_ENDPOINTS.contains(&request.uri().path())
         || request.uri().path() == app::api::paths::AUTHORIZE;
     if changes_state
-        && !client_endpoint
+        && !exempt
         && !same_origin_request(request.headers(), state.public_url.origin())
     {
         tracing::warn!(
