@@ -112,6 +112,11 @@ pub fn PhoneLoginPage() -> impl IntoView {
                     <p class="lead">{t.taken_lead}</p>
                 }
                 .into_any(),
+                Ok(PhoneLoginView::ForAnotherAccount) => view! {
+                    <h1>{t.other_account_heading}</h1>
+                    <p class="lead">{t.other_account_lead}</p>
+                }
+                .into_any(),
                 Ok(PhoneLoginView::Approved) => view! {
                     <h1 class="ok">{t.approved}</h1>
                     <p class="lead">{t.approved_lead}</p>

@@ -17,6 +17,8 @@ pub enum PhoneLoginView {
     Unknown,
     /// Another account scanned it first.
     TakenByOther,
+    /// The app asked for another account (`login_hint`) than this phone's.
+    ForAnotherAccount,
     /// Scanned by this account: show who asks, the three numbers, approve/deny.
     Confirm { me: User, scanned: Scanned },
     /// Approved by this account; the computer is signing in.

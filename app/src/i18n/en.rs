@@ -81,6 +81,8 @@ pub(super) static EN: Text = Text {
     unknown_login_code: "This sign-in code does not exist or has expired. Scan the code on the computer again.",
     taken_heading: "Already being approved",
     taken_lead: "Another account scanned this code first. Only that phone can approve it.",
+    other_account_heading: "This sign-in is for another account",
+    other_account_lead: "The app asked for a different account than the one signed in on this phone. Sign in here with that account, then scan the code again.",
     approved_lead: "Your computer is signing in now.",
     finished_redeemed: ("Signed in", "Your computer is now signed in. You can close this page."),
     finished_denied: ("Sign-in declined", "Nobody was signed in. If you did not pick a number, someone else may have been trying."),

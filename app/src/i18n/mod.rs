@@ -323,6 +323,8 @@ pub struct Text {
     pub unknown_login_code: &'static str,
     pub taken_heading: &'static str,
     pub taken_lead: &'static str,
+    pub other_account_heading: &'static str,
+    pub other_account_lead: &'static str,
     pub approved_lead: &'static str,
     pub finished_redeemed: (&'static str, &'static str),
     pub finished_denied: (&'static str, &'static str),

@@ -81,6 +81,8 @@ pub(super) static ZH_CN: Text = Text {
     unknown_login_code: "此登录码不存在或已过期。请重新扫描电脑上的二维码。",
     taken_heading: "已有人在批准",
     taken_lead: "另一个账号先扫描了此二维码，只有那部手机可以批准。",
+    other_account_heading: "此登录属于另一个账号",
+    other_account_lead: "该应用请求的账号不是此手机上已登录的账号。请先在此手机上登录那个账号，再扫描二维码。",
     approved_lead: "你的电脑正在登录。",
     finished_redeemed: ("已登录", "你的电脑已经登录，可以关闭此页面。"),
     finished_denied: ("已拒绝登录", "没有人登录。如果你没有选择数字，可能有人在尝试登录你的账号。"),

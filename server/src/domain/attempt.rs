@@ -85,6 +85,9 @@ pub struct Requester {
     /// The OpenID Connect client the sign-in is for, by its registered
     /// name (`None`: qrlogin itself).
     pub client: Option<String>,
+    /// The only account that may scan, where the client named one
+    /// (`login_hint`): another account's phone is refused.
+    pub expected_account: Option<i64>,
 }
 
 /// The phone account that scanned the code, as the attempt keeps it: its
@@ -212,6 +215,8 @@ pub fn match_choices() -> (u8, [u8; 3]) {
 pub enum TransitionError {
     #[error("Another account is already approving this sign-in.")]
     ScannedByOther,
+    #[error("This sign-in is for another account.")]
+    ForAnotherAccount,
     #[error("This code has not been scanned yet.")]
     NotScanned,
     #[error("This sign-in has not been approved yet.")]
@@ -321,7 +326,17 @@ impl Attempt {
         now: UnixMillis,
         expires_at: UnixMillis,
     ) -> Result<(), TransitionError> {
+        let expected = self
+            .requester
+            .expected_account
+            .is_none_or(|id| id == scanner.account_id);
         match self.state {
+            // Refused and counted like a scan by a second account: a code
+            // passed to the wrong phones stops being worth anything.
+            _ if !expected => {
+                self.count_refused_scan(now);
+                Err(TransitionError::ForAnotherAccount)
+            }
             LoginState::Pending => {
                 self.scanner = Some(scanner.clone());
                 self.match_code = Some(match_code);
@@ -332,12 +347,17 @@ impl Attempt {
             // The same phone opening the link again sees the same request.
             _ if self.is_scanner(scanner.account_id) => Ok(()),
             _ => {
-                self.refused_scans = self.refused_scans.saturating_add(1);
-                if self.refused_scans >= MAX_REFUSED_SCANS {
-                    self.enter(LoginState::Denied, now);
-                }
+                self.count_refused_scan(now);
                 Err(TransitionError::ScannedByOther)
             }
+        }
+    }
+
+    /// Counts a scan refused to a phone; enough of them deny the attempt.
+    fn count_refused_scan(&mut self, now: UnixMillis) {
+        self.refused_scans = self.refused_scans.saturating_add(1);
+        if self.refused_scans >= MAX_REFUSED_SCANS {
+            self.enter(LoginState::Denied, now);
         }
     }
 
@@ -388,6 +408,7 @@ pub(crate) fn test_attempt(now: UnixMillis) -> Attempt {
             ip: None,
             user_agent: String::new(),
             client: None,
+            expected_account: None,
         },
         now,
         &Ttls::default(),
@@ -555,6 +576,30 @@ mod tests {
             );
             assert_eq!((a.state, a.version), (Denied, version + 1));
         }
+    }
+
+    #[test]
+    fn an_attempt_for_one_account_refuses_every_other_phone() {
+        let mut a = pending();
+        a.requester.expected_account = Some(ALICE);
+        for refused in 1..MAX_REFUSED_SCANS {
+            assert_eq!(
+                a.apply(&scan(BOB), 1, &ttls()),
+                Err(TransitionError::ForAnotherAccount)
+            );
+            assert_eq!(
+                (a.state, a.refused_scans, a.scanner.clone()),
+                (Pending, refused, None)
+            );
+        }
+        // Alice's own phone still can: the code was not passed on too often.
+        assert_eq!(a.apply(&scan(ALICE), 2, &ttls()), Ok(()));
+        assert_eq!(a.state, Scanned);
+        assert_eq!(
+            a.apply(&scan(BOB), 3, &ttls()),
+            Err(TransitionError::ForAnotherAccount)
+        );
+        assert_eq!(a.state, Denied);
     }
 
     #[test]

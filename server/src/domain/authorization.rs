@@ -8,7 +8,10 @@
 
 use serde::Deserialize;
 
-use super::oidc::{granted_scopes, plausible_challenge};
+use super::{
+    account::Username,
+    oidc::{granted_scopes, plausible_challenge},
+};
 
 /// Request values are echoed and stored: keep them bounded.
 const MAX_PARAM: usize = 512;
@@ -32,6 +35,9 @@ pub struct AuthorizeParams {
     pub request_uri: Option<String>,
     /// The person's preferred languages for the pages, best first.
     pub ui_locales: Option<String>,
+    /// The account the client expects (a username here): only its phone
+    /// may approve.
+    pub login_hint: Option<String>,
 }
 
 /// Why a request is not sent back to the client at all (its
@@ -105,6 +111,9 @@ pub struct CheckedRequest {
     pub prompt: Prompt,
     /// `max_age`, in milliseconds.
     pub max_age_ms: Option<u64>,
+    /// `login_hint`, where it can be a username (as a username reads):
+    /// a hint that cannot name an account here is no hint.
+    pub login_hint: Option<String>,
 }
 
 /// Checks `params` for a client whose `redirect_uri` is trusted; `public`:
@@ -163,6 +172,11 @@ pub fn check_request(
         code_challenge: code_challenge(params, public)?,
         prompt: prompt(params.prompt.as_deref())?,
         max_age_ms: max_age_ms(params.max_age.as_deref())?,
+        login_hint: params
+            .login_hint
+            .as_deref()
+            .and_then(|hint| Username::parse(hint).ok())
+            .map(|name| name.to_string()),
     })
 }
 

@@ -310,6 +310,9 @@ pub struct AuthorizationRequest {
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// The account the client expects (`login_hint`), a username.
+    #[serde(default)]
+    pub login_hint: Option<String>,
     pub created_at: UnixMillis,
     /// The login attempts made for it, newest last: the request goes on only
     /// after one of them was redeemed by the account that goes on.
@@ -340,6 +343,7 @@ impl AuthorizationRequest {
             self.state.as_deref(),
             self.nonce.as_deref(),
             self.code_challenge.as_deref(),
+            self.login_hint.as_deref(),
         ];
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(id);
@@ -362,7 +366,11 @@ impl AuthorizationRequest {
     pub fn from_bytes(bytes: &[u8]) -> Option<(RequestId, Self)> {
         let (id, rest) = bytes.split_first_chunk::<16>()?;
         let (created_at, mut rest) = rest.split_first_chunk::<8>()?;
-        let mut field = || -> Option<Option<String>> {
+        // `may_end`: a request sealed before this field existed ends here.
+        let mut field = |may_end: bool| -> Option<Option<String>> {
+            if may_end && rest.is_empty() {
+                return Some(None);
+            }
             let (len, tail) = rest.split_first_chunk::<2>()?;
             let len = u16::from_be_bytes(*len);
             if len == ABSENT {
@@ -373,12 +381,13 @@ impl AuthorizationRequest {
             rest = tail;
             Some(Some(String::from_utf8(text.to_vec()).ok()?))
         };
-        let client_id = field()??;
-        let redirect_uri = field()??;
-        let scopes = field()??;
-        let state = field()?;
-        let nonce = field()?;
-        let code_challenge = field()?;
+        let client_id = field(false)??;
+        let redirect_uri = field(false)??;
+        let scopes = field(false)??;
+        let state = field(false)?;
+        let nonce = field(false)?;
+        let code_challenge = field(false)?;
+        let login_hint = field(true)?;
         if !rest.is_empty() {
             return None;
         }
@@ -393,6 +402,7 @@ impl AuthorizationRequest {
             state,
             nonce,
             code_challenge,
+            login_hint,
             created_at: u64::from_be_bytes(*created_at),
             attempts: Vec::new(),
             completed: false,
@@ -557,6 +567,7 @@ mod tests {
                 "n-0S6".into()
             }),
             code_challenge: Some(text(43, "A")),
+            login_hint: Some(if long { text(32, "h") } else { "alice".into() }),
             created_at: 1_700_000_000_000,
             attempts: Vec::new(),
             completed: false,
@@ -587,6 +598,7 @@ mod tests {
             state: None,
             nonce: None,
             code_challenge: None,
+            login_hint: None,
             ..request(false)
         };
         let bytes = without.to_bytes(&[0; 16]).unwrap();

@@ -69,7 +69,7 @@ impl ApiError {
     }
 
     /// Every machine code this API can answer with, and its status.
-    pub(crate) const CODES: [(&'static str, StatusCode); 44] = [
+    pub(crate) const CODES: [(&'static str, StatusCode); 45] = [
         ("login_not_found", StatusCode::NOT_FOUND),
         ("invalid_login_id", StatusCode::BAD_REQUEST),
         ("bad_request", StatusCode::BAD_REQUEST),
@@ -97,6 +97,7 @@ impl ApiError {
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         ),
         ("already_scanned", StatusCode::CONFLICT),
+        ("wrong_account", StatusCode::FORBIDDEN),
         ("not_scanned", StatusCode::CONFLICT),
         ("not_approved", StatusCode::CONFLICT),
         ("already_approved", StatusCode::CONFLICT),
@@ -154,6 +155,7 @@ impl ApiError {
             Self::HeadersTooLarge => "headers_too_large",
             Self::Transition(e) => match e {
                 TransitionError::ScannedByOther => "already_scanned",
+                TransitionError::ForAnotherAccount => "wrong_account",
                 TransitionError::NotScanned => "not_scanned",
                 TransitionError::NotApproved => "not_approved",
                 TransitionError::AlreadyApproved => "already_approved",
@@ -336,6 +338,7 @@ mod tests {
     fn every_variant_answers_a_listed_code_and_status() {
         let transitions = [
             TransitionError::ScannedByOther,
+            TransitionError::ForAnotherAccount,
             TransitionError::NotScanned,
             TransitionError::NotApproved,
             TransitionError::AlreadyApproved,

@@ -107,6 +107,7 @@ const ERRORS: &[(&str, &[&str])] = &[
             "not_signed_in",
             "login_not_found",
             "already_scanned",
+            "wrong_account",
             "login_finished",
             "rate_limited",
             "unavailable",

@@ -292,6 +292,9 @@ impl Backend for AppState {
             Err(LoginError::Transition(TransitionError::ScannedByOther)) => {
                 Ok(PhoneLoginView::TakenByOther)
             }
+            Err(LoginError::Transition(TransitionError::ForAnotherAccount)) => {
+                Ok(PhoneLoginView::ForAnotherAccount)
+            }
             Err(LoginError::Transition(TransitionError::Finished(state))) => {
                 Ok(PhoneLoginView::Finished { state })
             }

@@ -179,15 +179,17 @@ impl LoginService {
     /// A new attempt for `caller`'s browser; id and secret come from the
     /// OS CSPRNG, never from the request.
     pub async fn create(&self, caller: &Caller) -> Result<Created, LoginError> {
-        self.create_for(caller, None).await
+        self.create_for(caller, None, None).await
     }
 
     /// [`create`](Self::create), for a sign-in to the OpenID Connect
-    /// client named `client` (the phone shows its name).
+    /// client named `client` (the phone shows its name); with
+    /// `expected_account`, only that account's phone may scan it.
     pub async fn create_for(
         &self,
         caller: &Caller,
         client: Option<String>,
+        expected_account: Option<i64>,
     ) -> Result<Created, LoginError> {
         self.limits.create.check(&ip_key(caller.ip)).await?;
         let bind_secret = Secret::new_random();
@@ -195,6 +197,7 @@ impl LoginService {
             ip: caller.ip,
             user_agent: caller.user_agent.clone(),
             client,
+            expected_account,
         };
         let attempt = Attempt::new(
             LoginId::new_random(),

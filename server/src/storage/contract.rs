@@ -89,6 +89,14 @@ async fn attempt_store_contract(store: Arc<dyn AttemptStore>) {
     assert!(store.purge(end + 1).await.unwrap().is_empty());
     assert!(store.get(a.id, t(0)).await.unwrap().is_none());
 
+    // What the requester asked for is kept as it was.
+    let mut hinted = test_attempt(t(0));
+    hinted.requester.client = Some("Grafana".into());
+    hinted.requester.expected_account = Some(7);
+    store.insert(hinted.clone()).await.unwrap();
+    let read = store.get(hinted.id, t(1)).await.unwrap().unwrap();
+    assert_eq!(read.requester, hinted.requester);
+
     // Refusals change nothing; changes bump the version.
     let b = test_attempt(t(0));
     store.insert(b.clone()).await.unwrap();

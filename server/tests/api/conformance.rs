@@ -20,8 +20,8 @@ use serde_json::Value;
 use crate::{
     helpers::*,
     oidc::{
-        authorize, card_request, client, location, query, redirect_params, sign_in_with, token_raw,
-        verify_id_token, Client, CALLBACK, ISSUER,
+        approve_and_resume, authorize, card_desktop, card_request, client, location, query,
+        redirect_params, sign_in_with, token_raw, verify_id_token, Client, CALLBACK, ISSUER,
     },
 };
 
@@ -413,6 +413,60 @@ async fn oidcc_ensure_post_request_succeeds() {
             .await;
         refused_with_a_page(response).await;
     }
+}
+
+/// The module sends the suite's user (`buffy@…`), which names no account
+/// here: the standard flow. A `login_hint` naming an account here lets
+/// only that account's phone scan the card's code; a browser signed in as
+/// another account does not go straight through.
+#[tokio::test]
+async fn oidcc_login_hint() {
+    standard_flow(&[("login_hint", "buffy@localhost:8443")]).await;
+
+    let (app, client, alice) = relying_party().await;
+    let bob = app.phone("bob", "Bob").await;
+    let (state, nonce) = (random_alnum(), random_alnum());
+    let params = standard_params(&client, &state, &nonce, &[("login_hint", "Bob")]);
+    let request = card_request(&app, &params).await;
+    let desktop = card_desktop(&app, &request).await;
+    // Alice's phone is refused, and the code stays Bob's to scan.
+    let refused = app.scan(&alice, &desktop.id).await;
+    assert_eq!(
+        error_body(refused, StatusCode::FORBIDDEN).await.error,
+        "wrong_account"
+    );
+    let status = app.poll(&desktop).await;
+    assert_eq!(
+        (status.state, status.match_code),
+        (app::api::LoginState::Pending, None)
+    );
+    let (back, bob_session) = approve_and_resume(&app, &bob, &request, &desktop).await;
+    let got = checked_callback(&back, &state);
+    let tokens = tokens_and_userinfo(&app, &client, &got["code"], &nonce).await;
+    let claims = id_token_claims(&app, &client, &tokens).await;
+    let bob_sub = claims["sub"].clone();
+
+    // Alice signed in here and consented: a request for Bob still needs
+    // Bob's phone (prompt=none: login_required), one for Alice does not.
+    let alice_session = approved(&app, &client, &alice, &[]).await.session;
+    let (state, nonce) = (random_alnum(), random_alnum());
+    let for_bob = standard_params(
+        &client,
+        &state,
+        &nonce,
+        &[("login_hint", "bob"), ("prompt", "none")],
+    );
+    let got = error_callback(
+        &location(&authorize(&app, &for_bob, Some(&alice_session)).await),
+        Some(&state),
+    );
+    assert_eq!(got["error"], "login_required");
+    let alice_claims =
+        silent_authorization(&app, &client, &alice_session, &[("login_hint", "alice")]).await;
+    assert_ne!(alice_claims["sub"], bob_sub);
+    let bob_again =
+        silent_authorization(&app, &client, &bob_session, &[("login_hint", "bob")]).await;
+    assert_eq!(bob_again["sub"], bob_sub);
 }
 
 #[tokio::test]

@@ -145,6 +145,12 @@ async fn resume(app: &TestApp, request: &str, session: &str) -> axum::response::
 }
 
 pub(crate) async fn sign_in_with(app: &TestApp, phone: &Phone, request: &str) -> (String, String) {
+    let desktop = card_desktop(app, request).await;
+    approve_and_resume(app, phone, request, &desktop).await
+}
+
+/// The login card's code for `request`, as the desktop holds it.
+pub(crate) async fn card_desktop(app: &TestApp, request: &str) -> Desktop {
     let response = app
         .send(
             Call::new(
@@ -157,20 +163,30 @@ pub(crate) async fn sign_in_with(app: &TestApp, phone: &Phone, request: &str) ->
     assert_eq!(response.status(), StatusCode::CREATED);
     let bind = cookie_pair(&set_cookie(&response));
     let created: app::api::LoginCreated = json(response).await;
-    let desktop = Desktop {
+    Desktop {
         id: created.id.clone(),
         cookie: bind,
         created,
-    };
+    }
+}
+
+/// The phone scans and approves the card's code, the desktop redeems and
+/// resumes: the redirect back to the client and the desktop's session.
+pub(crate) async fn approve_and_resume(
+    app: &TestApp,
+    phone: &Phone,
+    request: &str,
+    desktop: &Desktop,
+) -> (String, String) {
     // The phone is told which application asks.
     let scanned: app::api::Scanned = json(app.scan(phone, &desktop.id).await).await;
     assert_eq!(scanned.requester.client.as_deref(), Some("Grafana"));
-    let code = app.poll(&desktop).await.match_code.unwrap();
+    let code = app.poll(desktop).await.match_code.unwrap();
     assert_eq!(
         app.approve(phone, &desktop.id, code).await.status(),
         StatusCode::OK
     );
-    let response = app.redeem(&desktop).await;
+    let response = app.redeem(desktop).await;
     assert_eq!(response.status(), StatusCode::OK);
     let session = cookie_pair(&set_cookie(&response));
     let response = resume(app, request, &session).await;

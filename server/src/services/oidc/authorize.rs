@@ -34,7 +34,7 @@ use crate::{
         time::now_millis,
     },
     services::{
-        accounts::CurrentSession,
+        accounts::{AccountError, CurrentSession},
         logins::{Created, LoginError},
     },
     storage::{ProviderRecord, StoreError},
@@ -117,10 +117,19 @@ impl OidcService {
             state: params.state.clone(),
             nonce: params.nonce.clone(),
             code_challenge: checked.code_challenge.clone(),
+            login_hint: checked.login_hint.clone(),
             created_at: now_millis(),
             attempts: Vec::new(),
             completed: false,
         };
+        // Signed in as another account than the client expects: as good as
+        // not signed in for this request (that account's phone approves).
+        let current = current.filter(|current| {
+            request
+                .login_hint
+                .as_deref()
+                .is_none_or(|hint| hint == current.account.username)
+        });
         if let Some(current) = current {
             if let Some(url) = self
                 .straight_through(&client, &request, current, &checked, caller)
@@ -256,7 +265,11 @@ impl OidcService {
         {
             return Err(LoginError::NotFound);
         }
-        let created = self.logins.create_for(caller, Some(client.name)).await?;
+        let expected_account = self.hinted_account(&request).await?;
+        let created = self
+            .logins
+            .create_for(caller, Some(client.name), expected_account)
+            .await?;
         let attempt = created.attempt.id.to_string();
         let expires_at = request
             .created_at
@@ -308,6 +321,22 @@ impl OidcService {
             // Changed meanwhile (another tab's code): read it again.
         }
         Err(StoreError::Unavailable("authorization request kept changing".into()).into())
+    }
+
+    /// The account the request's `login_hint` names, if there is one by
+    /// that name (a hint that names nobody restricts nothing).
+    async fn hinted_account(
+        &self,
+        request: &AuthorizationRequest,
+    ) -> Result<Option<i64>, StoreError> {
+        let Some(hint) = request.login_hint.as_deref() else {
+            return Ok(None);
+        };
+        match self.accounts.account_named(hint).await {
+            Ok(account) => Ok(Some(account.id)),
+            Err(AccountError::Store(err)) => Err(err),
+            Err(_) => Ok(None),
+        }
     }
 
     /// `GET /oauth2/authorize/resume?request=…`, where the login card goes

@@ -89,6 +89,8 @@ struct StoredAttempt {
     user_agent: String,
     #[serde(default)]
     client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expected_account: Option<i64>,
     /// The account and the name the desktop may see (`null`: none).
     scanner: Option<(i64, Option<String>)>,
     match_code: Option<u8>,
@@ -108,6 +110,7 @@ impl From<&Attempt> for StoredAttempt {
             ip: a.requester.ip,
             user_agent: a.requester.user_agent.clone(),
             client: a.requester.client.clone(),
+            expected_account: a.requester.expected_account,
             scanner: a
                 .scanner
                 .as_ref()
@@ -137,6 +140,7 @@ impl StoredAttempt {
                 ip: self.ip,
                 user_agent: self.user_agent,
                 client: self.client,
+                expected_account: self.expected_account,
             },
             scanner: self.scanner.map(|(account_id, shown_name)| Scanner {
                 account_id,

@@ -162,6 +162,7 @@ mod tests {
             ip: None,
             user_agent: String::new(),
             client: None,
+            expected_account: None,
         };
         let mut a = Attempt::new(id, SecretHash([0; 32]), requester, 1_000, &Ttls::default());
         a.version = version;
