@@ -448,6 +448,7 @@ async fn manage_clients(args: ClientArgs) -> Result<(), BoxError> {
             name,
             redirect_uris,
             post_logout_uris,
+            backchannel_logout_uri,
             public,
             json,
         } => {
@@ -458,6 +459,7 @@ async fn manage_clients(args: ClientArgs) -> Result<(), BoxError> {
                         name,
                         redirect_uris,
                         post_logout_uris,
+                        backchannel_logout_uri,
                         public,
                     },
                 )
@@ -489,6 +491,7 @@ async fn manage_clients(args: ClientArgs) -> Result<(), BoxError> {
                             "client_id": c.id, "name": c.name,
                             "redirect_uris": c.redirect_uris, "public": c.is_public(),
                             "post_logout_uris": c.logout_uris(),
+                            "backchannel_logout_uri": c.backchannel_logout_uri,
                         })
                     })
                     .collect();

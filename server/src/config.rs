@@ -85,6 +85,10 @@ pub enum ClientAction {
         /// [default: the redirect URIs]
         #[arg(long = "post-logout-uri", value_name = "URI")]
         post_logout_uris: Vec<String>,
+        /// Where qrlogin POSTs a signed logout token when a person's session
+        /// with the app ends (OpenID Connect Back-Channel Logout 1.0)
+        #[arg(long = "backchannel-logout-uri", value_name = "URI")]
+        backchannel_logout_uri: Option<String>,
         /// A public client (a SPA or a native app): no secret, PKCE required
         #[arg(long)]
         public: bool,

@@ -262,12 +262,16 @@ pub async fn admin_add_app(
     name: String,
     redirect_uris: String,
     #[server(default)] post_logout_uris: String,
+    #[server(default)] backchannel_logout_uri: String,
     kind: String,
 ) -> Result<(), ServerFnError> {
+    let backchannel_logout_uri = backchannel_logout_uri.trim();
     let action = AdminAction::AddApp {
         name,
         redirect_uris: lines(&redirect_uris),
         post_logout_uris: lines(&post_logout_uris),
+        backchannel_logout_uri: (!backchannel_logout_uri.is_empty())
+            .then(|| backchannel_logout_uri.to_owned()),
         public: kind == "public",
     };
     act(csrf, action).await

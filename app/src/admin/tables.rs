@@ -467,6 +467,7 @@ pub(super) fn apps(w: &'static Words, apps: Vec<AppRow>, csrf: String) -> AnyVie
                         <th scope="col">{w.client_type}</th>
                         <th scope="col">{w.redirect_uris}</th>
                         <th scope="col">{w.post_logout_uris}</th>
+                        <th scope="col">{w.backchannel_logout_uri}</th>
                         <th scope="col">{w.actions}</th>
                     </tr></thead>
                     <tbody>
@@ -479,6 +480,7 @@ pub(super) fn apps(w: &'static Words, apps: Vec<AppRow>, csrf: String) -> AnyVie
                                     <td>{if app.public { w.public } else { w.confidential }}</td>
                                     <td class="uris">{app.redirect_uris.join("\n")}</td>
                                     <td class="uris">{app.post_logout_uris.join("\n")}</td>
+                                    <td class="uris">{app.backchannel_logout_uri.clone().unwrap_or_default()}</td>
                                     <td class="actions">
                                         {(!app.public).then(|| view! {
                                             <form method="post" action=AdminRotateSecret::url() class="inline-form">
@@ -519,6 +521,10 @@ pub(super) fn apps(w: &'static Words, apps: Vec<AppRow>, csrf: String) -> AnyVie
                 <label>
                     {format!("{} ({})", w.post_logout_uris, w.one_a_line)}
                     <textarea name="post_logout_uris" rows="2" data-testid="app-post-logout-uris"></textarea>
+                </label>
+                <label>
+                    {w.backchannel_logout_uri}
+                    <input name="backchannel_logout_uri" type="url" maxlength="512" autocomplete="off" data-testid="app-backchannel-logout-uri"/>
                 </label>
                 <fieldset class="choices-group">
                     <legend>{w.client_type}</legend>

@@ -138,6 +138,8 @@ pub struct AppRow {
     pub public: bool,
     pub redirect_uris: Vec<String>,
     pub post_logout_uris: Vec<String>,
+    /// Where logout tokens are POSTed (back-channel logout), if anywhere.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// The audit page's filters, as the form and its URL carry them (the
@@ -266,6 +268,7 @@ pub enum AdminAction {
         name: String,
         redirect_uris: Vec<String>,
         post_logout_uris: Vec<String>,
+        backchannel_logout_uri: Option<String>,
         public: bool,
     },
     RotateSecret {

@@ -81,10 +81,15 @@ pub enum AuditEvent {
     PhoneLinked,
     /// Someone made their own account on `/join` (open registration).
     AccountJoined,
+    /// An app was sent a back-channel logout token, and took it.
+    AppLogoutSent,
+    /// A try to send an app a back-channel logout token failed (it is
+    /// retried with backoff, 8 tries in all).
+    AppLogoutFailed,
 }
 
 impl AuditEvent {
-    pub const ALL: [Self; 39] = [
+    pub const ALL: [Self; 41] = [
         Self::LoginCreated,
         Self::LoginScanned,
         Self::LoginApproved,
@@ -124,6 +129,8 @@ impl AuditEvent {
         Self::PhoneLinkRefused,
         Self::PhoneLinked,
         Self::AccountJoined,
+        Self::AppLogoutSent,
+        Self::AppLogoutFailed,
     ];
 
     /// The event a change of an attempt into `state` records; `None` for
@@ -184,6 +191,8 @@ impl AuditEvent {
             Self::PhoneLinkRefused => "phone_link_refused",
             Self::PhoneLinked => "phone_linked",
             Self::AccountJoined => "account_joined",
+            Self::AppLogoutSent => "app_logout_sent",
+            Self::AppLogoutFailed => "app_logout_failed",
         }
     }
 }

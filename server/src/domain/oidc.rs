@@ -37,6 +37,9 @@ pub mod lifetimes {
     /// A retired signing key stays published this long after it signed its
     /// last token.
     pub const RETIRED_KEY_MS: u64 = ID_TOKEN_MS + 5 * 60_000;
+    /// A back-channel logout token is good this long after it is signed
+    /// (each try signs a new one).
+    pub const LOGOUT_TOKEN_MS: u64 = 2 * 60_000;
 }
 
 /// The scopes this provider knows; others are ignored (OpenID Connect Core
@@ -79,6 +82,14 @@ pub enum ClientError {
     BadRedirectUri(String),
 }
 
+/// Where a client is told of logouts: where RP-initiated logout may send
+/// the browser back to, and where back-channel logout tokens go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogoutUris {
+    pub post_logout: Vec<String>,
+    pub backchannel: Option<String>,
+}
+
 /// A relying party, as registered with `qrlogin client add`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Client {
@@ -93,6 +104,10 @@ pub struct Client {
     /// for clients registered before this existed): its redirect URIs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_logout_uris: Option<Vec<String>>,
+    /// Where qrlogin POSTs a logout token when a person's session with
+    /// the app ends (OpenID Connect Back-Channel Logout 1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl Client {
@@ -121,6 +136,7 @@ impl Client {
             secret_digest: secret.as_deref().map(secret_digest),
             created_at: now,
             post_logout_uris: None,
+            backchannel_logout_uri: None,
         };
         Ok((client, secret))
     }
@@ -130,16 +146,20 @@ impl Client {
     pub fn register_with_logout(
         name: &str,
         redirect_uris: &[String],
-        post_logout_uris: &[String],
+        logout: &LogoutUris,
         public: bool,
         now: UnixMillis,
     ) -> Result<(Self, Option<String>), ClientError> {
         let (mut client, secret) = Self::register(name, redirect_uris, public, now)?;
-        if !post_logout_uris.is_empty() {
-            for uri in post_logout_uris {
+        if !logout.post_logout.is_empty() {
+            for uri in &logout.post_logout {
                 check_redirect_uri(uri)?;
             }
-            client.post_logout_uris = Some(post_logout_uris.to_vec());
+            client.post_logout_uris = Some(logout.post_logout.clone());
+        }
+        if let Some(uri) = &logout.backchannel {
+            check_redirect_uri(uri)?;
+            client.backchannel_logout_uri = Some(uri.clone());
         }
         Ok((client, secret))
     }
@@ -424,6 +444,47 @@ pub struct Grant {
     /// The refresh token generation currently valid; an older one coming
     /// back is a replay.
     pub refresh_generation: u32,
+    /// The qrlogin session the sign-in came from, as the app knows it
+    /// (the ID token's `sid`, [`session_sid`]); `None` for the device flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// A session's `sid` (OpenID Connect Front-/Back-Channel Logout): derived
+/// from its id, so that no app learns the id that names it on `/m` or its
+/// start time (the id is a UUIDv7).
+pub fn session_sid(session_id: &str) -> String {
+    let digest = Sha256::digest(format!("qrlogin/sid/v1:{session_id}").as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+/// An app to be told, by a back-channel logout token, that the account's
+/// session with it ended (`sid`), or all of them (`sid` absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutNotice {
+    pub client_id: String,
+    pub account_id: i64,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// The back-channel logout event's name (Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// A logout token's claims (Back-Channel Logout 1.0 §2.4): never a
+/// `nonce`, so that it cannot pass for an ID token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogoutTokenClaims {
+    pub iss: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub jti: String,
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    pub events: serde_json::Value,
 }
 
 impl Grant {

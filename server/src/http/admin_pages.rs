@@ -346,6 +346,7 @@ impl AppState {
                 name,
                 redirect_uris,
                 post_logout_uris,
+                backchannel_logout_uri,
                 public,
             } => {
                 let added = services
@@ -355,6 +356,7 @@ impl AppState {
                             name,
                             redirect_uris,
                             post_logout_uris,
+                            backchannel_logout_uri,
                             public,
                         },
                     )
@@ -542,6 +544,7 @@ impl AdminBackend for AppState {
                 public: app.public,
                 redirect_uris: app.redirect_uris,
                 post_logout_uris: app.post_logout_uris,
+                backchannel_logout_uri: app.backchannel_logout_uri,
             })
             .collect();
         self.console(&admin, view).await

@@ -263,8 +263,10 @@ async fn discovery(State(state): State<AppState>) -> Json<serde_json::Value> {
         "ui_locales_supported": Lang::ALL.map(Lang::tag),
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce",
-            "preferred_username", "name"
+            "preferred_username", "name", "sid"
         ],
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "authorization_response_iss_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

@@ -52,6 +52,8 @@ impl AppState {
         ))
     }
 
+    /// The state over `stores`; inside a Tokio runtime, with the
+    /// back-channel logout worker running (it ends with the state).
     pub fn with_stores(settings: &Settings, stores: Stores) -> Self {
         let leptos_options = LeptosOptions::builder()
             .output_name("qrlogin")
@@ -65,15 +67,19 @@ impl AppState {
                     .unwrap_or(3001),
             )
             .build();
+        let services = Services::new(
+            stores,
+            settings.ttls,
+            settings.limits,
+            settings.public_url.as_str(),
+            settings.approvals,
+        )
+        .with_registration(settings.registration);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            services.oidc.backchannel().spawn_worker();
+        }
         Self(Arc::new(Shared {
-            services: Services::new(
-                stores,
-                settings.ttls,
-                settings.limits,
-                settings.public_url.as_str(),
-                settings.approvals,
-            )
-            .with_registration(settings.registration),
+            services,
             leptos_options,
             public_url: settings.public_url.clone(),
             trusted_proxies: settings.trusted_proxies.clone().into(),

@@ -19,6 +19,7 @@ use crate::{
         },
         audit::AuditEvent,
         caller::Caller,
+        oidc::LogoutNotice,
         secret::Secret,
         time::{now_millis, UnixMillis},
     },
@@ -92,6 +93,20 @@ pub struct AccountService {
     audit: AuditLog,
     limits: Arc<RateLimits>,
     settings: SettingsStore,
+    endings: Arc<dyn SessionEndings>,
+}
+
+/// Who else must hear of sessions that end: the OpenID provider tells the
+/// apps signed in through them (back-channel logout). Whom to tell is read
+/// before the sessions go (the grants that say so may go with them), and
+/// told after; neither ever fails or slows the sign-out.
+#[async_trait::async_trait]
+pub trait SessionEndings: Send + Sync {
+    /// Whom to tell that `account`'s session `session_id` ended (`None`:
+    /// every session, and every app's grant, of the account).
+    async fn affected(&self, account: &Account, session_id: Option<&str>) -> Vec<LogoutNotice>;
+    /// Tells them (queued: delivered and retried in the background).
+    async fn notify(&self, notices: Vec<LogoutNotice>, caller: &Caller);
 }
 
 /// Argon2 costs ≈20 ms of CPU: off the async threads.
@@ -124,6 +139,7 @@ impl AccountService {
         audit: AuditLog,
         limits: Arc<RateLimits>,
         settings: SettingsStore,
+        endings: Arc<dyn SessionEndings>,
     ) -> Self {
         Self {
             accounts,
@@ -132,6 +148,7 @@ impl AccountService {
             audit,
             limits,
             settings,
+            endings,
         }
     }
 
@@ -313,12 +330,33 @@ impl AccountService {
         caller: &Caller,
     ) -> Result<(), StoreError> {
         let CurrentSession { session, account } = current;
+        let notices = self.endings.affected(account, Some(&session.id)).await;
         self.sessions
             .delete_session(account.id, &session.id)
             .await?;
+        self.endings.notify(notices, caller).await;
         tracing::info!(account = %account.username, session = %session.id, "signed out");
         self.audit
             .record(AuditEvent::SignedOut, None, Some(account.id), caller);
+        Ok(())
+    }
+
+    /// Ends the account's session `session_id` (the apps signed in
+    /// through it are told).
+    async fn end_session(
+        &self,
+        account: &Account,
+        session_id: &str,
+        caller: &Caller,
+    ) -> Result<(), AccountError> {
+        if uuid::Uuid::try_parse(session_id).is_err() {
+            return Err(AccountError::SessionNotFound);
+        }
+        let notices = self.endings.affected(account, Some(session_id)).await;
+        if !self.sessions.delete_session(account.id, session_id).await? {
+            return Err(AccountError::SessionNotFound);
+        }
+        self.endings.notify(notices, caller).await;
         Ok(())
     }
 
@@ -335,11 +373,7 @@ impl AccountService {
         caller: &Caller,
     ) -> Result<(), AccountError> {
         let account = &current.account;
-        let removed = uuid::Uuid::try_parse(session_id).is_ok()
-            && self.sessions.delete_session(account.id, session_id).await?;
-        if !removed {
-            return Err(AccountError::SessionNotFound);
-        }
+        self.end_session(account, session_id, caller).await?;
         tracing::info!(account = %account.username, session = %session_id, "session revoked");
         self.audit
             .record(AuditEvent::SessionRevoked, None, Some(account.id), caller);
@@ -440,9 +474,11 @@ impl AccountService {
         records: &[RecordSelector],
         caller: &Caller,
     ) -> Result<(), AccountError> {
+        let notices = self.endings.affected(account, None).await;
         if !self.accounts.remove_account(account.id, records).await? {
             return Err(AccountError::NoSuchAccount(account.username.clone()));
         }
+        self.endings.notify(notices, caller).await;
         tracing::info!(account = %account.username, id = account.id, "account removed");
         self.audit
             .record(AuditEvent::AccountRemoved, None, Some(account.id), caller);
@@ -460,9 +496,11 @@ impl AccountService {
         let new: String = Secret::new_random().encode().chars().take(20).collect();
         let password = Password::parse(&new)?;
         let hash = blocking(move || password.hash()).await?;
+        let notices = self.endings.affected(account, None).await;
         if !self.accounts.reset_account(account.id, &hash).await? {
             return Err(AccountError::NoSuchAccount(account.username.clone()));
         }
+        self.endings.notify(notices, caller).await;
         tracing::info!(account = %account.username, "account reset: new password, sessions ended");
         self.audit
             .record(AuditEvent::AccountReset, None, Some(account.id), caller);
@@ -500,9 +538,11 @@ impl AccountService {
         records: &[RecordSelector],
         caller: &Caller,
     ) -> Result<(), AccountError> {
+        let notices = self.endings.affected(account, None).await;
         if !self.accounts.disable_account(account.id, records).await? {
             return Err(AccountError::NoSuchAccount(account.username.clone()));
         }
+        self.endings.notify(notices, caller).await;
         tracing::info!(account = %account.username, "account disabled: sessions ended, grants revoked");
         self.audit
             .record(AuditEvent::AccountDisabled, None, Some(account.id), caller);
@@ -548,11 +588,7 @@ impl AccountService {
         session_id: &str,
         caller: &Caller,
     ) -> Result<(), AccountError> {
-        let removed = uuid::Uuid::try_parse(session_id).is_ok()
-            && self.sessions.delete_session(account.id, session_id).await?;
-        if !removed {
-            return Err(AccountError::SessionNotFound);
-        }
+        self.end_session(account, session_id, caller).await?;
         tracing::info!(account = %account.username, session = %session_id, "session revoked by an administrator");
         self.audit
             .record(AuditEvent::SessionRevoked, None, Some(account.id), caller);

@@ -38,7 +38,7 @@ use crate::{
         account::{Account, Session},
         audit::{AuditEvent, AuditRecord},
         caller::Caller,
-        oidc::Client,
+        oidc::{Client, LogoutUris},
         secret::Secret,
         time::{now_millis, UnixMillis},
     },
@@ -299,6 +299,8 @@ pub struct AppSummary {
     /// Where logout may return to (its redirect URIs when it has none of
     /// its own).
     pub post_logout_uris: Vec<String>,
+    /// Where logout tokens go (back-channel logout), if anywhere.
+    pub backchannel_logout_uri: Option<String>,
     pub public: bool,
     pub created_at: UnixMillis,
 }
@@ -310,6 +312,7 @@ impl AppSummary {
             name: client.name.clone(),
             redirect_uris: client.redirect_uris.clone(),
             post_logout_uris: client.logout_uris().to_vec(),
+            backchannel_logout_uri: client.backchannel_logout_uri.clone(),
             public: client.is_public(),
             created_at: client.created_at,
         }
@@ -323,6 +326,8 @@ pub struct NewApp {
     pub redirect_uris: Vec<String>,
     /// Empty: logout returns to the redirect URIs.
     pub post_logout_uris: Vec<String>,
+    /// Where logout tokens go (back-channel logout); `None`: nowhere.
+    pub backchannel_logout_uri: Option<String>,
     pub public: bool,
 }
 
@@ -933,7 +938,10 @@ impl Services {
             .add_client_as(
                 &app.name,
                 &app.redirect_uris,
-                &app.post_logout_uris,
+                &LogoutUris {
+                    post_logout: app.post_logout_uris,
+                    backchannel: app.backchannel_logout_uri,
+                },
                 app.public,
                 &actor.caller(),
             )

@@ -15,7 +15,7 @@ pub(crate) mod logins;
 pub(crate) mod oidc;
 pub(crate) mod passkeys;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     domain::{
@@ -27,7 +27,7 @@ use accounts::{AccountError, AccountService};
 use audit::AuditLog;
 use limits::{LimitSettings, RateLimits};
 use logins::LoginService;
-use oidc::OidcService;
+use oidc::{backchannel::BackChannel, OidcService};
 use passkeys::{PasskeyError, PasskeyService, SettingsStore};
 
 /// Why an operator's account command failed.
@@ -66,6 +66,7 @@ impl Services {
         let admin = admin::AdminParts::of(&stores);
         let audit = AuditLog::new(stores.audit.clone());
         let limits = RateLimits::new(limits, stores.limiter.clone());
+        let backchannel = BackChannel::new(stores.provider.clone(), audit.clone(), issuer);
         let accounts = AccountService::new(
             stores.accounts,
             stores.sessions,
@@ -73,6 +74,7 @@ impl Services {
             audit.clone(),
             limits.clone(),
             SettingsStore::new(stores.provider.clone()),
+            Arc::new(backchannel.clone()),
         );
         let passkeys = PasskeyService::new(
             stores.provider.clone(),
@@ -99,6 +101,7 @@ impl Services {
             limits,
             audit.clone(),
             issuer,
+            backchannel,
         );
         Self {
             logins,

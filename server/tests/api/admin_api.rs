@@ -932,6 +932,7 @@ async fn logout_returns_only_to_the_post_logout_uris() {
                 name: "Grafana".into(),
                 redirect_uris: vec![CALLBACK.into()],
                 post_logout_uris: vec![BYE.into()],
+                backchannel_logout_uri: None,
                 public: true,
             },
         )

@@ -920,7 +920,10 @@ async fn logout_client(app: &TestApp) -> Client {
         .add_client_as(
             "Grafana",
             &[CALLBACK.to_owned()],
-            &[POST_LOGOUT.to_owned()],
+            &server::domain::oidc::LogoutUris {
+                post_logout: vec![POST_LOGOUT.to_owned()],
+                backchannel: None,
+            },
             false,
             &server::domain::caller::Caller::new(None, DESKTOP_UA),
         )

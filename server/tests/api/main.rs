@@ -8,6 +8,7 @@ mod accounts_lifecycle;
 mod admin_api;
 mod admin_console;
 mod admins;
+mod backchannel;
 mod basics;
 mod cli;
 mod cluster;

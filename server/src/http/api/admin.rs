@@ -518,6 +518,9 @@ pub(crate) struct AdminApp {
     name: String,
     redirect_uris: Vec<String>,
     post_logout_uris: Vec<String>,
+    /// Where logout tokens are POSTed (back-channel logout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backchannel_logout_uri: Option<String>,
     public: bool,
     created_at: String,
 }
@@ -529,6 +532,7 @@ impl From<AppSummary> for AdminApp {
             name: a.name,
             redirect_uris: a.redirect_uris,
             post_logout_uris: a.post_logout_uris,
+            backchannel_logout_uri: a.backchannel_logout_uri,
             public: a.public,
             created_at: rfc3339(a.created_at),
         }
@@ -554,6 +558,10 @@ pub(crate) struct NewAppRequest {
     /// Where logout may return to; absent or empty: the redirect URIs.
     #[serde(default)]
     post_logout_uris: Vec<String>,
+    /// Where qrlogin POSTs a logout token when a person's session with the
+    /// app ends (OpenID Connect Back-Channel Logout 1.0).
+    #[serde(default)]
+    backchannel_logout_uri: Option<String>,
     /// A SPA or native app: no secret, PKCE required.
     #[serde(default)]
     public: bool,
@@ -583,6 +591,7 @@ pub(crate) async fn admin_add_app(
                 name: body.name,
                 redirect_uris: body.redirect_uris,
                 post_logout_uris: body.post_logout_uris,
+                backchannel_logout_uri: body.backchannel_logout_uri,
                 public: body.public,
             },
         )

@@ -28,7 +28,8 @@ use crate::{
         },
         caller::Caller,
         oidc::{
-            lifetimes, secret_digest, AuthorizationCode, AuthorizationRequest, Client, RequestId,
+            lifetimes, secret_digest, session_sid, AuthorizationCode, AuthorizationRequest, Client,
+            RequestId,
         },
         secret::Secret,
         time::now_millis,
@@ -169,8 +170,7 @@ impl OidcService {
         {
             return Ok(None);
         }
-        let auth_time = seconds(current.session.created_at);
-        self.code_redirect(client, request, current.account.id, auth_time, caller)
+        self.code_redirect(client, request, current, caller)
             .await
             .map(Some)
     }
@@ -395,9 +395,8 @@ impl OidcService {
         };
         self.remember_consent(current.account.id, &client.id)
             .await?;
-        let auth_time = seconds(current.session.created_at);
         let url = self
-            .code_redirect(&client, &request, current.account.id, auth_time, caller)
+            .code_redirect(&client, &request, current, caller)
             .await?;
         Ok(Some(url))
     }
@@ -420,17 +419,26 @@ impl OidcService {
         Ok(false)
     }
 
-    /// A new grant and its code, as the redirect back to the client.
+    /// A new grant for the session's account, made through that session
+    /// (its `sid`, its start as `auth_time`), and its code, as the
+    /// redirect back to the client.
     async fn code_redirect(
         &self,
         client: &Client,
         request: &AuthorizationRequest,
-        account_id: i64,
-        auth_time: u64,
+        current: &CurrentSession,
         caller: &Caller,
     ) -> Result<String, OidcError> {
+        let account_id = current.account.id;
+        let session = &current.session;
         let (grant_key, _) = self
-            .new_grant(account_id, client, &request.scopes, auth_time)
+            .new_grant(
+                account_id,
+                client,
+                &request.scopes,
+                seconds(session.created_at),
+                Some(session_sid(&session.id)),
+            )
             .await?;
         let code = Secret::new_random().encode();
         let stored = AuthorizationCode {

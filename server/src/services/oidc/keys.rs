@@ -205,6 +205,12 @@ impl SigningKeys {
 
     /// `claims` as a JWT signed ES256 by the current key.
     pub async fn sign(&self, claims: &impl Serialize) -> Result<String, KeyError> {
+        self.sign_typed(claims, "JWT").await
+    }
+
+    /// [`Self::sign`], with `typ` in the header (`logout+jwt`: a token no
+    /// ID token can be taken for).
+    pub async fn sign_typed(&self, claims: &impl Serialize, typ: &str) -> Result<String, KeyError> {
         let mut set = self.current().await?;
         if !set.keys.iter().any(|k| k.stored.retired_at.is_none()) {
             // Started without `serve` (tests, embedders): make one now.
@@ -218,6 +224,7 @@ impl SigningKeys {
             .ok_or_else(|| KeyError::Crypto("no signing key".into()))?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.stored.kid.clone());
+        header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &key.encoding)
             .map_err(|e| KeyError::Crypto(e.to_string()))
     }

@@ -5,6 +5,7 @@
 //! [`ProviderStore`]; the rules are in `domain::oidc`.
 
 pub(crate) mod authorize;
+pub(crate) mod backchannel;
 pub(crate) mod device;
 pub(crate) mod keys;
 pub(crate) mod sealing;
@@ -15,7 +16,7 @@ use std::{sync::Arc, time::Duration};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{
-    accounts::AccountService,
+    accounts::{AccountService, SessionEndings},
     audit::AuditLog,
     limits::{LimitError, RateLimited, RateLimits},
     logins::LoginService,
@@ -25,13 +26,14 @@ use crate::{
     domain::{
         audit::AuditEvent,
         caller::Caller,
-        oidc::{plausible_id, Client, ClientError, Grant},
+        oidc::{plausible_id, Client, ClientError, Grant, LogoutUris},
         time::{now_millis, UnixMillis},
     },
     storage::{
         parse_record as parse, KeyMatch, ProviderRecord, ProviderStore, RecordSelector, StoreError,
     },
 };
+use backchannel::BackChannel;
 use keys::{KeyError, SigningKeys, FOREVER};
 use sealing::Sealer;
 pub use tokens::ClientCredentials;
@@ -47,6 +49,8 @@ mod kinds {
     pub const REFRESH_TOKEN: &str = "refresh_token";
     pub const DEVICE: &str = "device";
     pub const USER_CODE: &str = "user_code";
+    /// A back-channel logout token waiting to be delivered.
+    pub const LOGOUT: &str = "backchannel_logout";
 }
 
 /// An OAuth error (RFC 6749 §5.2, RFC 8628 §3.5, RFC 6750 §3.1): the
@@ -143,9 +147,14 @@ pub struct OidcService {
     audit: AuditLog,
     /// The issuer identifier: the public URL, without a trailing slash.
     issuer: Arc<str>,
+    /// Tells apps of logouts (back-channel).
+    backchannel: BackChannel,
 }
 
 impl OidcService {
+    /// `backchannel`: the same queue the accounts service tells of ended
+    /// sessions (its keys sign the ID tokens too).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn ProviderStore>,
         logins: LoginService,
@@ -154,9 +163,11 @@ impl OidcService {
         limits: Arc<RateLimits>,
         audit: AuditLog,
         issuer: &str,
+        backchannel: BackChannel,
     ) -> Self {
         Self {
-            keys: SigningKeys::new(store.clone()),
+            keys: backchannel.keys().clone(),
+            backchannel,
             sealer: Sealer::new(store.clone()),
             store,
             logins,
@@ -174,6 +185,10 @@ impl OidcService {
 
     pub fn keys(&self) -> &SigningKeys {
         &self.keys
+    }
+
+    pub fn backchannel(&self) -> &BackChannel {
+        &self.backchannel
     }
 
     // ---- clients ----
@@ -202,13 +217,13 @@ impl OidcService {
         &self,
         name: &str,
         redirect_uris: &[String],
-        post_logout_uris: &[String],
+        logout: &LogoutUris,
         public: bool,
         caller: &Caller,
     ) -> Result<(Client, Option<String>), ClientAdminError> {
         let now = now_millis();
         let (client, secret) =
-            Client::register_with_logout(name, redirect_uris, post_logout_uris, public, now)?;
+            Client::register_with_logout(name, redirect_uris, logout, public, now)?;
         self.store
             .insert(kinds::CLIENT, &client.id, &to_json(&client)?, FOREVER, now)
             .await?;
@@ -406,9 +421,14 @@ impl OidcService {
         if !plausible_id(client_id) {
             return Ok(false);
         }
+        let notices = match self.accounts.any_account_by_id(account_id).await? {
+            Some(account) => self.backchannel.notice_for_app(&account, client_id).await?,
+            None => Vec::new(),
+        };
         let removed = self.store.remove_key(kinds::CONSENT, &key).await?;
         self.store.remove(kinds::GRANT, &format!("{key}:")).await?;
         if removed {
+            self.backchannel.notify(notices, caller).await;
             self.audit.record_app(
                 AuditEvent::AppGrantRevoked,
                 Some(account_id),

@@ -66,6 +66,10 @@ pub struct IdTokenClaims {
     pub preferred_username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The qrlogin session the sign-in came from (Back-Channel Logout
+    /// 1.0 §2.1), for the logout tokens that name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// The userinfo answer (OpenID Connect Core §5.3).
@@ -309,20 +313,22 @@ impl OidcService {
                     ));
                 }
                 let (grant_key, grant) = self
-                    .new_grant(account_id, client, &device.scopes, seconds(now))
+                    .new_grant(account_id, client, &device.scopes, seconds(now), None)
                     .await?;
                 self.issue(client, &grant_key, &grant, None).await
             }
         }
     }
 
-    /// A new grant of `scopes` to `client` for the account, and its key.
+    /// A new grant of `scopes` to `client` for the account (through the
+    /// session whose `sid` it is), and its key.
     pub(crate) async fn new_grant(
         &self,
         account_id: i64,
         client: &Client,
         scopes: &[String],
         auth_time: u64,
+        sid: Option<String>,
     ) -> Result<(String, Grant), OidcError> {
         let grant = Grant {
             account_id,
@@ -330,6 +336,7 @@ impl OidcService {
             scopes: scopes.to_vec(),
             auth_time,
             refresh_generation: 0,
+            sid,
         };
         let now = now_millis();
         let key = Grant::key(account_id, &client.id, &random_id());
@@ -406,6 +413,7 @@ impl OidcService {
             nonce,
             preferred_username: profile.then(|| account.username.clone()),
             name: profile.then(|| account.display_name.clone()),
+            sid: grant.sid.clone(),
         };
         let id_token = self.keys.sign(&claims).await?;
         tracing::info!(client = %client.id, account = %account.username, "tokens issued");
