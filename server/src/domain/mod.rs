@@ -9,6 +9,7 @@ pub mod audit;
 pub(crate) mod authorization;
 pub mod caller;
 pub(crate) mod credentials;
+pub(crate) mod dpop;
 pub mod oidc;
 pub(crate) mod passkey;
 pub mod secret;

@@ -525,6 +525,10 @@ pub struct IssuedToken {
     pub client_id: String,
     /// Refresh tokens only: the grant generation it belongs to.
     pub generation: Option<u32>,
+    /// The DPoP key it is bound to (`cnf.jkt`, RFC 9449 §6): only a
+    /// request that proves possession of that key may use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// Where a device authorization stands.

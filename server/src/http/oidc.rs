@@ -10,7 +10,7 @@ use app::{
 };
 use axum::{
     extract::{FromRequest, Request, State},
-    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
     Json, Router,
@@ -28,12 +28,14 @@ use crate::{
     domain::{
         authorization::{redirect_to, AuthorizeParams, Untrusted},
         caller::Caller,
+        dpop::SIGNING_ALG_NAMES,
         oidc::SCOPES_SUPPORTED,
     },
     services::{
         accounts::CurrentSession,
         oidc::{
             authorize::{AuthorizeOutcome, LogoutOutcome},
+            dpop::DpopRequest,
             tokens::TokenRequest,
             ClientCredentials, OidcError,
         },
@@ -55,7 +57,13 @@ pub(crate) fn routes() -> Router<AppState> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static(DPOP),
+        ])
+        // A browser client must read the nonce to put it in its next proof.
+        .expose_headers([HeaderName::from_static(DPOP_NONCE)]);
     let for_clients = Router::new()
         .route(paths::OIDC_DISCOVERY, get(discovery))
         .route(paths::JWKS, get(jwks))
@@ -91,6 +99,10 @@ struct OAuthError {
     error: OidcError,
     /// The client authenticated with HTTP Basic (a 401 then says so).
     basic: bool,
+    /// At a resource (user info) rather than the token endpoint: a DPoP
+    /// error is a 401 with a `WWW-Authenticate: DPoP` challenge (RFC 9449
+    /// §7.1, §9).
+    resource: bool,
 }
 
 impl From<OidcError> for OAuthError {
@@ -98,8 +110,48 @@ impl From<OidcError> for OAuthError {
         Self {
             error,
             basic: false,
+            resource: false,
         }
     }
+}
+
+/// The `DPoP` request header, and the `DPoP-Nonce` response header.
+const DPOP: &str = "dpop";
+const DPOP_NONCE: &str = "dpop-nonce";
+
+/// The request's DPoP proofs, for the endpoint at `path`.
+fn dpop_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &'static str,
+    path: &str,
+) -> DpopRequest {
+    DpopRequest {
+        proofs: headers
+            .get_all(DPOP)
+            .iter()
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+            .collect(),
+        method,
+        url: format!("{}{path}", state.services.oidc.issuer()),
+    }
+}
+
+/// `response` with a fresh `DPoP-Nonce` (after a request that used DPoP:
+/// the client's next proof needs no extra round trip).
+async fn with_dpop_nonce(state: &AppState, dpop: &DpopRequest, mut response: Response) -> Response {
+    if dpop.proofs.is_empty() {
+        return response;
+    }
+    match state.services.oidc.dpop_nonce().await {
+        Ok(nonce) => {
+            if let Ok(value) = HeaderValue::from_str(&nonce) {
+                response.headers_mut().insert(DPOP_NONCE, value);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot make a DPoP nonce"),
+    }
+    response
 }
 
 impl IntoResponse for OAuthError {
@@ -115,7 +167,17 @@ impl IntoResponse for OAuthError {
             OidcError::SlowDown => (StatusCode::BAD_REQUEST, "slow_down"),
             OidcError::AccessDenied => (StatusCode::BAD_REQUEST, "access_denied"),
             OidcError::ExpiredToken => (StatusCode::BAD_REQUEST, "expired_token"),
-            OidcError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            OidcError::InvalidToken | OidcError::InvalidDpopToken(_) => {
+                (StatusCode::UNAUTHORIZED, "invalid_token")
+            }
+            OidcError::InvalidDpopProof(_) if self.resource => {
+                (StatusCode::UNAUTHORIZED, "invalid_dpop_proof")
+            }
+            OidcError::InvalidDpopProof(_) => (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
+            OidcError::UseDpopNonce(_) if self.resource => {
+                (StatusCode::UNAUTHORIZED, "use_dpop_nonce")
+            }
+            OidcError::UseDpopNonce(_) => (StatusCode::BAD_REQUEST, "use_dpop_nonce"),
             OidcError::UnknownUserCode => (StatusCode::NOT_FOUND, "invalid_request"),
             OidcError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             OidcError::Passkey(_) => (StatusCode::FORBIDDEN, "access_denied"),
@@ -155,6 +217,26 @@ impl IntoResponse for OAuthError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             }
             _ => {}
+        }
+        if let OidcError::UseDpopNonce(nonce) = &self.error {
+            if let Ok(value) = HeaderValue::from_str(nonce) {
+                headers.insert(DPOP_NONCE, value);
+            }
+        }
+        let dpop_challenge = matches!(
+            self.error,
+            OidcError::InvalidDpopToken(_)
+                | OidcError::InvalidDpopProof(_)
+                | OidcError::UseDpopNonce(_)
+        );
+        if dpop_challenge && self.resource {
+            let challenge = format!(
+                "DPoP error=\"{code}\", algs=\"{}\"",
+                SIGNING_ALG_NAMES.join(" ")
+            );
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
         }
         response
     }
@@ -203,6 +285,7 @@ fn client_credentials(
     let refused = || OAuthError {
         error: OidcError::InvalidClient,
         basic: true,
+        resource: false,
     };
     if body_secret.is_some() {
         return Err(
@@ -265,6 +348,7 @@ async fn discovery(State(state): State<AppState>) -> Json<serde_json::Value> {
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce",
             "preferred_username", "name", "sid"
         ],
+        "dpop_signing_alg_values_supported": SIGNING_ALG_NAMES,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "authorization_response_iss_parameter_supported": true,
@@ -531,7 +615,11 @@ fn answer<T: serde::Serialize>(
 ) -> Result<Response, OAuthError> {
     result
         .map(|value| Json(value).into_response())
-        .map_err(|error| OAuthError { error, basic })
+        .map_err(|error| OAuthError {
+            error,
+            basic,
+            resource: false,
+        })
 }
 
 async fn token(
@@ -541,26 +629,41 @@ async fn token(
     OAuthForm(form): OAuthForm<TokenForm>,
 ) -> Result<Response, OAuthError> {
     let (credentials, basic) = client_credentials(&headers, form.client_id, form.client_secret)?;
+    let dpop = dpop_request(&state, &headers, "POST", paths::TOKEN);
     let oidc = &state.services.oidc;
-    answer(
-        oidc.token(&credentials, &form.request, &caller).await,
+    let response = answer(
+        oidc.token(&credentials, &form.request, &caller, &dpop)
+            .await,
         basic,
-    )
+    )?;
+    Ok(with_dpop_nonce(&state, &dpop, response).await)
 }
 
 /// `GET` or `POST /oauth2/userinfo`: the access token in the
-/// `Authorization` header (RFC 6750 §2.1; the scheme in any case), or in a
-/// POST's form body (§2.2) — in one place only.
+/// `Authorization` header (RFC 6750 §2.1, or RFC 9449 §7.1's `DPoP`
+/// scheme with a proof; the scheme in any case), or in a POST's form body
+/// (§2.2) — in one place only.
 async fn userinfo(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthError> {
+    let resource = |error: OidcError| OAuthError {
+        error,
+        basic: false,
+        resource: true,
+    };
+    let mut as_dpop = false;
     let in_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(|v| match v.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("dpop") => {
+                as_dpop = true;
+                Some(token.trim())
+            }
             _ => None,
         });
     let is_form = headers
@@ -586,8 +689,19 @@ async fn userinfo(
         }
         _ => return Err(OidcError::InvalidToken.into()),
     };
-    let info = state.services.oidc.userinfo(token).await?;
-    Ok(Json(info).into_response())
+    let method = if method == Method::POST {
+        "POST"
+    } else {
+        "GET"
+    };
+    let dpop = dpop_request(&state, &headers, method, paths::USERINFO);
+    let info = state
+        .services
+        .oidc
+        .userinfo(token, as_dpop, &dpop)
+        .await
+        .map_err(resource)?;
+    Ok(with_dpop_nonce(&state, &dpop, Json(info).into_response()).await)
 }
 
 #[derive(Deserialize)]
@@ -607,10 +721,14 @@ async fn revoke(
     let token = form
         .token
         .ok_or_else(|| OidcError::InvalidRequest("token is missing".into()))?;
+    let dpop = dpop_request(&state, &headers, "POST", paths::REVOKE);
     let oidc = &state.services.oidc;
     // RFC 7009 §2.2: 200 with an empty body, known token or not.
-    answer(oidc.revoke(&credentials, &token, &caller).await, basic)
-        .map(|_| StatusCode::OK.into_response())
+    answer(
+        oidc.revoke(&credentials, &token, &caller, &dpop).await,
+        basic,
+    )
+    .map(|_| StatusCode::OK.into_response())
 }
 
 #[derive(Deserialize)]

@@ -14,6 +14,7 @@ mod cli;
 mod cluster;
 mod conformance;
 mod credentials;
+mod dpop;
 mod enrolling;
 mod faults;
 mod flow;

@@ -7,6 +7,7 @@
 pub(crate) mod authorize;
 pub(crate) mod backchannel;
 pub(crate) mod device;
+pub(crate) mod dpop;
 pub(crate) mod keys;
 pub(crate) mod sealing;
 pub(crate) mod tokens;
@@ -51,6 +52,8 @@ mod kinds {
     pub const USER_CODE: &str = "user_code";
     /// A back-channel logout token waiting to be delivered.
     pub const LOGOUT: &str = "backchannel_logout";
+    /// A DPoP proof's key and `jti`, seen (hashed).
+    pub const DPOP_JTI: &str = "dpop_jti";
 }
 
 /// An OAuth error (RFC 6749 §5.2, RFC 8628 §3.5, RFC 6750 §3.1): the
@@ -80,6 +83,17 @@ pub enum OidcError {
     /// A bearer token that is unknown, expired or revoked.
     #[error("the access token is invalid")]
     InvalidToken,
+    /// A DPoP-bound token presented without the proof of its key, or a
+    /// token presented as DPoP-bound that is not (RFC 9449 §7.1).
+    #[error("{0}")]
+    InvalidDpopToken(&'static str),
+    /// A DPoP proof that does not hold (RFC 9449 §5, §7.1).
+    #[error("{0}")]
+    InvalidDpopProof(String),
+    /// The proof lacks a fresh server nonce: try again with this one
+    /// (RFC 9449 §8).
+    #[error("the DPoP proof must carry the server's nonce")]
+    UseDpopNonce(String),
     /// A device user code that is unknown or gone (the phone's page).
     #[error("no such code: check the code the device shows")]
     UnknownUserCode,

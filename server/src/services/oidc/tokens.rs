@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{kinds, seconds, to_json, OidcError, OidcService};
+use super::{dpop::DpopRequest, kinds, seconds, to_json, OidcError, OidcService};
 use crate::{
     domain::{
         account::Account,
@@ -114,19 +114,23 @@ impl OidcService {
         Ok(client)
     }
 
-    /// `POST /oauth2/token`.
+    /// `POST /oauth2/token`; with a DPoP proof, the tokens are bound to
+    /// its key (`token_type` `DPoP`).
     pub async fn token(
         &self,
         credentials: &ClientCredentials,
         request: &TokenRequest,
         caller: &Caller,
+        dpop: &DpopRequest,
     ) -> Result<TokenResponse, OidcError> {
         self.limits.token.check(&ip_key(caller.ip)).await?;
         let client = self.authenticate_client(credentials).await?;
+        let jkt = self.dpop_key(dpop, None).await?;
+        let jkt = jkt.as_deref();
         match request.grant_type.as_deref() {
-            Some("authorization_code") => self.redeem_code(&client, request, caller).await,
-            Some("refresh_token") => self.refresh(&client, request, caller).await,
-            Some(DEVICE_CODE_GRANT) => self.redeem_device_code(&client, request).await,
+            Some("authorization_code") => self.redeem_code(&client, request, caller, jkt).await,
+            Some("refresh_token") => self.refresh(&client, request, caller, jkt).await,
+            Some(DEVICE_CODE_GRANT) => self.redeem_device_code(&client, request, jkt).await,
             Some(_) => Err(OidcError::UnsupportedGrantType),
             None => Err(OidcError::InvalidRequest("grant_type is missing".into())),
         }
@@ -137,6 +141,7 @@ impl OidcService {
         client: &Client,
         request: &TokenRequest,
         caller: &Caller,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, OidcError> {
         let invalid = |why: &str| OidcError::InvalidGrant(why.to_owned());
         let code = required(&request.code, "code")?;
@@ -194,7 +199,7 @@ impl OidcService {
             .grant(&stored.grant_key)
             .await?
             .ok_or_else(|| invalid("the grant was revoked"))?;
-        self.issue(client, &stored.grant_key, &grant, stored.nonce)
+        self.issue(client, &stored.grant_key, &grant, stored.nonce, jkt)
             .await
     }
 
@@ -203,6 +208,7 @@ impl OidcService {
         client: &Client,
         request: &TokenRequest,
         caller: &Caller,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, OidcError> {
         let invalid = |why: &str| OidcError::InvalidGrant(why.to_owned());
         let token = required(&request.refresh_token, "refresh_token")?;
@@ -213,6 +219,13 @@ impl OidcService {
             .ok_or_else(|| invalid("the refresh token is unknown, expired or revoked"))?;
         if stored.client_id != client.id {
             return Err(invalid("the refresh token was issued to another client"));
+        }
+        // A public client's refresh token is bound to its DPoP key (RFC
+        // 9449 §5): without a proof of that key it is refused, unused.
+        if stored.jkt.is_some() && stored.jkt.as_deref() != jkt {
+            return Err(invalid(
+                "the refresh token is bound to a DPoP key this request does not prove",
+            ));
         }
         let (grant, grant_record) = self
             .grant(&stored.grant_key)
@@ -259,13 +272,15 @@ impl OidcService {
                 "the refresh token was used twice; the grant is revoked",
             ));
         }
-        self.issue(client, &stored.grant_key, &rotated, None).await
+        self.issue(client, &stored.grant_key, &rotated, None, jkt)
+            .await
     }
 
     async fn redeem_device_code(
         &self,
         client: &Client,
         request: &TokenRequest,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, OidcError> {
         let device_code = required(&request.device_code, "device_code")?;
         let key = secret_digest(device_code);
@@ -315,7 +330,7 @@ impl OidcService {
                 let (grant_key, grant) = self
                     .new_grant(account_id, client, &device.scopes, seconds(now), None)
                     .await?;
-                self.issue(client, &grant_key, &grant, None).await
+                self.issue(client, &grant_key, &grant, None, jkt).await
             }
         }
     }
@@ -352,13 +367,17 @@ impl OidcService {
         Ok((key, grant))
     }
 
-    /// Access token, ID token and (with `offline_access`) a refresh token.
+    /// Access token, ID token and (with `offline_access`) a refresh token;
+    /// with `jkt`, the access token bound to that DPoP key, and a public
+    /// client's refresh token too (a confidential client's is bound to its
+    /// secret already, RFC 9449 §5).
     async fn issue(
         &self,
         client: &Client,
         grant_key: &str,
         grant: &Grant,
         nonce: Option<String>,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, OidcError> {
         let account = self
             .accounts
@@ -373,6 +392,7 @@ impl OidcService {
             grant_key: grant_key.to_owned(),
             client_id: client.id.clone(),
             generation: None,
+            jkt: jkt.map(str::to_owned),
         };
         self.store
             .insert(
@@ -387,6 +407,7 @@ impl OidcService {
             let token = Secret::new_random().encode();
             let refresh = IssuedToken {
                 generation: Some(grant.refresh_generation),
+                jkt: jkt.filter(|_| client.is_public()).map(str::to_owned),
                 ..access
             };
             self.store
@@ -419,7 +440,7 @@ impl OidcService {
         tracing::info!(client = %client.id, account = %account.username, "tokens issued");
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: seconds(lifetimes::ACCESS_TOKEN_MS),
             id_token,
             refresh_token,
@@ -427,12 +448,41 @@ impl OidcService {
         })
     }
 
-    /// `GET /oauth2/userinfo` with a bearer access token.
-    pub async fn userinfo(&self, access_token: &str) -> Result<UserInfo, OidcError> {
-        let (grant, account) = self
-            .access(access_token)
-            .await?
-            .ok_or(OidcError::InvalidToken)?;
+    /// `GET /oauth2/userinfo` with an access token, sent as a bearer
+    /// token or (`as_dpop`) with the DPoP scheme and a proof of its key.
+    pub async fn userinfo(
+        &self,
+        access_token: &str,
+        as_dpop: bool,
+        dpop: &DpopRequest,
+    ) -> Result<UserInfo, OidcError> {
+        let unknown = || match as_dpop {
+            true => OidcError::InvalidDpopToken("the access token is invalid"),
+            false => OidcError::InvalidToken,
+        };
+        let (token, grant, account) = self.access(access_token).await?.ok_or_else(unknown)?;
+        match (&token.jkt, as_dpop) {
+            (Some(bound), true) => {
+                let proven = self.dpop_key(dpop, Some(access_token)).await?;
+                if proven.as_ref() != Some(bound) {
+                    return Err(OidcError::InvalidDpopProof(
+                        "the proof is not by the key the token is bound to".into(),
+                    ));
+                }
+            }
+            // A stolen DPoP-bound token passed off as a bearer token.
+            (Some(_), false) => {
+                return Err(OidcError::InvalidDpopToken(
+                    "the access token is DPoP-bound: send it with the DPoP scheme and a proof",
+                ))
+            }
+            (None, true) => {
+                return Err(OidcError::InvalidDpopToken(
+                    "the access token is not DPoP-bound",
+                ))
+            }
+            (None, false) => {}
+        }
         let profile = grant.scopes.iter().any(|s| s == "profile");
         Ok(UserInfo {
             sub: account.subject.clone(),
@@ -441,9 +491,12 @@ impl OidcService {
         })
     }
 
-    /// The grant and account behind a live access token (none while the
-    /// account is disabled).
-    async fn access(&self, access_token: &str) -> Result<Option<(Grant, Account)>, StoreError> {
+    /// The token, grant and account behind a live access token (none while
+    /// the account is disabled).
+    async fn access(
+        &self,
+        access_token: &str,
+    ) -> Result<Option<(IssuedToken, Grant, Account)>, StoreError> {
         let Some((token, _)) = self
             .load::<IssuedToken>(kinds::ACCESS_TOKEN, &secret_digest(access_token))
             .await?
@@ -454,20 +507,24 @@ impl OidcService {
             return Ok(None);
         };
         let account = self.accounts.account_by_id(grant.account_id).await?;
-        Ok(account.map(|account| (grant, account)))
+        Ok(account.map(|account| (token, grant, account)))
     }
 
     /// `POST /oauth2/revoke` (RFC 7009): a refresh token takes its whole
     /// grant with it; an access token only itself. Unknown tokens, and
     /// tokens of other clients, are answered alike (and left alone).
+    /// A DPoP proof sent along must hold (it is checked as at the token
+    /// endpoint); none is needed.
     pub async fn revoke(
         &self,
         credentials: &ClientCredentials,
         token: &str,
         caller: &Caller,
+        dpop: &DpopRequest,
     ) -> Result<(), OidcError> {
         self.limits.token.check(&ip_key(caller.ip)).await?;
         let client = self.authenticate_client(credentials).await?;
+        self.dpop_key(dpop, None).await?;
         let key = secret_digest(token);
         for kind in [kinds::REFRESH_TOKEN, kinds::ACCESS_TOKEN] {
             let Some((stored, _)) = self.load::<IssuedToken>(kind, &key).await? else {
