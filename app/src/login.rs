@@ -726,12 +726,15 @@ mod wait_loop {
                         username: redeemed.user.username,
                     });
                     // For an application: back to it, through the provider,
-                    // which checks this sign-in was approved for it.
+                    // which checks this sign-in was approved for it (in the
+                    // page's language, should it show the card again).
                     if let Some(request) = &self.authorization {
                         if let Some(window) = web_sys::window() {
-                            let _ = window
-                                .location()
-                                .assign(&format!("{}?request={request}", paths::AUTHORIZE_RESUME));
+                            let lang = crate::i18n::lang().tag();
+                            let _ = window.location().assign(&format!(
+                                "{}?request={request}&lang={lang}",
+                                paths::AUTHORIZE_RESUME
+                            ));
                         }
                         return Ended::Done;
                     }

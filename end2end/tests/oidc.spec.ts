@@ -130,6 +130,67 @@ test("a web app signs in by phone through openid-client: code + PKCE, ID token, 
   server.close();
 });
 
+test("a single-page app signs in with openid-client's DPoP: its tokens are bound to its key, and useless without it", async ({ browser, baseURL }, testInfo) => {
+  const { server, redirectUri } = await relyingParty();
+  const registered = addClient("Notes", redirectUri, true);
+  const config = await oidc.discovery(new URL(baseURL!), registered.client_id, undefined, oidc.None(), {
+    execute: [oidc.allowInsecureRequests],
+  });
+  expect(config.serverMetadata().dpop_signing_alg_values_supported).toContain("ES256");
+  const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair("ES256"));
+
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const authorizationUrl = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope: "openid profile offline_access",
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: "S256",
+    state,
+  });
+  const phone = await signedInPhone(browser, baseURL!, "alice");
+  const desktop = await newDesktop(browser, baseURL!);
+  await desktop.goto(authorizationUrl.href);
+  const url = await scanQr(desktop.locator(".qr"), testInfo, "oidc-dpop-desktop-qr.png");
+  await phone.goto(url);
+  await expect(desktop.locator(".status")).toHaveText("Confirm on your phone");
+  const code = (await desktop.locator(".match-code").textContent())!.trim();
+  await phone.locator(".choice", { hasText: code }).click();
+  await phone.getByRole("button", { name: "Approve" }).click();
+  await desktop.waitForURL((u) => u.href.startsWith(redirectUri));
+
+  // openid-client answers the server's use_dpop_nonce by itself.
+  const tokens = await oidc.authorizationCodeGrant(
+    config,
+    new URL(desktop.url()),
+    { pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true },
+    undefined,
+    { DPoP: dpop },
+  );
+  expect(tokens.token_type.toLowerCase()).toBe("dpop");
+  const sub = tokens.claims()!.sub;
+  const info = await oidc.fetchUserInfo(config, tokens.access_token, sub, { DPoP: dpop });
+  expect(info.preferred_username).toBe("alice");
+
+  // A thief with the access token but not the key: as a bearer token, or
+  // with a key of its own, user info refuses it.
+  await expect(oidc.fetchUserInfo(config, tokens.access_token, sub)).rejects.toThrow();
+  const thief = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair("ES256"));
+  await expect(oidc.fetchUserInfo(config, tokens.access_token, sub, { DPoP: thief })).rejects.toThrow();
+  // … and the refresh token, bound to the app's key too.
+  await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP: thief })).rejects.toThrow();
+  await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toThrow();
+
+  // The app itself, with its key, still refreshes and reads user info.
+  const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP: dpop });
+  expect(refreshed.token_type.toLowerCase()).toBe("dpop");
+  const again = await oidc.fetchUserInfo(config, refreshed.access_token, sub, { DPoP: dpop });
+  expect(again.sub).toBe(sub);
+  await oidc.tokenRevocation(config, refreshed.refresh_token!);
+  await expect(oidc.refreshTokenGrant(config, refreshed.refresh_token!, undefined, { DPoP: dpop })).rejects.toThrow();
+  server.close();
+});
+
 test("a TV signs in with openid-client's device authorization grant, the phone approving", async ({ browser, baseURL }, testInfo) => {
   const registered = addClient("Living-room TV", UNUSED_REDIRECT, true);
   const config = await oidc.discovery(new URL(baseURL!), registered.client_id, undefined, oidc.None(), {

@@ -564,6 +564,8 @@ fn malformed(lang: Lang) -> Response {
 #[derive(Deserialize)]
 struct ResumeParams {
     request: String,
+    /// The card's language, for the card again.
+    lang: Option<String>,
 }
 
 async fn resume(
@@ -576,10 +578,11 @@ async fn resume(
     let Ok(axum::extract::Query(params)) = query else {
         return malformed(page_lang(None, &headers));
     };
+    let lang = params.lang.as_deref().and_then(Lang::from_tag);
     if !app::api::plausible_authorization(&params.request) {
-        return malformed(page_lang(None, &headers));
+        return malformed(lang.unwrap_or_else(|| page_lang(None, &headers)));
     }
-    let card = || login_card(&params.request, None);
+    let card = || login_card(&params.request, lang);
     let current = match signed_in(&state, &headers).await {
         Ok(Some(current)) => current,
         Ok(None) => return card(),
