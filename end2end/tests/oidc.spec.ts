@@ -40,6 +40,12 @@ async function relyingParty(): Promise<{ server: Server; redirectUri: string }> 
   return { server, redirectUri: `http://localhost:${port}/callback` };
 }
 
+/** A code request with PKCE and a fresh state and nonce, as an app makes it. */
+async function codeRequest(config: oidc.Configuration, redirectUri: string) {
+  const { verifier, state, nonce, authorizationUrl } = await codeRequest(config, redirectUri);
+  return { verifier, state, nonce, authorizationUrl };
+}
+
 /** Device clients register a redirect URI too; it is never used. */
 const UNUSED_REDIRECT = "http://localhost/unused";
 
@@ -139,15 +145,7 @@ test("a single-page app signs in with openid-client's DPoP: its tokens are bound
   expect(config.serverMetadata().dpop_signing_alg_values_supported).toContain("ES256");
   const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair("ES256"));
 
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const authorizationUrl = oidc.buildAuthorizationUrl(config, {
-    redirect_uri: redirectUri,
-    scope: "openid profile offline_access",
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: "S256",
-    state,
-  });
+  const { verifier, state, nonce, authorizationUrl } = await codeRequest(config, redirectUri);
   const phone = await signedInPhone(browser, baseURL!, "alice");
   const desktop = await newDesktop(browser, baseURL!);
   await desktop.goto(authorizationUrl.href);
@@ -163,7 +161,7 @@ test("a single-page app signs in with openid-client's DPoP: its tokens are bound
   const tokens = await oidc.authorizationCodeGrant(
     config,
     new URL(desktop.url()),
-    { pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true },
+    { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true },
     undefined,
     { DPoP: dpop },
   );

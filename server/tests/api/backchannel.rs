@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use crate::{
     helpers::*,
-    oidc::{code_params, exchange, pkce, redirect_params, sign_in_for, Client, CALLBACK, ISSUER},
+    oidc::{code_params, exchange, pkce, redirect_params, sign_in_for, Client, ISSUER},
 };
 
 /// A relying party's back-channel logout endpoint on a real port: every
@@ -108,26 +108,11 @@ impl Receiver {
 
 /// A confidential app named Grafana whose back-channel logout URI is `uri`.
 async fn app_logging_out_at(app: &TestApp, uri: &str) -> Client {
-    let (client, secret) = app
-        .state
-        .services
-        .oidc
-        .add_client_as(
-            "Grafana",
-            &[CALLBACK.to_owned()],
-            &LogoutUris {
-                post_logout: Vec::new(),
-                backchannel: Some(uri.to_owned()),
-            },
-            false,
-            &Caller::new(None, "test").acting_as("operator"),
-        )
-        .await
-        .unwrap();
-    Client {
-        id: client.id,
-        secret,
-    }
+    let logout = LogoutUris {
+        post_logout: Vec::new(),
+        backchannel: Some(uri.to_owned()),
+    };
+    crate::oidc::client_logging_out(app, logout).await
 }
 
 /// The phone signs the desktop in to the app: the ID token's claims and
@@ -184,46 +169,85 @@ async fn verified(app: &TestApp, client: &Client, token: &str) -> Value {
     claims
 }
 
-#[tokio::test]
-async fn signing_out_tells_the_app_with_the_sessions_sid() {
+/// An app with a back-channel logout receiver (refusing its first
+/// `refuse` deliveries), and alice signed in to it on a desktop.
+struct Scene {
+    app: TestApp,
+    receiver: Receiver,
+    client: Client,
+    alice: Phone,
+    /// The ID token's claims.
+    id_token: Value,
+    /// The desktop's qrlogin session.
+    session: String,
+}
+
+async fn scene(refuse: u32) -> Scene {
     let app = test_app().await;
-    let receiver = receiver(0).await;
+    let receiver = receiver(refuse).await;
     let client = app_logging_out_at(&app, &receiver.url).await;
     let alice = app.phone("alice", "Alice").await;
     let (id_token, session) = signed_in_to(&app, &client, &alice).await;
+    Scene {
+        app,
+        receiver,
+        client,
+        alice,
+        id_token,
+        session,
+    }
+}
 
-    // The desktop signs out of qrlogin.
-    let response = app
-        .send(Call::new(Method::DELETE, paths::SESSION).cookie(&session))
-        .await;
-    assert!(response.status().is_success(), "{}", response.status());
-    let claims = verified(&app, &client, &receiver.next().await).await;
-    assert_eq!(claims["sid"], id_token["sid"]);
-    assert_eq!(claims["sub"], id_token["sub"]);
+impl Scene {
+    /// The next logout token the app receives, verified.
+    async fn told(&self) -> Value {
+        verified(&self.app, &self.client, &self.receiver.next().await).await
+    }
+
+    /// The desktop signs out of qrlogin.
+    async fn sign_out_desktop(&self) {
+        let response = self
+            .app
+            .send(Call::new(Method::DELETE, paths::SESSION).cookie(&self.session))
+            .await;
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
+    /// A logout token for every session of alice's with the app.
+    fn for_every_session(&self, claims: &Value) {
+        assert_eq!(claims["sub"], self.id_token["sub"]);
+        assert!(claims.get("sid").is_none(), "{claims}");
+    }
+}
+
+#[tokio::test]
+async fn signing_out_tells_the_app_with_the_sessions_sid() {
+    let scene = scene(0).await;
+    scene.sign_out_desktop().await;
+    let claims = scene.told().await;
+    assert_eq!(claims["sid"], scene.id_token["sid"]);
+    assert_eq!(claims["sub"], scene.id_token["sub"]);
     // The phone's own session was not the app's: its sign-out tells nobody.
-    app.send(alice.auth(Call::new(Method::DELETE, paths::SESSION)))
+    let app = &scene.app;
+    app.send(scene.alice.auth(Call::new(Method::DELETE, paths::SESSION)))
         .await;
-    receiver.quiet().await;
+    scene.receiver.quiet().await;
 
-    let sent = audit(&app, AuditEvent::AppLogoutSent).await;
+    let sent = audit(app, AuditEvent::AppLogoutSent).await;
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].client_id.as_deref(), Some(client.id.as_str()));
+    assert_eq!(sent[0].client_id.as_deref(), Some(scene.client.id.as_str()));
     assert_eq!(sent[0].actor.as_deref(), Some("back-channel logout"));
 }
 
 #[tokio::test]
 async fn revoking_the_app_on_the_phone_tells_it() {
-    let app = test_app().await;
-    let receiver = receiver(0).await;
-    let client = app_logging_out_at(&app, &receiver.url).await;
-    let alice = app.phone("alice", "Alice").await;
-    let (id_token, _) = signed_in_to(&app, &client, &alice).await;
-
+    let scene = scene(0).await;
     // `/m`'s "Revoke" on the app, as its form posts it.
-    let body = query(&[("client_id", &client.id)]);
-    let response = app
+    let body = query(&[("client_id", &scene.client.id)]);
+    let response = scene
+        .app
         .send(
-            alice.auth(
+            scene.alice.auth(
                 Call::new(Method::POST, app::server_fns::WithdrawApp::url())
                     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .header(header::ACCEPT, "text/html")
@@ -232,24 +256,18 @@ async fn revoking_the_app_on_the_phone_tells_it() {
         )
         .await;
     assert!(response.status().is_redirection(), "{}", response.status());
-    let claims = verified(&app, &client, &receiver.next().await).await;
-    assert_eq!(claims["sub"], id_token["sub"]);
-    // Every session of the person with the app: no one `sid`.
-    assert!(claims.get("sid").is_none(), "{claims}");
+    scene.for_every_session(&scene.told().await);
 }
 
 #[tokio::test]
 async fn an_account_disabled_by_an_administrator_is_logged_out_of_its_apps() {
-    let app = test_app().await;
-    let receiver = receiver(0).await;
-    let client = app_logging_out_at(&app, &receiver.url).await;
-    let alice = app.phone("alice", "Alice").await;
-    let (id_token, _) = signed_in_to(&app, &client, &alice).await;
-    let (_, token) = app
+    let scene = scene(0).await;
+    let (_, token) = scene
+        .app
         .state
         .services
         .add_admin_token(
-            &Caller::new(None, "test").acting_as("operator"),
+            &operator(),
             "ci",
             server::services::admin::TokenScope::Write,
             1,
@@ -258,27 +276,24 @@ async fn an_account_disabled_by_an_administrator_is_logged_out_of_its_apps() {
         .unwrap();
     let disable = Call::new(Method::POST, "/api/v1/admin/accounts/alice/disable")
         .bearer(&server::services::admin::token_text(&token));
-    assert_eq!(app.send(disable).await.status(), StatusCode::NO_CONTENT);
-    let claims = verified(&app, &client, &receiver.next().await).await;
-    assert_eq!(claims["sub"], id_token["sub"]);
-    assert!(claims.get("sid").is_none(), "{claims}");
+    assert_eq!(
+        scene.app.send(disable).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    scene.for_every_session(&scene.told().await);
 }
 
 #[tokio::test]
 async fn an_app_that_fails_is_tried_again_and_each_try_is_audited() {
-    let app = test_app().await;
-    let receiver = receiver(2).await;
-    let client = app_logging_out_at(&app, &receiver.url).await;
-    let alice = app.phone("alice", "Alice").await;
-    let (id_token, session) = signed_in_to(&app, &client, &alice).await;
-    app.send(Call::new(Method::DELETE, paths::SESSION).cookie(&session))
-        .await;
+    let scene = scene(2).await;
+    scene.sign_out_desktop().await;
     // Refused twice (503), taken on the third try, 1 s and 2 s later.
-    let claims = verified(&app, &client, &receiver.next().await).await;
-    assert_eq!(claims["sid"], id_token["sid"]);
-    assert_eq!(audit(&app, AuditEvent::AppLogoutFailed).await.len(), 2);
-    assert_eq!(audit(&app, AuditEvent::AppLogoutSent).await.len(), 1);
-    receiver.quiet().await;
+    let claims = scene.told().await;
+    assert_eq!(claims["sid"], scene.id_token["sid"]);
+    let app = &scene.app;
+    assert_eq!(audit(app, AuditEvent::AppLogoutFailed).await.len(), 2);
+    assert_eq!(audit(app, AuditEvent::AppLogoutSent).await.len(), 1);
+    scene.receiver.quiet().await;
 }
 
 #[tokio::test]
@@ -330,6 +345,10 @@ async fn audit(app: &TestApp, event: AuditEvent) -> Vec<server::domain::audit::A
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Vec::new()
+}
+
+fn operator() -> Caller {
+    Caller::new(None, "test").acting_as("operator")
 }
 
 fn query(pairs: &[(&str, &str)]) -> String {

@@ -1004,28 +1004,14 @@ const POST_LOGOUT: &str = "http://localhost:4000/post_logout_redirect";
 /// A confidential client that registered `POST_LOGOUT` apart from its
 /// redirect URI.
 async fn logout_client(app: &TestApp) -> Client {
-    let (client, secret) = app
-        .state
-        .services
-        .oidc
-        .add_client_as(
-            "Grafana",
-            &[CALLBACK.to_owned()],
-            &server::domain::oidc::LogoutUris {
-                post_logout: vec![POST_LOGOUT.to_owned()],
-                backchannel: None,
-            },
-            false,
-            &server::domain::caller::Caller::new(None, DESKTOP_UA),
-        )
-        .await
-        .unwrap();
-    let secret = secret.unwrap();
+    let logout = server::domain::oidc::LogoutUris {
+        post_logout: vec![POST_LOGOUT.to_owned()],
+        backchannel: None,
+    };
+    let client = crate::oidc::client_logging_out(app, logout).await;
+    let secret = client.secret.as_deref().unwrap();
     assert!(secret.len() >= 32, "the suite HS256-signs with it");
-    Client {
-        id: client.id,
-        secret: Some(secret),
-    }
+    client
 }
 
 /// The module's `end_session_state`: letters, digits and punctuation.

@@ -133,6 +133,40 @@ struct Bound {
     nonce: String,
 }
 
+impl Bound {
+    fn access(&self) -> &str {
+        self.tokens["access_token"].as_str().unwrap()
+    }
+
+    /// A fresh proof of the client's own, for user info with its token.
+    fn userinfo_proof(&self) -> String {
+        self.key.proof(
+            "GET",
+            paths::USERINFO,
+            Some(&self.nonce),
+            Some(self.access()),
+        )
+    }
+
+    /// User info, as the client itself asks for it.
+    async fn userinfo(&self, app: &TestApp) -> axum::response::Response {
+        userinfo_with(app, self.access(), Some(&self.userinfo_proof())).await
+    }
+
+    /// The refresh grant for `refresh_token`, with the client's own proof.
+    async fn refresh(&self, app: &TestApp, refresh_token: &str) -> (StatusCode, Value) {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        let proof = self
+            .key
+            .proof("POST", paths::TOKEN, Some(&self.nonce), None);
+        let (status, _, body) = token_with(app, &self.client, &form, &proof).await;
+        (status, body)
+    }
+}
+
 async fn dpop_sign_in(app: &TestApp) -> Bound {
     let client = client(app, true).await;
     let key = DpopKey::new();
@@ -190,22 +224,15 @@ async fn discovery_names_the_proof_algorithms() {
 async fn tokens_are_bound_to_the_key_that_proved_possession() {
     let app = test_app().await;
     let bound = dpop_sign_in(&app).await;
-    let access = bound.tokens["access_token"].as_str().unwrap();
-    let proof = bound
-        .key
-        .proof("GET", paths::USERINFO, Some(&bound.nonce), Some(access));
-    let response = userinfo_with(&app, access, Some(&proof)).await;
+    let response = bound.userinfo(&app).await;
     assert_eq!(response.status(), StatusCode::OK);
     let info: Value = json(response).await;
     assert_eq!(info["preferred_username"], "alice");
 
     // The refresh token too (a public client's): with the key, a new pair.
-    let refresh = bound.tokens["refresh_token"].as_str().unwrap();
-    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
-    let proof = bound
-        .key
-        .proof("POST", paths::TOKEN, Some(&bound.nonce), None);
-    let (status, _, renewed) = token_with(&app, &bound.client, &form, &proof).await;
+    let (status, renewed) = bound
+        .refresh(&app, bound.tokens["refresh_token"].as_str().unwrap())
+        .await;
     assert_eq!(status, StatusCode::OK, "{renewed}");
     assert_eq!(renewed["token_type"], "DPoP");
 }
@@ -214,7 +241,7 @@ async fn tokens_are_bound_to_the_key_that_proved_possession() {
 async fn a_proof_without_the_servers_nonce_is_told_one() {
     let app = test_app().await;
     let bound = dpop_sign_in(&app).await;
-    let access = bound.tokens["access_token"].as_str().unwrap();
+    let access = bound.access();
     for nonce in [None, Some("made-up"), Some("")] {
         let proof = bound.key.proof("GET", paths::USERINFO, nonce, Some(access));
         let response = userinfo_with(&app, access, Some(&proof)).await;
@@ -249,24 +276,15 @@ async fn refused_at_userinfo(
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let body: Value = json(response).await;
     assert_eq!(body["error"], error, "{body}");
-    let access = bound.tokens["access_token"].as_str().unwrap();
-    let proof = bound
-        .key
-        .proof("GET", paths::USERINFO, Some(&bound.nonce), Some(access));
-    assert_eq!(
-        userinfo_with(app, access, Some(&proof)).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(bound.userinfo(app).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_replayed_proof_is_refused() {
     let app = test_app().await;
     let bound = dpop_sign_in(&app).await;
-    let access = bound.tokens["access_token"].as_str().unwrap();
-    let proof = bound
-        .key
-        .proof("GET", paths::USERINFO, Some(&bound.nonce), Some(access));
+    let access = bound.access();
+    let proof = bound.userinfo_proof();
     assert_eq!(
         userinfo_with(&app, access, Some(&proof)).await.status(),
         StatusCode::OK
@@ -279,7 +297,7 @@ async fn a_replayed_proof_is_refused() {
 async fn a_proof_for_another_url_or_method_is_refused() {
     let app = test_app().await;
     let bound = dpop_sign_in(&app).await;
-    let access = bound.tokens["access_token"].as_str().unwrap();
+    let access = bound.access();
     let nonce = Some(bound.nonce.as_str());
     for proof in [
         bound.key.proof("GET", paths::TOKEN, nonce, Some(access)),
@@ -300,14 +318,8 @@ async fn a_proof_for_another_url_or_method_is_refused() {
     // Two proofs at once.
     let call = Call::new(Method::GET, paths::USERINFO)
         .header(header::AUTHORIZATION, format!("DPoP {access}"))
-        .header(
-            "dpop",
-            bound.key.proof("GET", paths::USERINFO, nonce, Some(access)),
-        )
-        .header(
-            "dpop",
-            bound.key.proof("GET", paths::USERINFO, nonce, Some(access)),
-        );
+        .header("dpop", bound.userinfo_proof())
+        .header("dpop", bound.userinfo_proof());
     let response = app.send(call).await;
     refused_at_userinfo(&app, &bound, response, "invalid_dpop_proof").await;
 }
@@ -316,7 +328,7 @@ async fn a_proof_for_another_url_or_method_is_refused() {
 async fn a_stolen_access_token_is_useless_without_the_key() {
     let app = test_app().await;
     let bound = dpop_sign_in(&app).await;
-    let access = bound.tokens["access_token"].as_str().unwrap();
+    let access = bound.access();
     // As a bearer token.
     let response = userinfo_with(&app, access, None).await;
     refused_at_userinfo(&app, &bound, response, "invalid_token").await;
@@ -336,6 +348,14 @@ async fn a_stolen_access_token_is_useless_without_the_key() {
     refused_at_userinfo(&app, &bound, response, "invalid_token").await;
 }
 
+fn invalid_grant((status, body): (StatusCode, Value)) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn a_stolen_public_refresh_token_is_useless_without_the_key() {
     let app = test_app().await;
@@ -344,28 +364,13 @@ async fn a_stolen_public_refresh_token_is_useless_without_the_key() {
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
     let thief = DpopKey::new();
     let thief_nonce = first_nonce(&app, &bound.client, &thief).await;
-    let (status, _, body) = token_with(
-        &app,
-        &bound.client,
-        &form,
-        &thief.proof("POST", paths::TOKEN, Some(&thief_nonce), None),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    let proof = thief.proof("POST", paths::TOKEN, Some(&thief_nonce), None);
+    let (status, _, body) = token_with(&app, &bound.client, &form, &proof).await;
+    invalid_grant((status, body));
     // Without any proof.
-    let (status, body) = crate::oidc::refresh(&app, &bound.client, refresh).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    invalid_grant(crate::oidc::refresh(&app, &bound.client, refresh).await);
     // The token was not used up: the client, with its key, still refreshes.
-    let proof = bound
-        .key
-        .proof("POST", paths::TOKEN, Some(&bound.nonce), None);
-    let (status, _, renewed) = token_with(&app, &bound.client, &form, &proof).await;
+    let (status, renewed) = bound.refresh(&app, refresh).await;
     assert_eq!(status, StatusCode::OK, "{renewed}");
 }
 
@@ -374,10 +379,8 @@ async fn a_proof_replayed_on_another_instance_is_refused() {
     let Some(apps) = cluster(2).await else { return };
     let [a, b] = [&apps[0], &apps[1]];
     let bound = dpop_sign_in(a).await;
-    let access = bound.tokens["access_token"].as_str().unwrap();
-    let proof = bound
-        .key
-        .proof("GET", paths::USERINFO, Some(&bound.nonce), Some(access));
+    let access = bound.access();
+    let proof = bound.userinfo_proof();
     assert_eq!(
         userinfo_with(a, access, Some(&proof)).await.status(),
         StatusCode::OK
@@ -391,44 +394,31 @@ async fn a_proof_replayed_on_another_instance_is_refused() {
 async fn revocation_checks_a_proof_sent_along() {
     let app = test_app().await;
     let bound = dpop_sign_in(&app).await;
-    let refresh = bound.tokens["refresh_token"].as_str().unwrap();
-    let revoke = |proof: String| {
+    let revoke = |token: &str, proof: String| {
         Call::new(Method::POST, paths::REVOKE)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header("dpop", proof)
-            .body(query(&[("token", refresh), ("client_id", &bound.client.id)]).into_bytes())
+            .body(query(&[("token", token), ("client_id", &bound.client.id)]).into_bytes())
     };
+    let refresh = bound.tokens["refresh_token"].as_str().unwrap();
     let wrong = bound
         .key
         .proof("POST", paths::TOKEN, Some(&bound.nonce), None);
-    let response = app.send(revoke(wrong)).await;
+    let response = app.send(revoke(refresh, wrong)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = json(response).await;
     assert_eq!(body["error"], "invalid_dpop_proof");
     // Refused, it revoked nothing: the refresh token still works …
-    let proof = bound
-        .key
-        .proof("POST", paths::TOKEN, Some(&bound.nonce), None);
-    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
-    let (status, _, renewed) = token_with(&app, &bound.client, &form, &proof).await;
+    let (status, renewed) = bound.refresh(&app, refresh).await;
     assert_eq!(status, StatusCode::OK, "{renewed}");
     // … and a right proof revokes the new one.
     let refresh = renewed["refresh_token"].as_str().unwrap();
     let right = bound
         .key
         .proof("POST", paths::REVOKE, Some(&bound.nonce), None);
-    let call = Call::new(Method::POST, paths::REVOKE)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header("dpop", right)
-        .body(query(&[("token", refresh), ("client_id", &bound.client.id)]).into_bytes());
-    assert_eq!(app.send(call).await.status(), StatusCode::OK);
-    let proof = bound
-        .key
-        .proof("POST", paths::TOKEN, Some(&bound.nonce), None);
-    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
-    let (status, _, body) = token_with(&app, &bound.client, &form, &proof).await;
     assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        app.send(revoke(refresh, right)).await.status(),
+        StatusCode::OK
     );
+    invalid_grant(bound.refresh(&app, refresh).await);
 }

@@ -38,6 +38,30 @@ pub(crate) async fn client(app: &TestApp, public: bool) -> Client {
     }
 }
 
+/// A confidential client named Grafana, told of logouts at `logout`.
+pub(crate) async fn client_logging_out(
+    app: &TestApp,
+    logout: server::domain::oidc::LogoutUris,
+) -> Client {
+    let (client, secret) = app
+        .state
+        .services
+        .oidc
+        .add_client_as(
+            "Grafana",
+            &[CALLBACK.to_owned()],
+            &logout,
+            false,
+            &server::domain::caller::Caller::new(None, "test").acting_as("operator"),
+        )
+        .await
+        .unwrap();
+    Client {
+        id: client.id,
+        secret,
+    }
+}
+
 /// A PKCE verifier and its S256 challenge.
 pub(crate) fn pkce() -> (String, String) {
     let verifier = URL_SAFE_NO_PAD.encode(rand_bytes());
