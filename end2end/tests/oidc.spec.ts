@@ -42,7 +42,17 @@ async function relyingParty(): Promise<{ server: Server; redirectUri: string }> 
 
 /** A code request with PKCE and a fresh state and nonce, as an app makes it. */
 async function codeRequest(config: oidc.Configuration, redirectUri: string) {
-  const { verifier, state, nonce, authorizationUrl } = await codeRequest(config, redirectUri);
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const authorizationUrl = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope: "openid profile offline_access",
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: "S256",
+    state,
+    nonce,
+  });
   return { verifier, state, nonce, authorizationUrl };
 }
 
@@ -59,17 +69,7 @@ test("a web app signs in by phone through openid-client: code + PKCE, ID token, 
   oidc.enableNonRepudiationChecks(config);
   expect(config.serverMetadata().issuer).toBe(baseURL);
 
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const nonce = oidc.randomNonce();
-  const authorizationUrl = oidc.buildAuthorizationUrl(config, {
-    redirect_uri: redirectUri,
-    scope: "openid profile offline_access",
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: "S256",
-    state,
-    nonce,
-  });
+  const { verifier, state, nonce, authorizationUrl } = await codeRequest(config, redirectUri);
 
   const phone = await signedInPhone(browser, baseURL!, "alice");
   const desktop = await newDesktop(browser, baseURL!);
