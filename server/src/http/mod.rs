@@ -16,7 +16,7 @@ pub(crate) mod security;
 pub(crate) mod state;
 pub(crate) mod views;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use app::{admin::port::AdminBackend, backend::Backend, shell, App};
 use axum::{
@@ -26,7 +26,7 @@ use axum::{
     Json, Router,
 };
 use leptos::prelude::{provide_context, use_context};
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tower::ServiceBuilder;
 use tower_http::{
     limit::RequestBodyLimitLayer,
@@ -54,9 +54,20 @@ fn api_routes() -> Router<AppState> {
         ))
 }
 
+/// The pages' routes, listed once per process. Listing renders the app
+/// with leptos's process-wide "load no resources" flag set
+/// (`SuppressResourceLoad`): a page rendered meanwhile on another thread
+/// would wait forever for its data. Listed once, before any router exists,
+/// no request can be under way while it is set (tests build many routers
+/// in one process, while others serve).
+pub fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole application; tests call this directly.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let leptos_options = state.leptos_options.clone();
     // The pages' server functions reach the services through this port.
     let backend: Arc<dyn Backend> = Arc::new(state.clone());

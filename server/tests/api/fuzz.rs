@@ -1104,7 +1104,7 @@ fn every_route_with_inputs_from_its_description_never_breaks_the_server() {
         );
     }
     routes.extend(oauth);
-    let pages = leptos_axum::generate_route_list(app::App);
+    let pages = server::http::page_routes();
     for page in &pages {
         let path = page
             .path()
