@@ -259,27 +259,41 @@ async fn revoking_the_app_on_the_phone_tells_it() {
     scene.for_every_session(&scene.told().await);
 }
 
+impl Scene {
+    /// An administrator's API call (with a write token), answered 204.
+    async fn as_administrator(&self, method: Method, path: &str) {
+        let (_, token) = self
+            .app
+            .state
+            .services
+            .add_admin_token(
+                &operator(),
+                "ci",
+                server::services::admin::TokenScope::Write,
+                1,
+            )
+            .await
+            .unwrap();
+        let call = Call::new(method, path).bearer(&server::services::admin::token_text(&token));
+        assert_eq!(self.app.send(call).await.status(), StatusCode::NO_CONTENT);
+    }
+}
+
 #[tokio::test]
 async fn an_account_disabled_by_an_administrator_is_logged_out_of_its_apps() {
     let scene = scene(0).await;
-    let (_, token) = scene
-        .app
-        .state
-        .services
-        .add_admin_token(
-            &operator(),
-            "ci",
-            server::services::admin::TokenScope::Write,
-            1,
-        )
-        .await
-        .unwrap();
-    let disable = Call::new(Method::POST, "/api/v1/admin/accounts/alice/disable")
-        .bearer(&server::services::admin::token_text(&token));
-    assert_eq!(
-        scene.app.send(disable).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    scene
+        .as_administrator(Method::POST, "/api/v1/admin/accounts/alice/disable")
+        .await;
+    scene.for_every_session(&scene.told().await);
+}
+
+#[tokio::test]
+async fn a_removed_account_is_logged_out_of_its_apps() {
+    let scene = scene(0).await;
+    scene
+        .as_administrator(Method::DELETE, "/api/v1/admin/accounts/alice")
+        .await;
     scene.for_every_session(&scene.told().await);
 }
 
