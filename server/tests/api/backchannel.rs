@@ -368,3 +368,22 @@ fn operator() -> Caller {
 fn query(pairs: &[(&str, &str)]) -> String {
     crate::oidc::query(pairs)
 }
+
+#[tokio::test]
+async fn a_delivery_to_an_app_removed_meanwhile_is_dropped() {
+    let scene = scene(1).await;
+    scene.sign_out_desktop().await;
+    let app = &scene.app;
+    // The first try was refused; the app is removed before the retry.
+    assert_eq!(audit(app, AuditEvent::AppLogoutFailed).await.len(), 1);
+    app.state
+        .services
+        .oidc
+        .remove_client_as(&scene.client.id, &operator())
+        .await
+        .unwrap();
+    scene.receiver.quiet().await;
+    // Not tried again: no second failure, nothing sent.
+    assert_eq!(audit(app, AuditEvent::AppLogoutFailed).await.len(), 1);
+    assert!(audit(app, AuditEvent::AppLogoutSent).await.is_empty());
+}

@@ -269,7 +269,23 @@ impl BackChannel {
             }
         }
         let notice = &claimed.notice;
-        let result = self.post(&jti, notice).await;
+        // An app removed (or no longer told) since: nothing to deliver.
+        let uri = match self.logout_uri(&notice.client_id).await {
+            Ok(Some(uri)) => uri,
+            Ok(None) => {
+                tracing::info!(client = %notice.client_id, "back-channel logout dropped: the app is gone");
+                if let Err(err) = store.remove_key(kinds::LOGOUT, &jti).await {
+                    tracing::warn!(%err, "cannot drop a back-channel logout");
+                }
+                return;
+            }
+            // The lease runs out and the delivery is tried again then.
+            Err(err) => {
+                tracing::warn!(%err, "cannot read the app of a back-channel logout");
+                return;
+            }
+        };
+        let result = self.post(&uri, &jti, notice).await;
         let event = match &result {
             Ok(()) => AuditEvent::AppLogoutSent,
             Err(_) => AuditEvent::AppLogoutFailed,
@@ -329,13 +345,9 @@ impl BackChannel {
             .map(drop)
     }
 
-    /// One POST of a freshly signed logout token; `Err` says why it failed.
-    async fn post(&self, jti: &str, notice: &LogoutNotice) -> Result<(), String> {
-        let uri = self
-            .logout_uri(&notice.client_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the app no longer has a back-channel logout URI")?;
+    /// One POST to `uri` of a freshly signed logout token; `Err` says why
+    /// it failed.
+    async fn post(&self, uri: &str, jti: &str, notice: &LogoutNotice) -> Result<(), String> {
         let now = now_millis();
         let claims = LogoutTokenClaims {
             iss: self.0.issuer.to_string(),
@@ -356,7 +368,7 @@ impl BackChannel {
         let response = self
             .0
             .http
-            .post(&uri)
+            .post(uri)
             .form(&[("logout_token", token)])
             .send()
             .await
