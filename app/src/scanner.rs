@@ -19,7 +19,9 @@ enum ScanState {
 }
 
 /// Whether `url` is a sign-in code of the site at `site` (its public URL):
-/// a login code (`/q/{id}`) or a device-flow verification URL.
+/// a login code (`/q/{id}`), a device-flow verification URL, or an invite
+/// (`/invite/{token}`: an administrator's, or another phone's "Add another
+/// phone" code).
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 fn is_sign_in_url(url: &str, site: &str) -> bool {
     let Some(rest) = url.strip_prefix(site.trim_end_matches('/')) else {
@@ -32,7 +34,13 @@ fn is_sign_in_url(url: &str, site: &str) -> bool {
         || rest.strip_prefix("/device?user_code=").is_some_and(|code| {
             code.len() <= 9 && code.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
         });
-    login || device
+    let invite = rest.strip_prefix("/invite/").is_some_and(|token| {
+        token.len() == 43
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    login || device || invite
 }
 
 #[island(lazy)]
@@ -308,7 +316,13 @@ mod tests {
             site
         ));
         assert!(is_sign_in_url(&format!("{site}/device"), site));
+        let token = "k3Jx_Q-9aZ".repeat(4) + "abc";
+        assert!(is_sign_in_url(&format!("{site}/invite/{token}"), site));
         for foreign in [
+            format!("https://evil.example/invite/{token}"),
+            format!("{site}/invite/{token}x"),
+            format!("{site}/invite/{token}/../../phish"),
+            format!("{site}/invite/{}", "%2F".repeat(14) + "a"),
             format!("https://login.example.com.evil.example/q/{id}"),
             format!("https://evil.example/q/{id}"),
             format!("http://login.example.com/q/{id}"),

@@ -251,7 +251,20 @@ fn with<'a>(
 
 #[tokio::test]
 async fn every_console_page_is_an_administrators_only() {
-    let (app, root, mallory, _) = console_app().await;
+    pages_for_administrators_only(console_app().await).await;
+}
+
+#[tokio::test]
+async fn every_console_page_is_an_administrators_only_on_postgres() {
+    let Some(database) = server::storage::testing::fresh_postgres().await else {
+        return;
+    };
+    pages_for_administrators_only(console_app_on(Some(database)).await).await;
+}
+
+async fn pages_for_administrators_only(
+    (app, root, mallory, _): (TestApp, Browser, Browser, Browser),
+) {
     let anonymous = Browser {
         cookie: "lang=en".into(),
     };
@@ -294,7 +307,18 @@ async fn every_console_page_is_an_administrators_only() {
 
 #[tokio::test]
 async fn every_console_form_refuses_others_forgeries_and_other_sites() {
-    let (app, root, mallory, _) = console_app().await;
+    forms_refuse_forgeries(console_app().await).await;
+}
+
+#[tokio::test]
+async fn every_console_form_refuses_others_forgeries_and_other_sites_on_postgres() {
+    let Some(database) = server::storage::testing::fresh_postgres().await else {
+        return;
+    };
+    forms_refuse_forgeries(console_app_on(Some(database)).await).await;
+}
+
+async fn forms_refuse_forgeries((app, root, mallory, _): (TestApp, Browser, Browser, Browser)) {
     let (client, token, session) = app_and_token(&app).await;
     let csrf = csrf(&app, &root).await;
     // Confirmed: only the CSRF token and the origin stand in the way.

@@ -112,7 +112,18 @@ async fn the_setup_link_enrolls_one_administrator_on_postgres() {
 /// An expired setup link changes nothing.
 #[tokio::test]
 async fn an_expired_setup_link_changes_nothing() {
-    let app = test_app_with(passkey_server()).await;
+    expired_setup_link(&test_app_with(passkey_server()).await).await;
+}
+
+#[tokio::test]
+async fn an_expired_setup_link_changes_nothing_on_postgres() {
+    let Some(apps) = cluster_with(1, passkey_server()).await else {
+        return;
+    };
+    expired_setup_link(&apps[0]).await;
+}
+
+async fn expired_setup_link(app: &TestApp) {
     let made = app
         .state
         .services
@@ -121,10 +132,10 @@ async fn an_expired_setup_link_changes_nothing() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let token = made.token.encode();
-    assert_eq!(view(&app, &token, None).await.0, InviteView::Gone);
+    assert_eq!(view(app, &token, None).await.0, InviteView::Gone);
     let mut key = SoftPasskey::new(true);
     assert_eq!(
-        enroll(&app, &token, None, &mut key).await,
+        enroll(app, &token, None, &mut key).await,
         Err(StatusCode::GONE)
     );
     let admin = app
@@ -135,7 +146,7 @@ async fn an_expired_setup_link_changes_nothing() {
         .await
         .unwrap();
     assert!(!admin.admin);
-    assert_eq!(passkey_count(&app, "admin").await, 0);
+    assert_eq!(passkey_count(app, "admin").await, 0);
 }
 
 /// An administrator who can sign in (here by password) means no setup
