@@ -270,4 +270,17 @@ test("a team: setup link, admin by QR, invite by QR, another phone, disable, aud
     await desktop.goto(page);
     await expectAccessible(desktop, page);
   }
+
+  // 8. At a phone's width and in Chinese, every console page still passes
+  // axe-core, and none is wider than the screen (wide tables scroll in
+  // their own region).
+  await desktop.setViewportSize({ width: 412, height: 915 });
+  await desktop.context().addCookies([{ name: "lang", value: "zh-CN", url: baseURL }]);
+  for (const page of ["/admin", "/admin/accounts", "/admin/accounts/erin", "/admin/apps", "/admin/audit", "/admin/tokens"]) {
+    await desktop.goto(page);
+    await expect(desktop.locator("html")).toHaveAttribute("lang", "zh-CN");
+    await expectAccessible(desktop, `${page} (phone width, zh-CN)`);
+    const overflow = await desktop.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${page} is wider than a phone`).toBeLessThanOrEqual(0);
+  }
 });
