@@ -105,8 +105,9 @@ pub trait SessionEndings: Send + Sync {
     /// Whom to tell that `account`'s session `session_id` ended (`None`:
     /// every session, and every app's grant, of the account).
     async fn affected(&self, account: &Account, session_id: Option<&str>) -> Vec<LogoutNotice>;
-    /// Tells them (queued: delivered and retried in the background).
-    async fn notify(&self, notices: Vec<LogoutNotice>, caller: &Caller);
+    /// Tells them (queued: delivered and retried in the background, as
+    /// the back-channel logout worker).
+    async fn notify(&self, notices: Vec<LogoutNotice>);
 }
 
 /// Argon2 costs ≈20 ms of CPU: off the async threads.
@@ -334,7 +335,7 @@ impl AccountService {
         self.sessions
             .delete_session(account.id, &session.id)
             .await?;
-        self.endings.notify(notices, caller).await;
+        self.endings.notify(notices).await;
         tracing::info!(account = %account.username, session = %session.id, "signed out");
         self.audit
             .record(AuditEvent::SignedOut, None, Some(account.id), caller);
@@ -343,12 +344,7 @@ impl AccountService {
 
     /// Ends the account's session `session_id` (the apps signed in
     /// through it are told).
-    async fn end_session(
-        &self,
-        account: &Account,
-        session_id: &str,
-        caller: &Caller,
-    ) -> Result<(), AccountError> {
+    async fn end_session(&self, account: &Account, session_id: &str) -> Result<(), AccountError> {
         if uuid::Uuid::try_parse(session_id).is_err() {
             return Err(AccountError::SessionNotFound);
         }
@@ -356,7 +352,7 @@ impl AccountService {
         if !self.sessions.delete_session(account.id, session_id).await? {
             return Err(AccountError::SessionNotFound);
         }
-        self.endings.notify(notices, caller).await;
+        self.endings.notify(notices).await;
         Ok(())
     }
 
@@ -373,7 +369,7 @@ impl AccountService {
         caller: &Caller,
     ) -> Result<(), AccountError> {
         let account = &current.account;
-        self.end_session(account, session_id, caller).await?;
+        self.end_session(account, session_id).await?;
         tracing::info!(account = %account.username, session = %session_id, "session revoked");
         self.audit
             .record(AuditEvent::SessionRevoked, None, Some(account.id), caller);
@@ -478,7 +474,7 @@ impl AccountService {
         if !self.accounts.remove_account(account.id, records).await? {
             return Err(AccountError::NoSuchAccount(account.username.clone()));
         }
-        self.endings.notify(notices, caller).await;
+        self.endings.notify(notices).await;
         tracing::info!(account = %account.username, id = account.id, "account removed");
         self.audit
             .record(AuditEvent::AccountRemoved, None, Some(account.id), caller);
@@ -500,7 +496,7 @@ impl AccountService {
         if !self.accounts.reset_account(account.id, &hash).await? {
             return Err(AccountError::NoSuchAccount(account.username.clone()));
         }
-        self.endings.notify(notices, caller).await;
+        self.endings.notify(notices).await;
         tracing::info!(account = %account.username, "account reset: new password, sessions ended");
         self.audit
             .record(AuditEvent::AccountReset, None, Some(account.id), caller);
@@ -542,7 +538,7 @@ impl AccountService {
         if !self.accounts.disable_account(account.id, records).await? {
             return Err(AccountError::NoSuchAccount(account.username.clone()));
         }
-        self.endings.notify(notices, caller).await;
+        self.endings.notify(notices).await;
         tracing::info!(account = %account.username, "account disabled: sessions ended, grants revoked");
         self.audit
             .record(AuditEvent::AccountDisabled, None, Some(account.id), caller);
@@ -588,7 +584,7 @@ impl AccountService {
         session_id: &str,
         caller: &Caller,
     ) -> Result<(), AccountError> {
-        self.end_session(account, session_id, caller).await?;
+        self.end_session(account, session_id).await?;
         tracing::info!(account = %account.username, session = %session_id, "session revoked by an administrator");
         self.audit
             .record(AuditEvent::SessionRevoked, None, Some(account.id), caller);

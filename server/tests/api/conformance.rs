@@ -243,11 +243,7 @@ async fn oidcc_ensure_request_without_nonce_succeeds_for_code_flow() {
 /// ignored, as OpenID Connect Core §3.1.2.1 asks).
 async fn scope_module(scope: &str, listed: bool, extra_claims: &[&str]) {
     let (app, client, phone) = relying_party().await;
-    let discovery: Value = json(
-        app.send(Call::new(Method::GET, paths::OIDC_DISCOVERY))
-            .await,
-    )
-    .await;
+    let discovery = crate::oidc::discovery(&app).await;
     let supported = discovery["scopes_supported"].as_array().unwrap();
     let all_listed = scope
         .split(' ')
@@ -1059,11 +1055,7 @@ fn not_redirected(response: &axum::response::Response) {
 #[tokio::test]
 async fn oidcc_rp_initiated_logout_discovery_endpoint_verification() {
     let app = test_app().await;
-    let d: Value = json(
-        app.send(Call::new(Method::GET, paths::OIDC_DISCOVERY))
-            .await,
-    )
-    .await;
+    let d = crate::oidc::discovery(&app).await;
     let end = d["end_session_endpoint"].as_str().unwrap();
     assert_eq!(end, format!("{ISSUER}{}", paths::END_SESSION));
 }

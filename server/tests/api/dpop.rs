@@ -210,11 +210,7 @@ async fn dpop_sign_in(app: &TestApp) -> Bound {
 #[tokio::test]
 async fn discovery_names_the_proof_algorithms() {
     let app = test_app().await;
-    let doc: Value = json(
-        app.send(Call::new(Method::GET, paths::OIDC_DISCOVERY))
-            .await,
-    )
-    .await;
+    let doc = crate::oidc::discovery(&app).await;
     let algs = doc["dpop_signing_alg_values_supported"].as_array().unwrap();
     assert!(algs.contains(&json!("ES256")));
     assert!(!algs.iter().any(|a| a.as_str().unwrap().starts_with("HS")));

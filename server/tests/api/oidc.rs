@@ -62,6 +62,15 @@ pub(crate) async fn client_logging_out(
     }
 }
 
+/// The discovery document, as a relying party reads it.
+pub(crate) async fn discovery(app: &TestApp) -> Value {
+    let response = app
+        .send(Call::new(Method::GET, paths::OIDC_DISCOVERY))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    json(response).await
+}
+
 /// A PKCE verifier and its S256 challenge.
 pub(crate) fn pkce() -> (String, String) {
     let verifier = URL_SAFE_NO_PAD.encode(rand_bytes());
@@ -337,10 +346,7 @@ pub(crate) async fn verify_id_token(app: &TestApp, id_token: &str, audience: &st
 #[tokio::test]
 async fn discovery_names_every_endpoint_and_only_safe_choices() {
     let app = test_app().await;
-    let response = app
-        .send(Call::new(Method::GET, paths::OIDC_DISCOVERY))
-        .await;
-    let doc: Value = json(response).await;
+    let doc = discovery(&app).await;
     assert_eq!(doc["issuer"], ISSUER);
     for endpoint in [
         "authorization_endpoint",

@@ -400,7 +400,7 @@ impl SessionEndings for BackChannel {
         }
     }
 
-    async fn notify(&self, notices: Vec<LogoutNotice>, _caller: &Caller) {
+    async fn notify(&self, notices: Vec<LogoutNotice>) {
         if let Err(err) = self.queue(notices).await {
             tracing::warn!(%err, "cannot queue back-channel logouts");
         }

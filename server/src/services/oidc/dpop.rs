@@ -6,12 +6,11 @@
 //! time, or captured and replayed later, is refused. Nonces are sealed
 //! timestamps, so any instance checks any other's without storing them.
 
-use sha2::{Digest, Sha256};
-
 use super::{kinds, OidcError, OidcService};
 use crate::{
     domain::{
         dpop::{self, Proof, ProofRequest, IAT_FUTURE_S, IAT_PAST_S},
+        oidc::secret_digest,
         time::now_millis,
     },
     storage::StoreError,
@@ -63,10 +62,7 @@ impl OidcService {
             return Err(OidcError::UseDpopNonce(self.dpop_nonce().await?));
         }
         // Once per key and jti, for as long as its iat is acceptable.
-        let key: String = Sha256::digest(format!("{jkt}:{jti}").as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let key = secret_digest(&format!("{jkt}:{jti}"));
         let window = (IAT_PAST_S + IAT_FUTURE_S) * 1000;
         match self
             .store

@@ -442,7 +442,7 @@ impl OidcService {
         let removed = self.store.remove_key(kinds::CONSENT, &key).await?;
         self.store.remove(kinds::GRANT, &format!("{key}:")).await?;
         if removed {
-            self.backchannel.notify(notices, caller).await;
+            self.backchannel.notify(notices).await;
             self.audit.record_app(
                 AuditEvent::AppGrantRevoked,
                 Some(account_id),
